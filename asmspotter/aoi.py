@@ -1,0 +1,373 @@
+"""AOI definitions: the YAML schema, its validation, and the registry of AOI files.
+
+A user registers an area of interest by dropping ``<name>.yaml`` into
+``aoi_definitions/``. :func:`load_aoi` validates one file; :func:`load_registry`
+loads every file and returns the valid AOIs *and* one error per bad file, so a
+broken file never stops the others. Provider options are validated here too; the
+providers themselves live in ``asmspotter.providers``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from asmspotter.errors import AOIConfigError
+
+logger = logging.getLogger(__name__)
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+EVENT_CHOICES = ("new", "expanded", "run_failed")
+
+
+def _check_slug(value: str) -> str:
+    if not re.match(SLUG_PATTERN, value):
+        raise ValueError(
+            f"must be a slug of lowercase letters, digits and dashes (2-63 chars), got {value!r}"
+        )
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_check_slug)]
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys are errors, models are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalSourceConfig(StrictModel):
+    """A local folder of 4-band GeoTIFF scenes (blue, green, red, nir reflectance)."""
+
+    provider: Literal["local"] = Field(description="Provider name.")
+    path: str = Field(
+        description="Folder of scenes. Relative paths resolve against the AOI file's folder; "
+        "'{data_dir}' expands to the ASMSPOTTER_DATA_DIR setting."
+    )
+    resolution_m: float = Field(default=10.0, gt=0, description="Pixel size of the scenes, m.")
+    max_cloud_pct: float = Field(
+        default=100.0, ge=0, le=100, description="Skip scenes cloudier than this (percent)."
+    )
+    generate_demo_scenes: bool = Field(
+        default=False,
+        description="If the folder has no scenes, generate the bundled synthetic demo series.",
+    )
+
+
+SourceConfig = Annotated[LocalSourceConfig, Field(discriminator="provider")]
+
+
+class ScheduleConfig(StrictModel):
+    """When the AOI is monitored."""
+
+    revisit_days: int = Field(default=5, ge=1, le=366, description="Days between runs.")
+    window_days: int = Field(
+        default=30, ge=1, le=366, description="Length of the composite window, days."
+    )
+    start_date: dt.date = Field(description="First date monitored (first window's start).")
+
+
+class ExpansionConfig(StrictModel):
+    """When a known site counts as expanded (both thresholds must be passed)."""
+
+    min_growth_ha: float = Field(default=1.0, ge=0, description="Minimum growth, hectares.")
+    min_growth_pct: float = Field(default=20.0, ge=0, description="Minimum growth, percent.")
+
+
+class DetectionConfig(StrictModel):
+    """Which model runs and how its output becomes sites."""
+
+    model: str = Field(default="s2-unet-v1", description="Folder name under models/.")
+    threshold: float | None = Field(
+        default=None, gt=0, lt=1, description="Probability threshold; default: the model card's."
+    )
+    min_area_ha: float = Field(default=1.0, gt=0, description="Drop polygons smaller than this.")
+    expansion: ExpansionConfig = Field(default_factory=ExpansionConfig)
+
+
+class AlertChannelConfig(StrictModel):
+    """One apprise URL and what it receives."""
+
+    url: str = Field(
+        description="Any apprise URL (mailto://, slack://, json://, ...). Put credentials in "
+        "${ENV_VAR} references, never in plain text."
+    )
+    events: list[Literal["new", "expanded", "run_failed"]] = Field(
+        default_factory=lambda: ["new", "expanded"],
+        description="Which events this channel receives.",
+    )
+    min_area_ha: float = Field(default=0.0, ge=0, description="Only sites at least this big.")
+
+    @field_validator("url")
+    @classmethod
+    def _url_has_scheme(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError(
+                f"must be an apprise URL like 'mailto://...' or 'slack://...', got {value!r}"
+            )
+        return value
+
+    def resolved_url(self) -> str:
+        """The URL with ``${ENV_VAR}`` references expanded from the environment.
+
+        Raises:
+            AOIConfigError: a referenced variable is not set.
+        """
+
+        def expand(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise AOIConfigError(
+                    f"alert URL references ${{{name}}} but that environment variable is not set; "
+                    f"export {name}=... before running."
+                )
+            return os.environ[name]
+
+        return ENV_REFERENCE.sub(expand, self.url)
+
+
+class AOIConfig(StrictModel):
+    """One AOI YAML file, validated."""
+
+    name: Slug = Field(description="Slug; must equal the file stem.")
+    title: str = Field(min_length=1, description="Human-readable name used in alerts.")
+    enabled: bool = Field(
+        default=True,
+        description="Scheduled runs skip a disabled AOI; `asmspotter run` still runs it.",
+    )
+    geometry: dict[str, Any] | str = Field(
+        description="Inline GeoJSON geometry (EPSG:4326) or a path to a GeoJSON file beside it."
+    )
+    sources: list[SourceConfig] = Field(min_length=1, description="Imagery sources, by priority.")
+    schedule: ScheduleConfig
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    alerts: list[AlertChannelConfig] = Field(default_factory=list)
+    labels: dict[str, list[float]] = Field(
+        default_factory=dict,
+        description="Optional named places {name: [lon, lat]} to describe sites in alerts.",
+    )
+
+    @model_validator(mode="after")
+    def _inline_geometry_is_geojson(self) -> AOIConfig:
+        if isinstance(self.geometry, dict):
+            _geometry_from_mapping(self.geometry)
+        return self
+
+
+def _geometry_from_mapping(mapping: dict[str, Any]) -> BaseGeometry:
+    """Turn a GeoJSON geometry, Feature or FeatureCollection into one polygonal geometry."""
+    kind = mapping.get("type")
+    if kind == "FeatureCollection":
+        from shapely.ops import unary_union
+
+        parts = [shape(f["geometry"]) for f in mapping.get("features", [])]
+        if not parts:
+            raise ValueError("FeatureCollection has no features")
+        geometry = unary_union(parts)
+    elif kind == "Feature":
+        geometry = shape(mapping["geometry"])
+    else:
+        try:
+            geometry = shape(mapping)
+        except Exception as exc:  # shapely raises several types for bad GeoJSON
+            raise ValueError(f"is not a GeoJSON geometry ({exc})") from exc
+    if geometry.is_empty or geometry.geom_type not in ("Polygon", "MultiPolygon"):
+        raise ValueError(f"must be a Polygon or MultiPolygon, got {geometry.geom_type}")
+    if not geometry.is_valid:
+        raise ValueError("is not a valid polygon (self-intersecting?)")
+    minx, miny, maxx, maxy = geometry.bounds
+    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+        raise ValueError(
+            f"coordinates must be lon/lat degrees (EPSG:4326), got bounds {geometry.bounds}"
+        )
+    return geometry
+
+
+@dataclass(frozen=True)
+class AOI:
+    """A validated AOI, ready for the pipeline.
+
+    Attributes:
+        config: The validated YAML content.
+        path: The YAML file it came from.
+        geometry_lonlat: The AOI polygon in EPSG:4326.
+    """
+
+    config: AOIConfig
+    path: Path
+    geometry_lonlat: BaseGeometry
+
+    @property
+    def name(self) -> str:
+        """The AOI slug (file stem)."""
+        return self.config.name
+
+    @property
+    def title(self) -> str:
+        """Human-readable title."""
+        return self.config.title
+
+    @property
+    def area_km2(self) -> float:
+        """Area of the AOI polygon in square kilometres (in its UTM zone)."""
+        from asmspotter.grid import to_crs, utm_epsg_for_lonlat
+
+        centroid = self.geometry_lonlat.centroid
+        epsg = utm_epsg_for_lonlat(centroid.x, centroid.y)
+        return float(to_crs(self.geometry_lonlat, epsg).area) / 1e6
+
+
+def _format_validation_error(path: Path, exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        found = error.get("input")
+        found_text = "" if isinstance(found, dict | list) else f" (found {found!r})"
+        lines.append(f"{path}: {location}: {error['msg']}{found_text}")
+    return "\n".join(lines)
+
+
+def _resolve_geometry(config: AOIConfig, path: Path) -> BaseGeometry:
+    if isinstance(config.geometry, dict):
+        return _geometry_from_mapping(config.geometry)
+    geometry_path = (path.parent / config.geometry).resolve()
+    if not geometry_path.is_relative_to(path.parent.resolve()):
+        raise AOIConfigError(
+            f"{path}: geometry: path {config.geometry!r} points outside {path.parent}; "
+            "put the GeoJSON file beside the YAML."
+        )
+    if not geometry_path.is_file():
+        raise AOIConfigError(
+            f"{path}: geometry: file {geometry_path} does not exist; give inline GeoJSON or the "
+            "name of a GeoJSON file beside the YAML."
+        )
+    try:
+        mapping = json.loads(geometry_path.read_text())
+        return _geometry_from_mapping(mapping)
+    except (json.JSONDecodeError, ValueError, KeyError) as exc:
+        raise AOIConfigError(f"{path}: geometry: {geometry_path.name}: {exc}") from exc
+
+
+def warn_plaintext_secrets(config: AOIConfig, path: Path) -> list[str]:
+    """Return a warning per alert URL that seems to hold a credential in plain text.
+
+    A password in ``user:password@`` or a long token not given as ``${ENV_VAR}`` is
+    flagged: secrets belong in the environment or a Prefect Secret block, not in git.
+    """
+    found = []
+    for index, channel in enumerate(config.alerts):
+        without_refs = ENV_REFERENCE.sub("", channel.url)
+        has_password = re.search(r"://[^/@\s]+:[^/@\s]+@", without_refs) is not None
+        has_token = re.search(r"[A-Za-z0-9_\-]{24,}", without_refs) is not None
+        if has_password or has_token:
+            found.append(
+                f"{path}: alerts.{index}.url looks like it holds a credential in plain text; "
+                "use ${ENV_VAR} references instead."
+            )
+    return found
+
+
+def load_aoi(path: Path) -> AOI:
+    """Load and validate one AOI YAML file.
+
+    Args:
+        path: The ``<name>.yaml`` file.
+
+    Returns:
+        The validated AOI.
+
+    Raises:
+        AOIConfigError: naming the file, the field and what was expected.
+    """
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise AOIConfigError(f"{path}: cannot read the file ({exc.strerror}).") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise AOIConfigError(f"{path}: is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise AOIConfigError(
+            f"{path}: expected a mapping with keys name, title, geometry, sources, schedule; "
+            f"got {type(raw).__name__}."
+        )
+    try:
+        config = AOIConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise AOIConfigError(_format_validation_error(path, exc)) from exc
+    if config.name != path.stem:
+        raise AOIConfigError(
+            f"{path}: name: must equal the file stem {path.stem!r}, got {config.name!r}; "
+            "rename the file or the AOI."
+        )
+    geometry = _resolve_geometry(config, path)
+    for message in warn_plaintext_secrets(config, path):
+        warnings.warn(message, UserWarning, stacklevel=2)
+    return AOI(config=config, path=path, geometry_lonlat=geometry)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Every AOI file in a folder: the valid ones and one error per invalid one."""
+
+    aois: dict[str, AOI]
+    errors: dict[Path, AOIConfigError]
+
+
+def list_aoi_files(aoi_dir: Path) -> list[Path]:
+    """YAML files in ``aoi_dir``, sorted by name."""
+    return sorted([*aoi_dir.glob("*.yaml"), *aoi_dir.glob("*.yml")])
+
+
+def load_registry(aoi_dir: Path) -> Registry:
+    """Load every AOI file in ``aoi_dir``; a bad file is recorded, never raised."""
+    aois: dict[str, AOI] = {}
+    errors: dict[Path, AOIConfigError] = {}
+    for path in list_aoi_files(aoi_dir):
+        try:
+            aoi = load_aoi(path)
+        except AOIConfigError as exc:
+            logger.warning("Skipping invalid AOI file: %s", exc)
+            errors[path] = exc
+            continue
+        aois[aoi.name] = aoi
+    return Registry(aois=aois, errors=errors)
+
+
+def find_aoi(aoi_dir: Path, name: str) -> AOI:
+    """Load the AOI called ``name`` from ``aoi_dir``.
+
+    Raises:
+        AOIConfigError: no such file (listing the available AOIs) or the file is invalid.
+    """
+    for path in list_aoi_files(aoi_dir):
+        if path.stem == name:
+            return load_aoi(path)
+    available = ", ".join(p.stem for p in list_aoi_files(aoi_dir)) or "none"
+    raise AOIConfigError(
+        f"No AOI named {name!r} in {aoi_dir} (available: {available}); add {name}.yaml there "
+        "or set ASMSPOTTER_AOI_DIR."
+    )

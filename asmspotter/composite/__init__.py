@@ -1,0 +1,1 @@
+"""Cloud-free composites: cloud masks, spectral indices, per-pixel median over a window."""

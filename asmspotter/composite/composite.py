@@ -1,0 +1,244 @@
+"""Cloud-free composites: many scenes of one window -> one image on the AOI grid.
+
+Each scene is warped lazily onto the AOI grid (GDAL WarpedVRT read through
+rioxarray into dask chunks), cloudy pixels become NaN, and the per-pixel median
+over time gives the composite. NDWI and NDVI are appended, and ``valid`` counts
+the clear observations behind each pixel: 0 means the pixel was never seen.
+Memory is bounded by the chunk size, not by the AOI size.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+import rioxarray
+import xarray as xr
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.features import shapes
+from rasterio.vrt import WarpedVRT
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import unary_union
+
+from asmspotter.composite.cloudmask import BINARY_MASK_NODATA, clear_from_binary_mask
+from asmspotter.composite.indices import ndvi, ndwi
+from asmspotter.errors import NoScenesError, SceneReadError
+from asmspotter.grid import AOIGrid
+from asmspotter.providers.base import LocalScene
+
+logger = logging.getLogger(__name__)
+
+REFLECTANCE_BANDS = ("blue", "green", "red", "nir")
+COMPOSITE_BANDS = ("blue", "green", "red", "nir", "ndwi", "ndvi", "valid")
+"""Band order of a composite COG; band descriptions carry these names."""
+
+DEFAULT_CHUNK_PX = 1024
+
+
+@dataclass(frozen=True)
+class CompositeResult:
+    """A composite written to disk.
+
+    Attributes:
+        path: The composite COG (bands as in ``COMPOSITE_BANDS``, float32).
+        n_scenes: Scenes that went into it.
+        clear_fraction: Fraction of AOI-grid pixels with at least one clear observation.
+        clear_footprint: Polygon(s) of pixels with >= 1 clear observation, grid CRS.
+    """
+
+    path: Path
+    n_scenes: int
+    clear_fraction: float
+    clear_footprint: BaseGeometry
+
+
+def _warped(path: Path, grid: AOIGrid, resampling: Resampling, nodata: float) -> xr.DataArray:
+    """Open ``path`` lazily as a dask-backed DataArray on ``grid`` (band, y, x)."""
+    with rasterio.open(path) as src:
+        vrt = WarpedVRT(
+            src,
+            crs=grid.crs.to_wkt(),
+            transform=grid.transform,
+            width=grid.width_px,
+            height=grid.height_px,
+            resampling=resampling,
+            nodata=nodata,
+        )
+        array = rioxarray.open_rasterio(
+            vrt, chunks={"band": -1, "y": DEFAULT_CHUNK_PX, "x": DEFAULT_CHUNK_PX}
+        )
+    assert isinstance(array, xr.DataArray)  # a single-variable file always gives one
+    return array
+
+
+def load_scene_on_grid(scene: LocalScene, grid: AOIGrid) -> xr.DataArray:
+    """Reflectance of one scene on the AOI grid, NaN where cloudy or outside the scene.
+
+    Args:
+        scene: A downloaded scene (4 bands blue, green, red, nir + optional cloud mask).
+        grid: The AOI grid.
+
+    Returns:
+        Lazy float32 DataArray (band, y, x) with band coordinate ``REFLECTANCE_BANDS``.
+
+    Raises:
+        SceneReadError: the scene is unreadable or has the wrong number of bands.
+    """
+    try:
+        with rasterio.open(scene.reflectance_path) as src:
+            if src.count != len(REFLECTANCE_BANDS):
+                raise SceneReadError(
+                    f"scene {scene.ref.scene_id}: {scene.reflectance_path} has {src.count} bands, "
+                    "expected 4 (blue, green, red, nir)."
+                )
+            scales = np.array(src.scales, dtype=np.float32)
+            offsets = np.array(src.offsets, dtype=np.float32)
+            nodata = 0.0 if src.nodata is None else float(src.nodata)
+        raw = _warped(scene.reflectance_path, grid, Resampling.bilinear, nodata)
+        clear = raw.notnull() & (raw != nodata)
+        if scene.cloud_mask_path is not None:
+            mask = _warped(scene.cloud_mask_path, grid, Resampling.nearest, BINARY_MASK_NODATA)
+            clear = clear & clear_from_binary_mask(mask.isel(band=0, drop=True))
+    except RasterioIOError as exc:
+        raise SceneReadError(
+            f"scene {scene.ref.scene_id}: cannot read {scene.reflectance_path} ({exc})."
+        ) from exc
+    scale = xr.DataArray(scales, dims="band")
+    offset = xr.DataArray(offsets, dims="band")
+    reflectance = (raw.astype(np.float32) * scale + offset).where(clear.all("band"))
+    return reflectance.assign_coords(band=list(REFLECTANCE_BANDS))
+
+
+def build_composite_dataset(scenes: Sequence[LocalScene], grid: AOIGrid) -> xr.Dataset:
+    """Median composite of ``scenes`` on ``grid``, lazily (dask).
+
+    Example:
+        >>> ds = build_composite_dataset(scenes, grid)  # doctest: +SKIP
+        >>> float(ds.ndvi.mean())  # forest ~0.8  # doctest: +SKIP
+
+    Args:
+        scenes: Downloaded scenes of one window.
+        grid: The AOI grid.
+
+    Returns:
+        Dataset with float32 variables blue, green, red, nir (reflectance 0..1),
+        ndwi, ndvi (-1..1), NaN where never clear, and ``valid`` (int16 count of
+        clear observations), dims (y, x).
+
+    Raises:
+        NoScenesError: ``scenes`` is empty.
+    """
+    if not scenes:
+        raise NoScenesError("cannot build a composite from zero scenes.")
+    stack = xr.concat([load_scene_on_grid(scene, grid) for scene in scenes], dim="time")
+    stack = stack.chunk({"time": -1})
+    median = stack.median("time", skipna=True)
+    valid = stack.isel(band=0).notnull().sum("time").astype(np.int16)
+    bands = {name: median.sel(band=name, drop=True) for name in REFLECTANCE_BANDS}
+    dataset = xr.Dataset(
+        {
+            **bands,
+            "ndwi": ndwi(bands["green"], bands["nir"]).where(valid > 0),
+            "ndvi": ndvi(bands["red"], bands["nir"]).where(valid > 0),
+            "valid": valid,
+        }
+    )
+    return dataset.rio.write_crs(grid.epsg).rio.write_transform(grid.transform)
+
+
+def write_composite(dataset: xr.Dataset, path: Path) -> Path:
+    """Compute ``dataset`` chunk by chunk into a Cloud-Optimised GeoTIFF.
+
+    Bands follow ``COMPOSITE_BANDS`` and carry those names as band descriptions.
+    The file is first written as a tiled GeoTIFF (streamed from dask), then copied
+    into the COG layout with overviews; the final name appears only when complete.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stacked = xr.concat(
+        [dataset[name].astype(np.float32) for name in COMPOSITE_BANDS], dim="band"
+    ).assign_coords(band=np.arange(1, len(COMPOSITE_BANDS) + 1))
+    stacked = stacked.rio.write_nodata(np.nan, encoded=False)
+    stacked.attrs["long_name"] = COMPOSITE_BANDS
+    staging = path.with_name(f"partial_{path.stem}.staging.tif")
+    partial = path.with_name(f"partial_{path.name}")
+    with warnings.catch_warnings():
+        # Pixels never clear in the window are expected: their median is NaN.
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        stacked.rio.to_raster(
+            staging,
+            tiled=True,
+            blockxsize=512,
+            blockysize=512,
+            compress="deflate",
+            lock=threading.Lock(),
+        )
+    rasterio.shutil.copy(
+        staging, partial, driver="COG", compress="DEFLATE", predictor="3", blocksize=512
+    )
+    staging.unlink()
+    partial.replace(path)
+    return path
+
+
+def clear_footprint_from_valid(valid: np.ndarray, grid: AOIGrid) -> BaseGeometry:
+    """Polygon(s) covering pixels with at least one clear observation, in the grid CRS."""
+    seen = (valid > 0).astype(np.uint8)
+    polygons = [
+        shape(geom)
+        for geom, value in shapes(seen, mask=seen.astype(bool), transform=grid.transform)
+        if value == 1
+    ]
+    footprint = unary_union(polygons)
+    return footprint.simplify(grid.resolution_m / 2, preserve_topology=True)
+
+
+def build_composite(
+    scenes: Sequence[LocalScene],
+    grid: AOIGrid,
+    out_path: Path,
+    progress: Callable[[str], None] | None = None,
+) -> CompositeResult:
+    """Build and write the composite of ``scenes`` on ``grid``.
+
+    Example:
+        >>> result = build_composite(scenes, grid, Path("out/composite.tif"))  # doctest: +SKIP
+        >>> result.clear_fraction  # doctest: +SKIP
+        0.97
+
+    Args:
+        scenes: Downloaded scenes of one window.
+        grid: The AOI grid.
+        out_path: Where the COG goes.
+        progress: Optional callback told about each step.
+
+    Returns:
+        The composite's path and clear-sky statistics.
+    """
+    dataset = build_composite_dataset(scenes, grid)
+    if progress:
+        progress(f"compositing {len(scenes)} scenes on a {grid.width_px}x{grid.height_px} grid")
+    write_composite(dataset, out_path)
+    with rasterio.open(out_path) as src:
+        valid = src.read(COMPOSITE_BANDS.index("valid") + 1)
+    clear_fraction = float(np.count_nonzero(valid > 0) / valid.size)
+    logger.info(
+        "Composite of %d scenes written to %s (%.1f%% of pixels clear at least once)",
+        len(scenes),
+        out_path,
+        clear_fraction * 100,
+    )
+    return CompositeResult(
+        path=out_path,
+        n_scenes=len(scenes),
+        clear_fraction=clear_fraction,
+        clear_footprint=clear_footprint_from_valid(valid, grid),
+    )

@@ -1,0 +1,46 @@
+"""Imagery providers behind one interface (``base.Provider``).
+
+``resolve_provider`` turns a validated ``sources[]`` entry of an AOI YAML into a
+provider object. Remote providers import their vendor SDK lazily.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asmspotter.aoi import AOI, LocalSourceConfig, SourceConfig
+from asmspotter.providers.base import LocalScene, Provider, SceneRef, TimeWindow
+from asmspotter.settings import Settings
+
+__all__ = ["LocalScene", "Provider", "SceneRef", "TimeWindow", "resolve_provider"]
+
+
+def resolve_local_path(raw_path: str, aoi: AOI, settings: Settings) -> Path:
+    """Expand ``{data_dir}`` and resolve relative paths against the AOI file's folder."""
+    expanded = Path(raw_path.replace("{data_dir}", str(settings.data_dir)))
+    return expanded if expanded.is_absolute() else (aoi.path.parent / expanded).resolve()
+
+
+def resolve_provider(source: SourceConfig, aoi: AOI, settings: Settings) -> Provider:
+    """Build the provider an AOI source names.
+
+    Args:
+        source: One validated entry of the AOI's ``sources``.
+        aoi: The AOI it belongs to (for relative paths and the demo data).
+        settings: Process settings (data directory).
+
+    Returns:
+        A ready provider.
+    """
+    if isinstance(source, LocalSourceConfig):
+        from asmspotter.providers.local import LocalProvider
+
+        folder = resolve_local_path(source.path, aoi, settings)
+        if source.generate_demo_scenes:
+            from asmspotter.samples import ensure_demo_scenes
+
+            ensure_demo_scenes(folder, aoi.geometry_lonlat, resolution_m=source.resolution_m)
+        return LocalProvider(
+            folder, resolution_m=source.resolution_m, max_cloud_pct=source.max_cloud_pct
+        )
+    raise TypeError(f"unknown source type {type(source).__name__}")  # unreachable after pydantic

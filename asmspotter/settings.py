@@ -1,0 +1,75 @@
+"""Process-wide settings: where data, AOIs and models live, which database to use.
+
+Read from environment variables prefixed ``ASMSPOTTER_`` (e.g.
+``ASMSPOTTER_DATABASE_URL``), validated once at the edge. Everything else about
+a monitoring job lives in the AOI YAML, not here.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+"""The repository root in a source checkout (where aoi_definitions/ and models/ are)."""
+
+
+class Settings(BaseSettings):
+    """Where asmspotter reads and writes. Override any field with ``ASMSPOTTER_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="ASMSPOTTER_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / "data",
+        description="Root for the download cache, composites, outputs, outbox and SQLite file.",
+    )
+    aoi_dir: Path = Field(
+        default=PROJECT_ROOT / "aoi_definitions",
+        description="Folder of AOI YAML files, one per AOI.",
+    )
+    models_dir: Path = Field(
+        default=PROJECT_ROOT / "models",
+        description="Folder of trained models, one sub-folder (weights + model_card.json) each.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the store; default: SQLite file in data_dir.",
+    )
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="Address of a dask.distributed scheduler; default: local threads.",
+    )
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to ``sqlite:///<data_dir>/asmspotter.db``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'asmspotter.db').resolve()}"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Download cache: ``<data_dir>/cache/<provider>/<scene_id>/``."""
+        return self.data_dir / "cache"
+
+    @property
+    def outputs_dir(self) -> Path:
+        """Per-run outputs: ``<data_dir>/outputs/<aoi>/<window_end>/``."""
+        return self.data_dir / "outputs"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Alerts written to disk when an AOI has no alert URL configured."""
+        return self.data_dir / "outbox"
+
+    def run_dir(self, aoi_name: str, window_end: str) -> Path:
+        """Folder for one run's composite, probability map and sites."""
+        return self.outputs_dir / aoi_name / window_end
+
+
+def get_settings() -> Settings:
+    """Read settings from the environment (fresh each call, so tests can monkeypatch env)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Seeded builders of test fixtures (scenes, AOIs) made by code, never downloaded."""

@@ -1,0 +1,108 @@
+"""Compositing: cloud masking, per-pixel median, indices and clear-observation counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+import rasterio
+from shapely.geometry import box
+
+from asmspotter.composite.composite import COMPOSITE_BANDS, build_composite
+from asmspotter.composite.indices import ndvi, ndwi
+from asmspotter.errors import NoScenesError, SceneReadError
+from asmspotter.grid import AOIGrid
+from asmspotter.providers.base import LocalScene, SceneRef
+from asmspotter.scene_io import write_scene
+
+GRID = AOIGrid(epsg=32621, resolution_m=10, left_m=500_000, top_m=560_000, width_px=40, height_px=30)
+FOREST = np.array([0.02, 0.045, 0.025, 0.30], dtype=np.float32)  # blue, green, red, nir
+
+
+def scene(tmp_path, index, reflectance, cloud_mask):
+    path = write_scene(
+        tmp_path / f"s{index}.tif",
+        GRID,
+        reflectance,
+        dt.datetime(2024, 1, 1 + index, tzinfo=dt.UTC),
+        cloud_mask=cloud_mask,
+    )
+    ref = SceneRef("local", f"s{index}", dt.datetime(2024, 1, 1 + index, tzinfo=dt.UTC), box(0, 0, 1, 1))
+    return LocalScene(ref, path, path.with_name(f"s{index}.cloudmask.tif"))
+
+
+def test_median_ignores_clouds_and_counts_clear_observations(tmp_path):
+    """Three looks at forest; a bright cloud covers the left half in look 0, the top rows in look 1.
+
+    The median of the clear looks is the forest everywhere, and the clear count is 3 minus
+    the number of looks a pixel was cloudy in.
+    """
+    base = np.broadcast_to(FOREST[:, None, None], (4, 30, 40)).copy()
+    cloudy = base.copy()
+    cloudy[:, :, :20] = 0.6
+    mask0 = np.zeros((30, 40), bool)
+    mask0[:, :20] = True
+    cloudy1 = base.copy()
+    cloudy1[:, :10, :] = 0.7
+    mask1 = np.zeros((30, 40), bool)
+    mask1[:10] = True
+    scenes = [
+        scene(tmp_path, 0, cloudy, mask0),
+        scene(tmp_path, 1, cloudy1, mask1),
+        scene(tmp_path, 2, base, np.zeros((30, 40), bool)),
+    ]
+    result = build_composite(scenes, GRID, tmp_path / "out" / "composite.tif")
+    with rasterio.open(result.path) as src:
+        assert src.descriptions == COMPOSITE_BANDS
+        assert src.crs.to_epsg() == 32621 and src.transform == GRID.transform
+        data = {name: src.read(i + 1) for i, name in enumerate(COMPOSITE_BANDS)}
+    for i, name in enumerate(("blue", "green", "red", "nir")):
+        np.testing.assert_allclose(data[name], FOREST[i], atol=1e-4)
+    assert data["valid"][0, 0] == 1  # cloudy in looks 0 and 1
+    assert data["valid"][20, 5] == 2  # cloudy in look 0
+    assert data["valid"][0, 30] == 2  # cloudy in look 1
+    assert data["valid"][20, 30] == 3
+    expected_ndvi = (0.30 - 0.025) / (0.30 + 0.025)
+    np.testing.assert_allclose(data["ndvi"], expected_ndvi, atol=1e-3)
+    assert result.clear_fraction == 1.0
+    assert result.clear_footprint.area == pytest.approx(400 * 300)
+
+
+def test_never_clear_pixels_are_nan_with_zero_count(tmp_path):
+    base = np.broadcast_to(FOREST[:, None, None], (4, 30, 40)).copy()
+    mask = np.zeros((30, 40), bool)
+    mask[:, :10] = True  # 10 of 40 columns always cloudy
+    scenes = [scene(tmp_path, i, base, mask) for i in range(2)]
+    result = build_composite(scenes, GRID, tmp_path / "composite.tif")
+    with rasterio.open(result.path) as src:
+        red = src.read(3)
+        valid = src.read(7)
+    assert np.isnan(red[:, :10]).all() and not np.isnan(red[:, 10:]).any()
+    assert (valid[:, :10] == 0).all()
+    assert result.clear_fraction == pytest.approx(0.75)
+    assert result.clear_footprint.area == pytest.approx(300 * 300)
+
+
+def test_scene_with_wrong_band_count_is_named(tmp_path):
+    path = tmp_path / "bad.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=40, height=30, count=3, dtype="uint16",
+        crs="EPSG:32621", transform=GRID.transform,
+    ) as dst:
+        dst.write(np.ones((3, 30, 40), np.uint16))
+    ref = SceneRef("local", "bad", dt.datetime(2024, 1, 1, tzinfo=dt.UTC), box(0, 0, 1, 1))
+    with pytest.raises(SceneReadError, match="scene bad: .* has 3 bands, expected 4"):
+        build_composite([LocalScene(ref, path, None)], GRID, tmp_path / "c.tif")
+
+
+def test_no_scenes_is_an_error(tmp_path):
+    with pytest.raises(NoScenesError):
+        build_composite([], GRID, tmp_path / "c.tif")
+
+
+def test_indices_on_known_values():
+    green, red, nir = np.float32(0.1), np.float32(0.05), np.float32(0.3)
+    assert ndwi(green, nir) == pytest.approx(-0.5)
+    assert ndvi(red, nir) == pytest.approx(0.25 / 0.35)
+    assert ndwi(np.zeros(2), np.zeros(2)).tolist() == [0.0, 0.0]

@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-EVENT_CHOICES = ("new", "expanded", "run_failed")
+EventChoice = Literal["new", "expanded", "run_failed"]
+"""Events an alert channel can subscribe to."""
 
 
 def _check_slug(value: str) -> str:
@@ -114,8 +115,8 @@ class AlertChannelConfig(StrictModel):
         description="Any apprise URL (mailto://, slack://, json://, ...). Put credentials in "
         "${ENV_VAR} references, never in plain text."
     )
-    events: list[Literal["new", "expanded", "run_failed"]] = Field(
-        default_factory=lambda: ["new", "expanded"],
+    events: list[EventChoice] = Field(
+        default_factory=lambda: list[EventChoice](["new", "expanded"]),
         description="Which events this channel receives.",
     )
     min_area_ha: float = Field(default=0.0, ge=0, description="Only sites at least this big.")

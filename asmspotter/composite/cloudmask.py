@@ -31,4 +31,4 @@ def clear_from_binary_mask(mask: ArrayT) -> ArrayT:
 
 def clear_from_scl(scl: ArrayT, masked_classes: Iterable[int] = SCL_MASKED_CLASSES) -> ArrayT:
     """Clear where the SCL class is not one of ``masked_classes``."""
-    return ~np.isin(scl, list(masked_classes))  # type: ignore[return-value]
+    return ~np.isin(scl, list(masked_classes))  # type: ignore[return-value,arg-type]

@@ -152,7 +152,8 @@ def build_composite_dataset(scenes: Sequence[LocalScene], grid: AOIGrid) -> xr.D
             "valid": valid,
         }
     )
-    return dataset.rio.write_crs(grid.epsg).rio.write_transform(grid.transform)
+    georeferenced: xr.Dataset = dataset.rio.write_crs(grid.epsg).rio.write_transform(grid.transform)
+    return georeferenced
 
 
 def write_composite(dataset: xr.Dataset, path: Path) -> Path:

@@ -27,7 +27,7 @@ def normalised_difference(a: ArrayT, b: ArrayT) -> ArrayT:
     result = np.where(total != 0, ratio, 0.0)
     if hasattr(ratio, "dims"):  # keep xarray coords and attrs
         result = ratio.where(total != 0, 0.0)
-    return result.astype(np.float32)  # type: ignore[no-any-return,attr-defined]
+    return result.astype(np.float32)  # type: ignore[no-any-return,attr-defined,return-value]
 
 
 def ndwi(green: ArrayT, nir: ArrayT) -> ArrayT:

@@ -1,0 +1,490 @@
+"""Render site events into alert messages and a GeoJSON attachment; no network.
+
+Tracking (``asmspotter.track``) produces :class:`~asmspotter.events.SiteEvent`s;
+this module turns the alertable ones (``new`` and ``expanded``) into an
+:class:`AlertMessage` with a plain-text, an HTML (email) and a Markdown (chat)
+body, and writes the events as an EPSG:4326 GeoJSON file to attach.
+Delivery over email, Slack or any apprise URL lives next door, in
+``asmspotter.alerts.deliver``; the Prefect task ``tasks/alert.py`` wires the two
+and records each delivery in the store, so nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
+from shapely.geometry import mapping
+
+from asmspotter.events import ALERT_KINDS, SiteEvent
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AlertMessage",
+    "event_key",
+    "osm_url",
+    "render_alert",
+    "write_events_geojson",
+]
+
+# 7 decimals of a degree is about 1 cm at the equator: RFC 7946 section 11.2
+# recommends no more precision than the data has, and our pixels are metres.
+_GEOJSON_DECIMALS = 7
+
+# Zoom 15 shows roughly 1.5 km across on a laptop screen: a whole mining pit with
+# its surroundings (https://wiki.openstreetmap.org/wiki/Zoom_levels).
+_OSM_ZOOM = 15
+
+_KIND_ORDER = {kind: i for i, kind in enumerate(ALERT_KINDS)}
+
+# Characters that change meaning in Markdown (CommonMark and Slack mrkdwn).
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|#~"})
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """One alert, rendered for every kind of channel.
+
+    Attributes:
+        title: One-line summary; the email subject and the chat title.
+        body_text: Plain-text body for channels without formatting.
+        body_html: A complete HTML document with a table of sites (inline CSS), for email.
+        body_markdown: Markdown body, one bullet per site, for chat channels.
+        event_keys: :func:`event_key` of every alertable event the message covers,
+            including those cut from the body by truncation (they are in the GeoJSON).
+    """
+
+    title: str
+    body_text: str
+    body_html: str
+    body_markdown: str
+    event_keys: tuple[str, ...]
+
+
+def event_key(event: SiteEvent, window_end: date) -> str:
+    """Build the key that identifies one event of one run, for de-duplicating alerts.
+
+    Args:
+        event: The site event.
+        window_end: Last day of the composite window the event was found in.
+
+    Returns:
+        ``"<site_id>:<kind>:<window_end ISO date>"``, e.g. ``"demo-0003:new:2024-01-30"``.
+    """
+    return f"{event.site_id}:{event.kind}:{window_end.isoformat()}"
+
+
+def osm_url(lat: float, lon: float) -> str:
+    """Build an OpenStreetMap link with a marker at a point.
+
+    Args:
+        lat: Latitude, decimal degrees (EPSG:4326).
+        lon: Longitude, decimal degrees (EPSG:4326).
+
+    Returns:
+        The URL, coordinates at 5 decimals (about 1 m).
+    """
+    la, lo = f"{lat:.5f}", f"{lon:.5f}"
+    return f"https://www.openstreetmap.org/?mlat={la}&mlon={lo}#map={_OSM_ZOOM}/{la}/{lo}"
+
+
+@dataclass(frozen=True)
+class _Row:
+    """The formatted cells of one site, shared by the three bodies."""
+
+    site_id: str
+    event: str
+    area: str
+    lat: str
+    lon: str
+    url: str
+    confidence: str
+    first_seen: str
+    clear_observations: str
+
+
+def _describe_event(event: SiteEvent) -> str:
+    """Say what happened: ``new`` or ``expanded +2.1 ha (+15%)``."""
+    if event.kind != "expanded":
+        return event.kind
+    if event.growth_ha is None:
+        return "expanded (growth not measurable)"
+    text = f"expanded {event.growth_ha:+.1f} ha"
+    if event.growth_pct is not None:
+        text += f" ({event.growth_pct:+.0f}%)"
+    return text
+
+
+def _row(event: SiteEvent) -> _Row:
+    """Format one alertable event."""
+    return _Row(
+        site_id=event.site_id,
+        event=_describe_event(event),
+        area=f"{event.area_ha:.1f} ha",
+        lat=f"{event.centroid_lat:.5f}",
+        lon=f"{event.centroid_lon:.5f}",
+        url=osm_url(event.centroid_lat, event.centroid_lon),
+        confidence="n/a" if event.mean_probability is None else f"{event.mean_probability:.2f}",
+        first_seen=event.first_seen.isoformat(),
+        clear_observations=str(event.clear_observations),
+    )
+
+
+def _plural(n: int, word: str) -> str:
+    """``1 site``, ``2 sites``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _build_title(aoi_title: str, window: str, counts: Counter[str]) -> str:
+    """Build the one-line summary used as subject and chat title."""
+    n_new, n_expanded = counts["new"], counts["expanded"]
+    parts = []
+    if n_new:
+        parts.append(f"{n_new} new")
+    if n_expanded:
+        parts.append(f"{n_expanded} expanding")
+    if not parts:
+        what = "no new or expanding mining sites"
+    else:
+        noun = "mining site" if n_new + n_expanded == 1 else "mining sites"
+        what = f"{', '.join(parts)} {noun}"
+    return f"asmspotter: {what} in {aoi_title} (window {window})"
+
+
+def _other_counts_sentence(counts: Counter[str]) -> str | None:
+    """Summarise the events that are not listed (unchanged, shrunk, not seen)."""
+    labels = (
+        ("unchanged", "unchanged"),
+        ("shrunk", "shrunk"),
+        ("not_seen", "not seen (hidden by cloud)"),
+    )
+    parts = [f"{counts[kind]} {label}" for kind, label in labels if counts[kind]]
+    if not parts:
+        return None
+    return "Other tracked sites this window: " + ", ".join(parts) + "."
+
+
+def _md(text: str) -> str:
+    """Escape a user-supplied string for Markdown."""
+    return text.translate(_MD_SPECIAL)
+
+
+def _esc(text: str) -> str:
+    """Escape a string for HTML text and attribute values."""
+    return html.escape(text, quote=True)
+
+
+def render_alert(
+    aoi_name: str,
+    aoi_title: str,
+    window_start: date,
+    window_end: date,
+    events: Sequence[SiteEvent],
+    *,
+    max_sites: int = 25,
+    files_note: str | None = None,
+) -> AlertMessage:
+    """Render the alert for one AOI and one window.
+
+    Only ``new`` and ``expanded`` events are listed, new first, then largest first,
+    one line (or table row) per site. Beyond ``max_sites`` the list is cut and the
+    body says how many sites were left out and where they are (the GeoJSON), so
+    nothing is dropped silently.
+
+    Args:
+        aoi_name: AOI slug (file stem of its YAML), e.g. ``ne-suriname``.
+        aoi_title: Human-readable AOI name, e.g. ``Northeast Suriname``.
+        window_start: First day of the composite window.
+        window_end: Last day of the composite window.
+        events: Every event of the run; non-alertable ones are only counted.
+        max_sites: Most sites listed in the body; must be >= 0.
+        files_note: Optional sentence about where the files are (outbox folder,
+            object-store URL), appended to every body.
+
+    Returns:
+        The rendered message; ``event_keys`` holds every alertable event, listed or not.
+
+    Raises:
+        ValueError: If ``max_sites`` is negative or the window ends before it starts.
+
+    Example:
+        >>> msg = render_alert("ne-suriname", "Northeast Suriname",
+        ...                    date(2024, 1, 1), date(2024, 1, 30), [])
+        >>> msg.title[:44]
+        'asmspotter: no new or expanding mining sites'
+        >>> msg.event_keys
+        ()
+    """
+    if max_sites < 0:
+        raise ValueError(f"render_alert: max_sites must be >= 0, got {max_sites}.")
+    if window_end < window_start:
+        raise ValueError(
+            f"render_alert: window_end {window_end} is before window_start {window_start}; "
+            "pass the window's first day, then its last."
+        )
+
+    counts: Counter[str] = Counter(e.kind for e in events)
+    alertable = sorted(
+        (e for e in events if e.is_alertable),
+        key=lambda e: (_KIND_ORDER[e.kind], -e.area_ha, e.site_id),
+    )
+    shown = [_row(e) for e in alertable[:max_sites]]
+    n_hidden = len(alertable) - len(shown)
+    window = f"{window_start.isoformat()} – {window_end.isoformat()}"
+    title = _build_title(aoi_title, window, counts)
+
+    intro = (
+        f"Area of interest: {aoi_title} ({aoi_name}); composite window {window}."
+        if alertable
+        else f"Area of interest: {aoi_title} ({aoi_name}); composite window {window}. "
+        "No new or expanding mining sites were detected."
+    )
+    hidden_note = (
+        f"… and {_plural(n_hidden, 'more site')}, see the attached GeoJSON." if n_hidden else None
+    )
+    others = _other_counts_sentence(counts)
+    confidence_note = "Confidence is the model's mean probability inside the site outline (0–1)."
+
+    message = AlertMessage(
+        title=title,
+        body_text=_render_text(intro, shown, hidden_note, others, confidence_note, files_note),
+        body_html=_render_html(
+            title, intro, shown, hidden_note, others, confidence_note, files_note
+        ),
+        body_markdown=_render_markdown(
+            intro, shown, hidden_note, others, confidence_note, files_note
+        ),
+        event_keys=tuple(event_key(e, window_end) for e in alertable),
+    )
+    logger.info(
+        "Rendered alert for AOI %s window %s: %d new, %d expanded, %d listed, %d cut",
+        aoi_name,
+        window,
+        counts["new"],
+        counts["expanded"],
+        len(shown),
+        n_hidden,
+    )
+    return message
+
+
+def _render_text(
+    intro: str,
+    rows: Sequence[_Row],
+    hidden_note: str | None,
+    others: str | None,
+    confidence_note: str,
+    files_note: str | None,
+) -> str:
+    """Plain text: one block of two lines per site."""
+    lines = [intro, ""]
+    for r in rows:
+        lines.append(
+            f"- {r.site_id}: {r.event}, area {r.area}, at {r.lat}, {r.lon}, "
+            f"confidence {r.confidence}, first seen {r.first_seen}, "
+            f"{r.clear_observations} clear observations"
+        )
+        lines.append(f"  map: {r.url}")
+    if hidden_note:
+        lines.append(hidden_note)
+    lines.append("")
+    if rows:
+        lines.append(confidence_note)
+    if others:
+        lines.append(others)
+    if files_note:
+        lines.append(files_note)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _render_markdown(
+    intro: str,
+    rows: Sequence[_Row],
+    hidden_note: str | None,
+    others: str | None,
+    confidence_note: str,
+    files_note: str | None,
+) -> str:
+    """Markdown: one bullet per site (chat clients render lists, rarely tables)."""
+    lines = [_md(intro), ""]
+    for r in rows:
+        lines.append(
+            f"- **{_md(r.site_id)}** {_md(r.event)}, {r.area}, "
+            f"[{r.lat}, {r.lon}]({r.url}), confidence {r.confidence}, "
+            f"first seen {r.first_seen}, {r.clear_observations} clear obs."
+        )
+    if hidden_note:
+        lines.append(f"- _{_md(hidden_note)}_")
+    lines.append("")
+    if rows:
+        lines.append(_md(confidence_note))
+    if others:
+        lines.append(_md(others))
+    if files_note:
+        lines.append(_md(files_note))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+_TABLE_STYLE = "border-collapse:collapse;font-family:Arial,Helvetica,sans-serif;font-size:14px;"
+_TH_STYLE = (
+    "border:1px solid #999;padding:4px 8px;background:#f0e6c8;text-align:left;white-space:nowrap;"
+)
+_TD_STYLE = "border:1px solid #999;padding:4px 8px;"
+_TD_NUM_STYLE = _TD_STYLE + "text-align:right;white-space:nowrap;"
+_P_STYLE = "font-family:Arial,Helvetica,sans-serif;font-size:14px;"
+
+
+def _render_html(
+    title: str,
+    intro: str,
+    rows: Sequence[_Row],
+    hidden_note: str | None,
+    others: str | None,
+    confidence_note: str,
+    files_note: str | None,
+) -> str:
+    """HTML document with a table of sites; every string escaped, CSS inline for email."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{_esc(title)}</title></head>",
+        '<body style="margin:16px;">',
+        f'<h2 style="font-family:Arial,Helvetica,sans-serif;">{_esc(title)}</h2>',
+        f'<p style="{_P_STYLE}">{_esc(intro)}</p>',
+    ]
+    if rows:
+        headers = (
+            "Site",
+            "Event",
+            "Area",
+            "Location (lat, lon)",
+            "Confidence",
+            "First seen",
+            "Clear obs.",
+        )
+        parts.append(f'<table style="{_TABLE_STYLE}">')
+        parts.append(
+            "<thead><tr>"
+            + "".join(f'<th style="{_TH_STYLE}">{_esc(h)}</th>' for h in headers)
+            + "</tr></thead><tbody>"
+        )
+        for r in rows:
+            location = f'<a href="{_esc(r.url)}">{_esc(r.lat)}, {_esc(r.lon)}</a>'
+            parts.append(
+                "<tr>"
+                f'<td style="{_TD_STYLE}">{_esc(r.site_id)}</td>'
+                f'<td style="{_TD_STYLE}">{_esc(r.event)}</td>'
+                f'<td style="{_TD_NUM_STYLE}">{_esc(r.area)}</td>'
+                f'<td style="{_TD_NUM_STYLE}">{location}</td>'
+                f'<td style="{_TD_NUM_STYLE}">{_esc(r.confidence)}</td>'
+                f'<td style="{_TD_NUM_STYLE}">{_esc(r.first_seen)}</td>'
+                f'<td style="{_TD_NUM_STYLE}">{_esc(r.clear_observations)}</td>'
+                "</tr>"
+            )
+        parts.append("</tbody></table>")
+    if hidden_note:
+        parts.append(f'<p style="{_P_STYLE}font-weight:bold;">{_esc(hidden_note)}</p>')
+    if rows:
+        parts.append(f'<p style="{_P_STYLE}color:#555;">{_esc(confidence_note)}</p>')
+    if others:
+        parts.append(f'<p style="{_P_STYLE}">{_esc(others)}</p>')
+    if files_note:
+        parts.append(f'<p style="{_P_STYLE}">{_esc(files_note)}</p>')
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _to_lonlat(epsg: int) -> Transformer:
+    """Build a transformer from ``EPSG:<epsg>`` to lon/lat (EPSG:4326, x=lon)."""
+    try:
+        src = CRS.from_epsg(epsg)
+    except CRSError as exc:
+        raise ValueError(
+            f"write_events_geojson: epsg={epsg} is not a known EPSG code; pass the "
+            "AOI grid's CRS code, e.g. 32621 for UTM zone 21N."
+        ) from exc
+    return Transformer.from_crs(src, CRS.from_epsg(4326), always_xy=True)
+
+
+def _feature(event: SiteEvent, transformer: Transformer) -> dict[str, Any]:
+    """One GeoJSON feature, geometry reprojected to lon/lat."""
+
+    def reproject(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        lon, lat = transformer.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([lon, lat])
+
+    geometry = shapely.set_precision(
+        shapely.transform(event.geometry, reproject), 10.0**-_GEOJSON_DECIMALS
+    )
+    return {
+        "type": "Feature",
+        "id": event.site_id,
+        "geometry": mapping(geometry),
+        "properties": {
+            "site_id": event.site_id,
+            "event": event.kind,
+            "area_ha": round(event.area_ha, 4),
+            "growth_ha": None if event.growth_ha is None else round(event.growth_ha, 4),
+            "growth_pct": None if event.growth_pct is None else round(event.growth_pct, 2),
+            "mean_probability": (
+                None if event.mean_probability is None else round(event.mean_probability, 4)
+            ),
+            "centroid_lon": round(event.centroid_lon, _GEOJSON_DECIMALS),
+            "centroid_lat": round(event.centroid_lat, _GEOJSON_DECIMALS),
+            "first_seen": event.first_seen.isoformat(),
+            "clear_observations": event.clear_observations,
+        },
+    }
+
+
+def write_events_geojson(events: Sequence[SiteEvent], epsg: int, path: Path) -> Path:
+    """Write events as a GeoJSON FeatureCollection in EPSG:4326, to attach to an alert.
+
+    Geometries are reprojected from the AOI grid's CRS to lon/lat (RFC 7946, no
+    ``crs`` member). Every given event is written; pass the alertable ones to
+    match the message body. The file is written to a temporary name and renamed,
+    so a reader never sees half a file.
+
+    Args:
+        events: The events to write; each geometry is in ``EPSG:<epsg>``.
+        epsg: EPSG code of the geometries' CRS, e.g. 32621 (UTM zone 21N).
+        path: Output file, conventionally ``*.geojson``; parents are created.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: If ``epsg`` is not a known EPSG code.
+    """
+    transformer = _to_lonlat(epsg)
+    collection = {
+        "type": "FeatureCollection",
+        "features": [_feature(e, transformer) for e in events],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(collection, f, ensure_ascii=False, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    logger.info("Wrote %d site events to %s (EPSG:4326)", len(events), path)
+    return path

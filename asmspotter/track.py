@@ -1,0 +1,386 @@
+"""Site tracking: match a run's detections to known sites and classify what happened.
+
+Pure functions, no database and no I/O. The store (:mod:`asmspotter.storage`) supplies
+the known sites (``Store.known_sites``), the previous run's clear footprint
+(``Store.previous_completed_run``) and fresh ids (``Store.next_site_ids``), and
+records the events this module returns (``Store.record_events``). Alerts
+(:mod:`asmspotter.alerts`) render the ``new`` and ``expanded`` ones. The event
+contract is :class:`asmspotter.events.SiteEvent`.
+
+Two rules from the architecture shape everything here: clouds are not evidence (a
+site mostly hidden by cloud is ``not_seen``, never gone), and growth is measured only
+where both composites had a clear look.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from asmspotter.events import EventKind, SiteEvent
+from asmspotter.grid import to_lonlat
+
+logger = logging.getLogger(__name__)
+
+M2_PER_HA = 10_000.0
+"""Square metres in a hectare."""
+
+# Areas are computed in float64 square metres; intersections of the same polygon can
+# differ from the polygon by ~1e-9 m². This tolerance (hectares) keeps a growth of
+# exactly the threshold on the right side of it.
+_TOLERANCE_HA = 1e-9
+
+
+@dataclass(frozen=True)
+class KnownSite:
+    """A site known before this run, as tracking needs it.
+
+    Attributes:
+        site_id: Persistent site id, e.g. ``demo-0003``.
+        geometry: Latest known outline in the AOI CRS (metres).
+        area_ha: Latest mapped area in hectares (0 after it was seen clear and absent).
+        first_seen: Window end of the run that first detected it.
+        status: ``active`` or ``dismissed``; dismissed sites are still tracked.
+    """
+
+    site_id: str
+    geometry: BaseGeometry
+    area_ha: float
+    first_seen: dt.date
+    status: str
+
+
+@dataclass(frozen=True)
+class TrackingThresholds:
+    """When a change counts, per AOI (``detection`` section of the AOI YAML).
+
+    Attributes:
+        match_buffer_m: A detection within this distance (metres) of a known site's
+            outline belongs to that site; unmatched detections this close to each
+            other form one new site.
+        min_growth_ha: Smallest area change, in hectares, that counts as expanded or
+            shrunk.
+        min_growth_pct: Smallest area change, in percent of the comparable previous
+            area, that counts as expanded or shrunk. Both minima must be met.
+        min_visible_fraction: Fraction (0..1) of a site's outline that must be clear
+            in this composite for an absent detection to mean the site shrank;
+            below it the site is ``not_seen``.
+    """
+
+    match_buffer_m: float = 30.0
+    min_growth_ha: float = 1.0
+    min_growth_pct: float = 20.0
+    min_visible_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        """Reject negative thresholds and fractions outside 0..1."""
+        for name in ("match_buffer_m", "min_growth_ha", "min_growth_pct"):
+            value = getattr(self, name)
+            if not value >= 0:
+                raise ValueError(f"TrackingThresholds.{name} must be >= 0, got {value}.")
+        if not 0.0 <= self.min_visible_fraction <= 1.0:
+            raise ValueError(
+                "TrackingThresholds.min_visible_fraction must be in 0..1, got "
+                f"{self.min_visible_fraction}."
+            )
+
+
+def _area_ha(geometry: BaseGeometry) -> float:
+    """Area of a geometry in hectares (CRS units are metres)."""
+    return float(geometry.area) / M2_PER_HA
+
+
+def _next_id(source: Iterator[str] | Callable[[], str]) -> str:
+    """Draw one id from an iterator or a callable."""
+    if callable(source):
+        return source()
+    try:
+        return next(source)
+    except StopIteration:
+        raise ValueError(
+            "new_site_ids ran out of ids; pass at least one id per detection, e.g. "
+            "iter(store.next_site_ids(aoi, len(detections), window_end=window_end))."
+        ) from None
+
+
+def _weighted_probability(
+    geometries: Sequence[BaseGeometry], probabilities: Sequence[float]
+) -> float | None:
+    """Area-weighted mean of per-detection mean probabilities, ignoring NaN."""
+    weights = np.array([g.area for g in geometries], dtype=np.float64)
+    values = np.array(probabilities, dtype=np.float64)
+    ok = np.isfinite(values)
+    if not ok.any():
+        return None
+    if weights[ok].sum() <= 0:
+        return float(values[ok].mean())
+    return float(np.average(values[ok], weights=weights[ok]))
+
+
+def _visible_fraction(geometry: BaseGeometry, clear: BaseGeometry) -> float:
+    """Fraction of ``geometry`` inside the clear footprint (0..1)."""
+    if geometry.is_empty:
+        return 0.0
+    if geometry.area <= 0:
+        return 1.0 if geometry.intersects(clear) else 0.0
+    return float(geometry.intersection(clear).area / geometry.area)
+
+
+def _growth(
+    old: BaseGeometry, old_area_ha: float, new: BaseGeometry | None, common: BaseGeometry
+) -> tuple[float | None, float | None]:
+    """Growth in ha and percent, measured only inside the common clear area.
+
+    Returns (None, None) when neither outline has any area in the common clear area:
+    nothing comparable was seen twice. A previous area of zero (the site had vanished)
+    compares as empty; its percentage growth is undefined (None).
+    """
+    old_clear_ha = _area_ha(old.intersection(common)) if old_area_ha > 0 else 0.0
+    new_clear_ha = 0.0 if new is None else _area_ha(new.intersection(common))
+    if old_clear_ha <= 0 and new_clear_ha <= 0:
+        return None, None
+    growth_ha = new_clear_ha - old_clear_ha
+    growth_pct = 100.0 * growth_ha / old_clear_ha if old_clear_ha > 0 else None
+    return growth_ha, growth_pct
+
+
+def _classify(
+    growth_ha: float | None, growth_pct: float | None, thresholds: TrackingThresholds
+) -> EventKind:
+    """Classify growth as expanded, shrunk or unchanged; both minima must be met."""
+    if growth_ha is None:
+        return "unchanged"
+    pct_up = growth_pct is None or growth_pct >= thresholds.min_growth_pct - _TOLERANCE_HA
+    pct_down = growth_pct is None or growth_pct <= -thresholds.min_growth_pct + _TOLERANCE_HA
+    if growth_ha >= thresholds.min_growth_ha - _TOLERANCE_HA and pct_up:
+        return "expanded"
+    if growth_ha <= -thresholds.min_growth_ha + _TOLERANCE_HA and pct_down:
+        return "shrunk"
+    return "unchanged"
+
+
+def _clusters(geometries: Sequence[BaseGeometry], distance_m: float) -> list[list[int]]:
+    """Group geometries closer than ``distance_m`` (single linkage), in input order."""
+    parent = list(range(len(geometries)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    if len(geometries) > 1:
+        tree = shapely.STRtree(geometries)
+        left, right = tree.query(geometries, predicate="dwithin", distance=distance_m)
+        for a, b in zip(left.tolist(), right.tolist(), strict=True):
+            root_a, root_b = find(a), find(b)
+            if root_a != root_b:
+                parent[max(root_a, root_b)] = min(root_a, root_b)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(geometries)):
+        groups.setdefault(find(i), []).append(i)
+    return sorted(groups.values(), key=lambda members: members[0])
+
+
+def track_sites(
+    detections: gpd.GeoDataFrame,
+    known: Sequence[KnownSite],
+    *,
+    clear_now: BaseGeometry,
+    clear_before: BaseGeometry | None,
+    window_end: dt.date,
+    epsg: int,
+    new_site_ids: Iterator[str] | Callable[[], str],
+    thresholds: TrackingThresholds,
+    clear_counts: Callable[[BaseGeometry], int] | None = None,
+) -> list[SiteEvent]:
+    """Match this run's detections to known sites and classify one event per site.
+
+    Rules:
+
+    - A detection belongs to a known site if it intersects the site's outline
+      buffered by ``match_buffer_m``; a detection touching several sites goes to the
+      one it overlaps most (unbuffered overlap first, then buffered). All detections
+      of a site are merged (unary union) into its new outline.
+    - Unmatched detections are ``new`` sites (``first_seen = window_end``); unmatched
+      detections within ``match_buffer_m`` of each other form one site, just as they
+      would match one site in the next run.
+    - A matched site's growth is measured inside ``clear_now ∩ clear_before`` only:
+      ``growth_ha = area(new ∩ C) − area(old ∩ C)``, ``growth_pct = 100·growth_ha /
+      area(old ∩ C)``. ``expanded`` needs both ``growth_ha >= min_growth_ha`` and
+      ``growth_pct >= min_growth_pct``; ``shrunk`` the mirror image; else
+      ``unchanged``. Growth is None (``unchanged``) when neither outline lies in C.
+    - A known site without a detection is ``not_seen`` (last outline and area kept)
+      if less than ``min_visible_fraction`` of it is clear now; otherwise it was seen
+      clear and absent: ``shrunk`` to 0 ha, keeping its last outline for matching.
+    - Dismissed sites get events like the others; alert policy is decided elsewhere.
+
+    Args:
+        detections: This run's polygons in the AOI CRS (metres), with columns
+            ``geometry``, ``area_ha`` and ``mean_probability``
+            (from ``asmspotter.detect.vectorize``).
+        known: Sites known before this run (``Store.known_sites(aoi, window_end)``).
+        clear_now: Pixels of this composite with at least one clear observation, as a
+            geometry in the AOI CRS.
+        clear_before: The same footprint of the previous completed run; None (first
+            run, or not recorded) measures growth inside ``clear_now`` alone.
+        window_end: Last day of this run's composite window.
+        epsg: EPSG code of the AOI CRS.
+        new_site_ids: Source of ids for new sites, an iterator
+            (``iter(store.next_site_ids(aoi, len(detections), window_end=window_end))``)
+            or a zero-argument callable.
+        thresholds: The AOI's tracking thresholds.
+        clear_counts: Returns the median number of clear observations behind an
+            outline; ``clear_observations`` is 0 without it.
+
+    Returns:
+        One event per known site (in ``known`` order), then one per new site (in
+        order of their first detection).
+
+    Raises:
+        ValueError: ``detections`` lacks a geometry, is in another CRS, or
+            ``new_site_ids`` runs out or repeats a known id.
+
+    Example:
+        >>> import datetime as dt
+        >>> from shapely.geometry import box
+        >>> frame = gpd.GeoDataFrame(
+        ...     {"area_ha": [4.0], "mean_probability": [0.9]},
+        ...     geometry=[box(500_000, 0, 500_200, 200)], crs="EPSG:32621")
+        >>> [e.kind for e in track_sites(
+        ...     frame, [], clear_now=box(499_000, -1_000, 501_000, 1_000), clear_before=None,
+        ...     window_end=dt.date(2024, 1, 30), epsg=32621, new_site_ids=iter(["demo-0001"]),
+        ...     thresholds=TrackingThresholds())]
+        ['new']
+    """
+    if detections.crs is not None and detections.crs.to_epsg() != epsg:
+        raise ValueError(
+            f"detections are in {detections.crs.to_string()} but epsg is {epsg}; "
+            "vectorise on the AOI grid or pass the grid's epsg."
+        )
+    geometries: list[BaseGeometry] = []
+    probabilities: list[float] = []
+    has_probability = "mean_probability" in detections.columns
+    for index, geometry in enumerate(detections.geometry):
+        if geometry is None or geometry.is_empty:
+            continue
+        geometries.append(geometry)
+        probabilities.append(
+            float(detections["mean_probability"].iloc[index]) if has_probability else math.nan
+        )
+    common = clear_now if clear_before is None else clear_now.intersection(clear_before)
+    known_ids = {site.site_id for site in known}
+
+    def centroid_lonlat(geometry: BaseGeometry) -> tuple[float, float]:
+        point = to_lonlat(geometry.centroid, epsg)
+        return float(point.x), float(point.y)
+
+    def count_clear(geometry: BaseGeometry) -> int:
+        return 0 if clear_counts is None else int(clear_counts(geometry))
+
+    # Assign each detection to at most one known site.
+    assigned: dict[int, list[int]] = {}
+    unmatched: list[int] = []
+    if known:
+        buffered = [site.geometry.buffer(thresholds.match_buffer_m) for site in known]
+        tree = shapely.STRtree(buffered)
+    for i, geometry in enumerate(geometries):
+        candidates = tree.query(geometry, predicate="intersects").tolist() if known else []
+        if not candidates:
+            unmatched.append(i)
+            continue
+        best = max(
+            candidates,
+            key=lambda k: (
+                known[k].geometry.intersection(geometry).area,
+                buffered[k].intersection(geometry).area,
+                -k,
+            ),
+        )
+        assigned.setdefault(best, []).append(i)
+
+    events: list[SiteEvent] = []
+    for k, site in enumerate(known):
+        members = assigned.get(k)
+        if members:
+            outline = shapely.union_all([geometries[i] for i in members])
+            growth_ha, growth_pct = _growth(site.geometry, site.area_ha, outline, common)
+            kind = _classify(growth_ha, growth_pct, thresholds)
+            area_ha = _area_ha(outline)
+            probability = _weighted_probability(
+                [geometries[i] for i in members], [probabilities[i] for i in members]
+            )
+        elif _visible_fraction(site.geometry, clear_now) < thresholds.min_visible_fraction:
+            outline, kind, area_ha, probability = site.geometry, "not_seen", site.area_ha, None
+            growth_ha, growth_pct = None, None
+        else:
+            # Seen clear, not detected: the outline is kept so a reappearance matches.
+            outline, kind, area_ha, probability = site.geometry, "shrunk", 0.0, None
+            growth_ha, growth_pct = _growth(site.geometry, site.area_ha, None, common)
+        lon, lat = centroid_lonlat(outline)
+        events.append(
+            SiteEvent(
+                site_id=site.site_id,
+                kind=kind,
+                geometry=outline,
+                area_ha=area_ha,
+                previous_area_ha=site.area_ha,
+                growth_ha=growth_ha,
+                growth_pct=growth_pct,
+                mean_probability=probability,
+                centroid_lon=lon,
+                centroid_lat=lat,
+                first_seen=site.first_seen,
+                clear_observations=count_clear(outline),
+            )
+        )
+
+    for cluster in _clusters([geometries[i] for i in unmatched], thresholds.match_buffer_m):
+        members = [unmatched[j] for j in cluster]
+        outline = shapely.union_all([geometries[i] for i in members])
+        site_id = _next_id(new_site_ids)
+        if site_id in known_ids:
+            raise ValueError(
+                f"new_site_ids gave {site_id!r}, the id of a known site; take ids from "
+                "Store.next_site_ids."
+            )
+        known_ids.add(site_id)
+        lon, lat = centroid_lonlat(outline)
+        events.append(
+            SiteEvent(
+                site_id=site_id,
+                kind="new",
+                geometry=outline,
+                area_ha=_area_ha(outline),
+                previous_area_ha=None,
+                growth_ha=None,
+                growth_pct=None,
+                mean_probability=_weighted_probability(
+                    [geometries[i] for i in members], [probabilities[i] for i in members]
+                ),
+                centroid_lon=lon,
+                centroid_lat=lat,
+                first_seen=window_end,
+                clear_observations=count_clear(outline),
+            )
+        )
+
+    counts: dict[str, int] = {}
+    for e in events:
+        counts[e.kind] = counts.get(e.kind, 0) + 1
+    logger.info(
+        "tracked %d detection(s) against %d known site(s) for %s: %s",
+        len(geometries),
+        len(known),
+        window_end,
+        ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no events",
+    )
+    return events

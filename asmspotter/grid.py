@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
-import shapely
 from shapely.geometry.base import BaseGeometry
 
 

@@ -44,7 +44,9 @@ def test_valid_file_loads_with_defaults(tmp_path):
 
 def test_bad_field_names_file_field_and_expectation(tmp_path):
     text = VALID.format(name="beta") + "detection:\n  min_area_ha: -2\n"
-    with pytest.raises(AOIConfigError, match=r"beta\.yaml: detection\.min_area_ha: .*greater than 0"):
+    with pytest.raises(
+        AOIConfigError, match=r"beta\.yaml: detection\.min_area_ha: .*greater than 0"
+    ):
         load_aoi(write(tmp_path, "beta", text))
 
 
@@ -56,7 +58,9 @@ def test_unknown_provider_lists_valid_choice(tmp_path):
 
 def test_unknown_key_is_rejected(tmp_path):
     text = VALID.format(name="delta") + "revisit: 5\n"
-    with pytest.raises(AOIConfigError, match=r"delta\.yaml: revisit: Extra inputs are not permitted"):
+    with pytest.raises(
+        AOIConfigError, match=r"delta\.yaml: revisit: Extra inputs are not permitted"
+    ):
         load_aoi(write(tmp_path, "delta", text))
 
 
@@ -93,13 +97,18 @@ def test_geometry_file_must_stay_inside_the_folder(tmp_path):
 
 
 def test_plaintext_secret_in_alert_url_warns(tmp_path):
-    text = VALID.format(name="secret") + "alerts:\n  - url: mailtos://me:hunter2@smtp.x.org/a@b.org\n"
+    text = (
+        VALID.format(name="secret") + "alerts:\n  - url: mailtos://me:hunter2@smtp.x.org/a@b.org\n"
+    )
     with pytest.warns(UserWarning, match=r"alerts\.0\.url looks like it holds a credential"):
         load_aoi(write(tmp_path, "secret", text))
 
 
 def test_env_reference_expands_only_at_send_time(tmp_path, monkeypatch):
-    text = VALID.format(name="envref") + "alerts:\n  - url: mailtos://me:${SMTP_PW}@smtp.x.org/a@b.org\n"
+    text = (
+        VALID.format(name="envref")
+        + "alerts:\n  - url: mailtos://me:${SMTP_PW}@smtp.x.org/a@b.org\n"
+    )
     aoi = load_aoi(write(tmp_path, "envref", text))  # no warning, no error without the variable
     monkeypatch.delenv("SMTP_PW", raising=False)
     with pytest.raises(AOIConfigError, match="export SMTP_PW="):

@@ -16,7 +16,9 @@ from asmspotter.grid import AOIGrid
 from asmspotter.providers.base import LocalScene, SceneRef
 from asmspotter.scene_io import write_scene
 
-GRID = AOIGrid(epsg=32621, resolution_m=10, left_m=500_000, top_m=560_000, width_px=40, height_px=30)
+GRID = AOIGrid(
+    epsg=32621, resolution_m=10, left_m=500_000, top_m=560_000, width_px=40, height_px=30
+)
 FOREST = np.array([0.02, 0.045, 0.025, 0.30], dtype=np.float32)  # blue, green, red, nir
 
 
@@ -28,7 +30,9 @@ def scene(tmp_path, index, reflectance, cloud_mask):
         dt.datetime(2024, 1, 1 + index, tzinfo=dt.UTC),
         cloud_mask=cloud_mask,
     )
-    ref = SceneRef("local", f"s{index}", dt.datetime(2024, 1, 1 + index, tzinfo=dt.UTC), box(0, 0, 1, 1))
+    ref = SceneRef(
+        "local", f"s{index}", dt.datetime(2024, 1, 1 + index, tzinfo=dt.UTC), box(0, 0, 1, 1)
+    )
     return LocalScene(ref, path, path.with_name(f"s{index}.cloudmask.tif"))
 
 
@@ -87,12 +91,19 @@ def test_never_clear_pixels_are_nan_with_zero_count(tmp_path):
 def test_scene_with_wrong_band_count_is_named(tmp_path):
     path = tmp_path / "bad.tif"
     with rasterio.open(
-        path, "w", driver="GTiff", width=40, height=30, count=3, dtype="uint16",
-        crs="EPSG:32621", transform=GRID.transform,
+        path,
+        "w",
+        driver="GTiff",
+        width=40,
+        height=30,
+        count=3,
+        dtype="uint16",
+        crs="EPSG:32621",
+        transform=GRID.transform,
     ) as dst:
         dst.write(np.ones((3, 30, 40), np.uint16))
     ref = SceneRef("local", "bad", dt.datetime(2024, 1, 1, tzinfo=dt.UTC), box(0, 0, 1, 1))
-    with pytest.raises(SceneReadError, match="scene bad: .* has 3 bands, expected 4"):
+    with pytest.raises(SceneReadError, match=r"scene bad: .* has 3 bands, expected 4"):
         build_composite([LocalScene(ref, path, None)], GRID, tmp_path / "c.tif")
 
 

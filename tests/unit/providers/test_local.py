@@ -14,7 +14,9 @@ from asmspotter.providers.base import TimeWindow
 from asmspotter.providers.local import LocalProvider
 from asmspotter.scene_io import write_scene
 
-GRID = AOIGrid(epsg=32621, resolution_m=10, left_m=500_000, top_m=560_000, width_px=64, height_px=48)
+GRID = AOIGrid(
+    epsg=32621, resolution_m=10, left_m=500_000, top_m=560_000, width_px=64, height_px=48
+)
 AOI_LONLAT = to_lonlat(box(*GRID.bounds), GRID.epsg)
 
 
@@ -23,7 +25,9 @@ def make_scene(folder, day, *, cloud_rows=0, name=None):
     mask = np.zeros((48, 64), dtype=bool)
     mask[:cloud_rows] = True
     when = dt.datetime(2024, 1, day, 14, tzinfo=dt.UTC)
-    return write_scene(folder / (name or f"S_{day:02d}.tif"), GRID, reflectance, when, cloud_mask=mask)
+    return write_scene(
+        folder / (name or f"S_{day:02d}.tif"), GRID, reflectance, when, cloud_mask=mask
+    )
 
 
 def test_search_filters_by_window_footprint_and_cloud(tmp_path):

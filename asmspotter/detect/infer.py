@@ -1,0 +1,567 @@
+"""Tiled U-Net inference: load a model, predict a probability map, find mines.
+
+:func:`load_model` reads a model directory (card + weights, see
+:mod:`asmspotter.detect.model_card`); :func:`build_features` stacks a composite's bands
+in the model's input order (computing NDWI/NDVI if absent);
+:func:`predict_probabilities` runs the net over overlapping tiles
+(:mod:`asmspotter.detect.tiling`) and blends them; :func:`detect_mines` does all of
+it from a composite COG (written by :mod:`asmspotter.composite`) to a probability
+COG and polygons (:mod:`asmspotter.detect.vectorize`).
+
+Memory is bounded by the tile batch: features are read tile by tile from anything
+indexable as ``features[:, r0:r1, c0:c1]`` (numpy, dask, a rasterio window reader);
+only the (H, W) float32 output and its blending weights are held whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+import torch
+from affine import Affine
+from numpy.typing import NDArray
+from rasterio.windows import Window
+from torch import nn
+
+from asmspotter.composite.indices import ndvi, ndwi
+from asmspotter.detect.model_card import (
+    DERIVED_BANDS,
+    WEIGHTS_FILENAME,
+    ModelCard,
+    check_model_fits,
+    load_card,
+)
+from asmspotter.detect.tiling import TileAccumulator, tile_windows
+from asmspotter.detect.unet import UNet
+from asmspotter.detect.vectorize import vectorize_detections
+from asmspotter.errors import ModelMismatchError, ModelNotFoundError, SceneReadError
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "bf16"]
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``progress(tiles_done, tiles_total)`` after each batch of tiles."""
+
+PROBABILITY_BAND = "mining_probability"
+"""Band description of the probability COG."""
+
+PROBABILITY_NODATA = -1.0
+"""Nodata value of the probability COG (pixels without a clear observation)."""
+
+
+class FeatureArray(Protocol):
+    """Anything with a (C, H, W) ``shape`` that can be sliced into tiles."""
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(C, H, W)."""
+        ...
+
+    def __getitem__(self, key: Any) -> Any:
+        """Return ``features[:, r0:r1, c0:c1]`` as something ``np.asarray`` accepts."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready for inference.
+
+    Attributes:
+        card: The model card (bands, normalisation, threshold, tiling).
+        module: The torch network, in eval mode, on ``device``.
+        device: The torch device the network runs on.
+        model_dir: The directory the model was loaded from.
+    """
+
+    card: ModelCard
+    module: nn.Module
+    device: torch.device
+    model_dir: Path | None = None
+
+
+def available_cpu_count() -> int:
+    """Return the number of CPU cores this process may run on (affinity-aware)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+def configure_torch_threads() -> int:
+    """Set torch's intra-op threads to the cores available to this process.
+
+    torch defaults to the machine's physical cores, which oversubscribes a container
+    or a Dask worker pinned to fewer cores
+    (https://pytorch.org/docs/stable/notes/cpu_threading_torchscript_inference.html).
+
+    Returns:
+        The number of threads set.
+    """
+    n = available_cpu_count()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """Return ``device``, or CUDA when available, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build_model(card: ModelCard) -> UNet:
+    """Build the (untrained) network the card describes."""
+    arch = card.architecture
+    return UNet(
+        in_channels=len(card.bands),
+        out_channels=1,
+        base_channels=arch.base_channels,
+        depth=arch.depth,
+        upsampling=arch.upsampling,
+    )
+
+
+def load_model(model_dir: Path, device: str | None = None) -> LoadedModel:
+    """Load a model directory's card and weights for inference.
+
+    Args:
+        model_dir: Directory with ``model_card.json`` and ``weights.pt``.
+        device: Torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``); None picks CUDA when
+            available, else CPU.
+
+    Returns:
+        The model in eval mode, channels-last, on the device.
+
+    Raises:
+        ModelNotFoundError: If the card or the weights are missing.
+        ModelMismatchError: If the card is invalid or the weights do not fit its
+            architecture.
+    """
+    model_dir = Path(model_dir)
+    card = load_card(model_dir)
+    weights_path = model_dir / WEIGHTS_FILENAME
+    if not weights_path.is_file():
+        raise ModelNotFoundError(
+            f"{weights_path}: weights not found next to the model card; copy the model's "
+            f"{WEIGHTS_FILENAME} there or re-train it with `asmspotter model train`."
+        )
+    torch_device = resolve_device(device)
+    if torch_device.type == "cpu":
+        configure_torch_threads()
+    module = build_model(card)
+    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelMismatchError(
+            f"{weights_path}: weights do not fit the architecture in the model card "
+            f"({card.architecture.model_dump()}, {len(card.bands)} bands): {exc}. Use the "
+            "card that was written with these weights, or re-train the model."
+        ) from exc
+    module = module.to(torch_device)
+    # Channels-last lets oneDNN (CPU) and cuDNN pick faster conv kernels
+    # (https://pytorch.org/tutorials/intermediate/memory_format_tutorial.html).
+    module = module.to(memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
+    logger.info(
+        "loaded model %s v%s from %s on %s", card.name, card.version, model_dir, torch_device
+    )
+    return LoadedModel(card=card, module=module, device=torch_device, model_dir=model_dir)
+
+
+def build_features(
+    reflectance: Mapping[str, Any] | Any, bands: Sequence[str]
+) -> NDArray[np.float32]:
+    """Stack the bands a model needs, in its input order, as (C, H, W) float32.
+
+    Args:
+        reflectance: Band name to (H, W) array: a dict of numpy arrays or an
+            ``xarray.Dataset`` with one (y, x) variable per band (reflectance 0..1).
+            ``ndwi`` and ``ndvi`` are computed from green, red and nir when absent.
+        bands: Band names in input order, e.g. ``card.bands``.
+
+    Returns:
+        float32 array (len(bands), H, W).
+
+    Raises:
+        ModelMismatchError: If a band is neither present nor computable.
+    """
+    names = [str(k) for k in reflectance]
+    layers = []
+    for band in bands:
+        if band in reflectance:
+            layers.append(np.asarray(reflectance[band], dtype=np.float32))
+        elif band in DERIVED_BANDS and all(s in reflectance for s in DERIVED_BANDS[band]):
+            a, b = (np.asarray(reflectance[s], dtype=np.float32) for s in DERIVED_BANDS[band])
+            layers.append(ndwi(a, b) if band == "ndwi" else ndvi(a, b))
+        else:
+            raise ModelMismatchError(
+                f"band {band!r} is needed by the model but the input has only {names} "
+                "(ndwi needs green+nir, ndvi needs red+nir); give a composite with these bands "
+                "or choose another detection.model in the AOI YAML."
+            )
+    return np.stack(layers).astype(np.float32, copy=False)
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _predict(
+    features: NDArray[np.float32] | FeatureArray,
+    model: LoadedModel,
+    *,
+    valid_mask: NDArray[np.bool_] | FeatureArray | None,
+    batch_size: int,
+    progress: ProgressCallback | None,
+    precision: Precision,
+) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """Return (probability, no-data mask); see :func:`predict_probabilities`."""
+    card = model.card
+    if len(features.shape) != 3:
+        raise ValueError(f"features must be (C, H, W), got shape {tuple(features.shape)}.")
+    n_bands, height, width = (int(s) for s in features.shape)
+    if n_bands != len(card.bands):
+        raise ModelMismatchError(
+            f"model {card.name!r} takes {len(card.bands)} bands {card.bands} but the features "
+            f"have {n_bands}; build them with build_features(reflectance, card.bands)."
+        )
+    if valid_mask is not None and tuple(valid_mask.shape) != (height, width):
+        raise ValueError(
+            f"valid_mask has shape {tuple(valid_mask.shape)}, features have {(height, width)}."
+        )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if model.device.type == "cpu":
+        configure_torch_threads()
+
+    mean = np.asarray(card.normalisation.mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(card.normalisation.std, dtype=np.float32)[:, None, None]
+    windows = tile_windows(height, width, card.tile_px, card.overlap_px)
+    accumulator = TileAccumulator(height, width, card.tile_px, card.overlap_px)
+    nodata = np.zeros((height, width), dtype=bool)
+    multiple = int(getattr(model.module, "size_multiple", 1))
+    tile_h, tile_w = windows[0][2], windows[0][3]
+    pad_h = math.ceil(tile_h / multiple) * multiple - tile_h
+    pad_w = math.ceil(tile_w / multiple) * multiple - tile_w
+    # bf16 autocast roughly halves the time on CPUs with AVX512-BF16/AMX and on GPUs;
+    # probabilities differ from fp32 by ~1e-2, so it stays opt-in.
+    autocast = torch.autocast(
+        device_type=model.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"
+    )
+    done = 0
+    with torch.inference_mode(), autocast:
+        for batch in _batches(windows, batch_size):
+            tiles = []
+            for row, col, h, w in batch:
+                tile = np.asarray(features[:, row : row + h, col : col + w], dtype=np.float32)
+                bad = ~np.isfinite(tile).all(axis=0)
+                if valid_mask is not None:
+                    bad |= ~np.asarray(valid_mask[row : row + h, col : col + w], dtype=bool)
+                nodata[row : row + h, col : col + w] |= bad
+                # NaNs become the band mean, i.e. 0 after normalising: neutral input.
+                tile = np.where(np.isfinite(tile), tile, mean)
+                tile = (tile - mean) / std
+                if pad_h or pad_w:
+                    tile = np.pad(tile, ((0, 0), (0, pad_h), (0, pad_w)), mode="reflect")
+                tiles.append(tile)
+            x = torch.from_numpy(np.stack(tiles)).to(model.device)
+            x = x.contiguous(memory_format=torch.channels_last)
+            probs = torch.sigmoid(model.module(x).float())[:, 0].cpu().numpy()
+            for (row, col, h, w), prob in zip(batch, probs, strict=True):
+                accumulator.add((row, col, h, w), prob[:h, :w])
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(windows))
+    probability = accumulator.result()
+    probability[nodata] = 0.0
+    logger.info(
+        "predicted %dx%d px in %d tiles of %d px (overlap %d) on %s",
+        height,
+        width,
+        len(windows),
+        card.tile_px,
+        card.overlap_px,
+        model.device,
+    )
+    return probability, nodata
+
+
+def predict_probabilities(
+    features: NDArray[np.float32] | FeatureArray,
+    model: LoadedModel,
+    *,
+    valid_mask: NDArray[np.bool_] | FeatureArray | None = None,
+    batch_size: int = 8,
+    progress: ProgressCallback | None = None,
+    precision: Precision = "fp32",
+) -> NDArray[np.float32]:
+    """Predict the mining probability of every pixel, tile by tile, blended.
+
+    Tiles of ``card.tile_px`` overlapping by ``card.overlap_px`` are read one batch at
+    a time (``np.asarray(features[:, r0:r1, c0:c1])``), normalised with the card's
+    mean and std, run under ``torch.inference_mode()`` in channels-last layout, and
+    blended with :func:`asmspotter.detect.tiling.blend_weights`.
+
+    Args:
+        features: (C, H, W) float32 in the card's band order: a numpy array, or anything
+            lazily sliceable the same way (a dask array, a rasterio window reader).
+        model: From :func:`load_model`.
+        valid_mask: (H, W) bool (or lazily sliceable), False where there is no data.
+        batch_size: Tiles per forward pass; memory grows with it.
+        progress: Called as ``progress(tiles_done, tiles_total)`` after each batch.
+        precision: ``"fp32"``, or ``"bf16"`` for bfloat16 autocast (faster on recent
+            CPUs and GPUs, slightly different results).
+
+    Returns:
+        Probability (H, W) float32 in [0, 1]; 0 where any input band is NaN or
+        ``valid_mask`` is False.
+
+    Raises:
+        ModelMismatchError: If the number of bands is not the model's.
+        ValueError: If shapes or ``batch_size`` are invalid.
+    """
+    probability, _ = _predict(
+        features,
+        model,
+        valid_mask=valid_mask,
+        batch_size=batch_size,
+        progress=progress,
+        precision=precision,
+    )
+    return probability
+
+
+class RasterFeatures:
+    """Read a composite COG's bands tile by tile, in a model's band order.
+
+    Slicing ``reader[:, r0:r1, c0:c1]`` reads that window of the needed bands (nodata
+    values become NaN) and computes ``ndwi``/``ndvi`` from green, red and nir if the
+    file lacks them. Implements :class:`FeatureArray`.
+
+    Args:
+        dataset: An open rasterio dataset whose band descriptions name the bands.
+        bands: Band names in the model's input order.
+
+    Raises:
+        ModelMismatchError: If a band is neither in the file nor computable.
+    """
+
+    def __init__(self, dataset: rasterio.io.DatasetReader, bands: Sequence[str]) -> None:
+        self.dataset = dataset
+        self.bands = list(bands)
+        self.band_index = band_indexes(dataset)
+        needed: list[str] = []
+        for band in self.bands:
+            sources = [band] if band in self.band_index else list(DERIVED_BANDS.get(band, (band,)))
+            for source in sources:
+                if source not in self.band_index:
+                    raise ModelMismatchError(
+                        f"{dataset.name}: band {band!r} is needed but the file has bands "
+                        f"{list(self.band_index)}; choose another detection.model in the AOI "
+                        "YAML or rebuild the composite with these bands."
+                    )
+                if source not in needed:
+                    needed.append(source)
+        self._needed = needed
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W)."""
+        return (len(self.bands), self.dataset.height, self.dataset.width)
+
+    def __getitem__(self, key: tuple[slice, slice, slice]) -> NDArray[np.float32]:
+        """Read ``[:, rows, cols]`` (step-1 slices) as (C, h, w) float32."""
+        _, rows, cols = key
+        r0, r1, _ = rows.indices(self.dataset.height)
+        c0, c1, _ = cols.indices(self.dataset.width)
+        window = Window(c0, r0, c1 - c0, r1 - r0)  # type: ignore[call-arg]
+        indexes = [self.band_index[b] for b in self._needed]
+        data = self.dataset.read(indexes, window=window, out_dtype="float32", masked=True)
+        layers = dict(zip(self._needed, np.ma.filled(data, np.nan), strict=True))
+        return build_features(layers, self.bands)
+
+
+def band_indexes(dataset: rasterio.io.DatasetReader) -> dict[str, int]:
+    """Map band description to 1-based band index (bands without one are skipped)."""
+    return {
+        desc: i
+        for i, desc in enumerate(dataset.descriptions, start=1)
+        if desc  # undescribed bands cannot be matched by name
+    }
+
+
+def write_probability_cog(
+    probability: NDArray[np.float32],
+    nodata_mask: NDArray[np.bool_] | None,
+    path: Path,
+    *,
+    transform: Affine,
+    crs: Any,
+) -> Path:
+    """Write a probability map as a one-band float32 Cloud Optimized GeoTIFF.
+
+    Args:
+        probability: (H, W) float32 in [0, 1].
+        nodata_mask: (H, W) bool, True where there was no data (written as -1).
+        path: Output file; its directory is created. Written to ``partial_<name>`` first
+            and renamed, so a crash never leaves a half file under the final name.
+        transform: Affine transform of the grid.
+        crs: CRS of the grid (anything rasterio accepts).
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.asarray(probability, dtype=np.float32).copy()
+    if nodata_mask is not None:
+        data[nodata_mask] = PROBABILITY_NODATA
+    tmp = path.with_name(f"partial_{path.name}")
+    profile = {
+        # GDAL's COG driver writes internal 512 px tiles and overviews in one go
+        # (https://gdal.org/drivers/raster/cog.html); rasterio buffers the data in memory
+        # for it, which costs one more copy of the (H, W) float32 map.
+        "driver": "COG",
+        "height": data.shape[0],
+        "width": data.shape[1],
+        "count": 1,
+        "dtype": "float32",
+        "crs": crs,
+        "transform": transform,
+        "nodata": PROBABILITY_NODATA,
+        "compress": "deflate",
+        "predictor": 3,  # floating-point predictor: compresses float32 maps far better
+        "overview_resampling": "average",
+    }
+    with rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(data, 1)
+        dst.set_band_description(1, PROBABILITY_BAND)
+    tmp.replace(path)
+    return path
+
+
+def detect_mines(
+    composite_path: Path,
+    model_dir: Path,
+    out_probability_path: Path,
+    *,
+    threshold: float | None = None,
+    min_area_ha: float = 1.0,
+    device: str | None = None,
+    batch_size: int = 8,
+    precision: Precision = "fp32",
+    progress: ProgressCallback | None = None,
+) -> gpd.GeoDataFrame:
+    """Find mining sites in a composite COG: probability COG and polygons.
+
+    Reads the composite's bands by their descriptions (``blue, green, red, nir, ndwi,
+    ndvi, valid``; ``valid`` is the count of clear observations, 0 = no data), checks the
+    model fits (bands, and pixel size from the transform), predicts tile by tile
+    (:func:`predict_probabilities`), writes a float32 COG with band
+    ``mining_probability`` (nodata -1) on the same grid, and vectorises the pixels at or
+    above the threshold (:func:`asmspotter.detect.vectorize.vectorize_detections`).
+
+    Example:
+        >>> from pathlib import Path
+        >>> from asmspotter.detect.infer import detect_mines
+        >>> sites = detect_mines(  # doctest: +SKIP
+        ...     Path("data/brokopondo/composite_2024-06.tif"),
+        ...     Path("models/s2-unet-v1"),
+        ...     Path("data/brokopondo/probability_2024-06.tif"),
+        ...     min_area_ha=0.5,
+        ... )
+        >>> sites[["area_ha", "mean_probability"]].head()  # doctest: +SKIP
+
+    Args:
+        composite_path: The composite COG.
+        model_dir: Model directory (``models/<name>``).
+        out_probability_path: Where to write the probability COG.
+        threshold: Probability threshold; None uses the model card's.
+        min_area_ha: Smallest polygon kept, in hectares.
+        device: Torch device; None picks CUDA when available, else CPU.
+        batch_size: Tiles per forward pass.
+        precision: ``"fp32"`` or ``"bf16"`` autocast.
+        progress: Called as ``progress(tiles_done, tiles_total)``.
+
+    Returns:
+        GeoDataFrame of detections (``geometry``, ``area_ha``, ``mean_probability``,
+        ``max_probability``) in the composite's CRS.
+
+    Raises:
+        ModelNotFoundError: If the model directory, card or weights are missing.
+        ModelMismatchError: If the model's bands or resolution do not fit the composite.
+        SceneReadError: If the composite cannot be read or has no EPSG CRS.
+    """
+    composite_path = Path(composite_path)
+    model = load_model(Path(model_dir), device=device)
+    card = model.card
+    try:
+        dataset = rasterio.open(composite_path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise SceneReadError(
+            f"{composite_path}: cannot read the composite: {exc}; check that the file exists "
+            "and is a GeoTIFF written by the composite stage."
+        ) from exc
+    with dataset:
+        band_names = list(band_indexes(dataset))
+        res_x, res_y = dataset.res
+        if not math.isclose(res_x, res_y, rel_tol=1e-3):
+            logger.warning(
+                "%s: non-square pixels %.3f x %.3f m; checking the model against the mean",
+                composite_path,
+                res_x,
+                res_y,
+            )
+        resolution_m = (res_x + res_y) / 2.0
+        check_model_fits(
+            card,
+            [b for b in band_names if b != "valid"],
+            resolution_m,
+            model_dir=Path(model_dir),
+        )
+        epsg = dataset.crs.to_epsg() if dataset.crs is not None else None
+        if epsg is None:
+            raise SceneReadError(
+                f"{composite_path}: CRS {dataset.crs} has no EPSG code; composites must be on "
+                "an AOI grid (a UTM zone)."
+            )
+        valid_mask: NDArray[np.bool_] | None = None
+        if "valid" in band_names:
+            valid_mask = dataset.read(band_names.index("valid") + 1) > 0
+        else:
+            logger.warning("%s: no 'valid' band; treating every pixel as observed", composite_path)
+        features = RasterFeatures(dataset, card.bands)
+        probability, nodata = _predict(
+            features,
+            model,
+            valid_mask=valid_mask,
+            batch_size=batch_size,
+            progress=progress,
+            precision=precision,
+        )
+        transform = dataset.transform
+        crs = dataset.crs
+    write_probability_cog(probability, nodata, out_probability_path, transform=transform, crs=crs)
+    used_threshold = card.threshold if threshold is None else threshold
+    detections = vectorize_detections(
+        probability, transform, epsg, used_threshold, min_area_ha, valid_mask=~nodata
+    )
+    logger.info(
+        "%s: %d detections, %.1f ha, probability map %s",
+        composite_path,
+        len(detections),
+        float(detections["area_ha"].sum()),
+        out_probability_path,
+    )
+    return detections

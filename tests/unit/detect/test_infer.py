@@ -1,0 +1,275 @@
+"""Tests of asmspotter.detect.infer: features, tiled prediction, loading, detect_mines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from affine import Affine
+from torch import nn
+
+from asmspotter.composite.indices import ndvi, ndwi
+from asmspotter.detect import infer
+from asmspotter.detect.infer import (
+    PROBABILITY_BAND,
+    LoadedModel,
+    build_features,
+    build_model,
+    detect_mines,
+    load_model,
+    predict_probabilities,
+)
+from asmspotter.detect.model_card import (
+    WEIGHTS_FILENAME,
+    Architecture,
+    ModelCard,
+    Normalisation,
+    save_card,
+)
+from asmspotter.errors import ModelMismatchError, ModelNotFoundError
+
+torch.set_num_threads(2)
+
+BANDS = ["red", "green", "blue", "nir", "ndwi", "ndvi"]
+
+
+def _pixelwise_model(card: ModelCard, weight: list[float], bias: float = 0.0) -> LoadedModel:
+    """A net with a 1-pixel receptive field: tiling must not change its output at all."""
+    conv = nn.Conv2d(len(card.bands), 1, kernel_size=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(weight).reshape(1, -1, 1, 1))
+        conv.bias.fill_(bias)
+    return LoadedModel(card=card, module=conv.eval(), device=torch.device("cpu"))
+
+
+def _reference(features: np.ndarray, card: ModelCard, model: LoadedModel) -> np.ndarray:
+    mean = np.asarray(card.normalisation.mean, np.float32)[:, None, None]
+    std = np.asarray(card.normalisation.std, np.float32)[:, None, None]
+    x = torch.from_numpy(((features - mean) / std)[None])
+    with torch.inference_mode():
+        return torch.sigmoid(model.module(x))[0, 0].numpy()
+
+
+class CountingReader:
+    """A lazy (C, H, W) array that records the windows read from it."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data
+        self.reads: list[tuple[int, ...]] = []
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        tile = self.data[key]
+        self.reads.append(tile.shape)
+        return tile
+
+
+def test_build_features_orders_bands_and_derives_indices() -> None:
+    rng = np.random.default_rng(0)
+    refl = {b: rng.uniform(0.01, 0.5, (5, 6)).astype(np.float32) for b in BANDS[:4]}
+    features = build_features(refl, BANDS)
+    assert features.shape == (6, 5, 6)
+    assert features.dtype == np.float32
+    np.testing.assert_array_equal(features[0], refl["red"])
+    np.testing.assert_array_equal(features[2], refl["blue"])
+    np.testing.assert_allclose(features[4], ndwi(refl["green"], refl["nir"]))
+    np.testing.assert_allclose(features[5], ndvi(refl["red"], refl["nir"]))
+
+
+def test_build_features_accepts_an_xarray_dataset() -> None:
+    xr = pytest.importorskip("xarray")
+    data = {
+        b: (("y", "x"), np.full((2, 3), 0.1 * (i + 1), np.float32)) for i, b in enumerate(BANDS)
+    }
+    features = build_features(xr.Dataset(data), BANDS)
+    np.testing.assert_allclose(features[:, 0, 0], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], rtol=1e-6)
+
+
+def test_build_features_missing_band_names_the_fix() -> None:
+    with pytest.raises(ModelMismatchError, match=r"choose another detection\.model"):
+        build_features({"red": np.zeros((2, 2))}, BANDS)
+
+
+def test_tiled_prediction_equals_single_pass(card_factory: Callable[..., ModelCard]) -> None:
+    """A 1x1-conv net on a 45x37 image in 16 px tiles (overlap 5) equals the whole-image pass."""
+    rng = np.random.default_rng(1)
+    card = card_factory(
+        tile_px=16,
+        overlap_px=5,
+        normalisation=Normalisation(mean=[0.1] * 6, std=[0.5] * 6),
+    )
+    model = _pixelwise_model(card, [1.0, -2.0, 0.5, 3.0, -1.0, 0.25], bias=-0.3)
+    features = rng.normal(0, 1, (6, 45, 37)).astype(np.float32)
+    calls: list[tuple[int, int]] = []
+    reader = CountingReader(features)
+    tiled = predict_probabilities(
+        reader, model, batch_size=3, progress=lambda d, n: calls.append((d, n))
+    )
+    np.testing.assert_allclose(tiled, _reference(features, card, model), atol=1e-5)
+    # Memory is bounded by tiles: no read is larger than one tile.
+    assert max(h * w for _, h, w in reader.reads) <= 16 * 16
+    assert calls[-1][0] == calls[-1][1] == len(reader.reads)
+
+
+def test_image_smaller_than_a_tile(card_factory: Callable[..., ModelCard]) -> None:
+    card = card_factory(tile_px=32, overlap_px=8)
+    model = _pixelwise_model(card, [0.3] * 6)
+    features = np.random.default_rng(2).normal(0, 1, (6, 7, 11)).astype(np.float32)
+    np.testing.assert_allclose(
+        predict_probabilities(features, model), _reference(features, card, model), atol=1e-5
+    )
+
+
+def test_nan_and_invalid_pixels_get_zero(card_factory: Callable[..., ModelCard]) -> None:
+    card = card_factory()
+    model = _pixelwise_model(card, [0.0] * 6, bias=5.0)  # sigmoid(5) ~ 0.993 everywhere
+    features = np.zeros((6, 20, 20), np.float32)
+    features[3, 4, 5] = np.nan
+    valid = np.ones((20, 20), bool)
+    valid[10:12, :] = False
+    prob = predict_probabilities(features, model, valid_mask=valid)
+    assert prob[4, 5] == 0.0
+    assert (prob[10:12] == 0.0).all()
+    assert prob.sum() == pytest.approx((400 - 1 - 40) / (1 + np.exp(-5.0)), rel=1e-5)
+
+
+def test_wrong_band_count_is_a_mismatch(card_factory: Callable[..., ModelCard]) -> None:
+    card = card_factory()
+    model = _pixelwise_model(card, [0.0] * 6)
+    with pytest.raises(ModelMismatchError, match="build_features"):
+        predict_probabilities(np.zeros((4, 8, 8), np.float32), model)
+
+
+def _save_model(model_dir: Path, card: ModelCard, seed: int = 0) -> None:
+    torch.manual_seed(seed)
+    save_card(card, model_dir)
+    torch.save(build_model(card).state_dict(), model_dir / WEIGHTS_FILENAME)
+
+
+def test_load_model_and_predict_with_a_unet(
+    tmp_path: Path, card_factory: Callable[..., ModelCard]
+) -> None:
+    card = card_factory(tile_px=32, overlap_px=8)
+    _save_model(tmp_path, card)
+    model = load_model(tmp_path, device="cpu")
+    assert not model.module.training
+    assert model.card == card
+    features = np.random.default_rng(3).normal(0, 1, (6, 40, 50)).astype(np.float32)
+    prob = predict_probabilities(features, model, batch_size=2)
+    assert prob.shape == (40, 50)
+    assert prob.dtype == np.float32
+    assert prob.min() >= 0.0 and prob.max() <= 1.0
+    bf16 = predict_probabilities(features, model, precision="bf16")
+    assert np.abs(bf16 - prob).max() < 0.1
+
+
+def test_load_model_missing_weights(tmp_path: Path, card_factory: Callable[..., ModelCard]) -> None:
+    save_card(card_factory(), tmp_path)
+    with pytest.raises(ModelNotFoundError, match="weights not found"):
+        load_model(tmp_path)
+    with pytest.raises(ModelNotFoundError, match="asmspotter model train"):
+        load_model(tmp_path / "missing")
+
+
+def test_load_model_weights_of_another_architecture(
+    tmp_path: Path, card_factory: Callable[..., ModelCard]
+) -> None:
+    _save_model(tmp_path, card_factory())
+    save_card(card_factory(architecture=Architecture(base_channels=8, depth=2)), tmp_path)
+    with pytest.raises(ModelMismatchError, match="re-train the model"):
+        load_model(tmp_path)
+
+
+def _write_composite(path: Path, resolution_m: float = 10.0) -> None:
+    """A 40x40 composite of forest with one 6x6 pond (24x... known) and a no-data strip.
+
+    Forest: green 0.06 < nir 0.30, so NDWI < 0. Pond at rows 10-15, cols 20-25: green
+    0.09 > nir 0.05, so NDWI > 0. Rows 30-39 have valid = 0 (no clear observation).
+    """
+    height = width = 40
+    bands = {
+        "blue": np.full((height, width), 0.03, np.float32),
+        "green": np.full((height, width), 0.06, np.float32),
+        "red": np.full((height, width), 0.035, np.float32),
+        "nir": np.full((height, width), 0.30, np.float32),
+    }
+    bands["green"][10:16, 20:26] = 0.09
+    bands["nir"][10:16, 20:26] = 0.05
+    bands["ndwi"] = ndwi(bands["green"], bands["nir"])
+    bands["ndvi"] = ndvi(bands["red"], bands["nir"])
+    valid = np.full((height, width), 5, np.float32)
+    valid[30:, :] = 0
+    bands["valid"] = valid
+    transform = Affine(resolution_m, 0, 600_000, 0, -resolution_m, 500_000)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=height,
+        width=width,
+        count=len(bands),
+        dtype="float32",
+        crs="EPSG:32621",
+        transform=transform,
+    ) as dst:
+        for i, (name, data) in enumerate(bands.items(), start=1):
+            dst.write(data, i)
+            dst.set_band_description(i, name)
+
+
+def _ndwi_model(card: ModelCard) -> LoadedModel:
+    """Logit = 40 * NDWI: water is mining (p ~ 1), forest is not (p ~ 0)."""
+    return _pixelwise_model(card, [0, 0, 0, 0, 40.0, 0])
+
+
+def test_detect_mines_end_to_end(
+    tmp_path: Path, card_factory: Callable[..., ModelCard], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 6x6 pond = 36 px at 10 m = 0.36 ha becomes one polygon; no-data rows are -1."""
+    composite = tmp_path / "composite.tif"
+    _write_composite(composite)
+    card = card_factory(tile_px=16, overlap_px=4)
+    monkeypatch.setattr(infer, "load_model", lambda *a, **k: _ndwi_model(card))
+    out = tmp_path / "out" / "probability.tif"
+    sites = detect_mines(composite, tmp_path / "model", out, min_area_ha=0.1)
+    assert len(sites) == 1
+    assert sites.iloc[0]["area_ha"] == pytest.approx(0.36)
+    assert sites.crs.to_epsg() == 32621
+    assert sites.iloc[0].geometry.bounds == pytest.approx((600_200, 499_840, 600_260, 499_900))
+    with rasterio.open(out) as src:
+        assert src.count == 1
+        assert src.dtypes[0] == "float32"
+        assert src.descriptions[0] == PROBABILITY_BAND
+        assert src.nodata == -1
+        assert src.transform == Affine(10, 0, 600_000, 0, -10, 500_000)
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        prob = src.read(1)
+    assert (prob[30:] == -1).all()
+    assert prob[12, 22] > 0.99
+    assert prob[0, 0] < 0.01
+    assert not (tmp_path / "out" / "partial_probability.tif").exists()
+    # The threshold argument overrides the card's: above every probability, nothing.
+    assert prob.max() < 0.99999
+    model_dir = tmp_path / "model"
+    assert len(detect_mines(composite, model_dir, out, threshold=0.99999, min_area_ha=0.1)) == 0
+    # The default minimum area, 1 ha, drops the 0.36 ha pond.
+    assert len(detect_mines(composite, model_dir, out)) == 0
+
+
+def test_detect_mines_refuses_another_resolution(
+    tmp_path: Path, card_factory: Callable[..., ModelCard], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    composite = tmp_path / "composite.tif"
+    _write_composite(composite, resolution_m=30.0)
+    card = card_factory()
+    monkeypatch.setattr(infer, "load_model", lambda *a, **k: _ndwi_model(card))
+    with pytest.raises(ModelMismatchError, match="train one at 30 m"):
+        detect_mines(composite, tmp_path / "model", tmp_path / "p.tif")

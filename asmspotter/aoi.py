@@ -33,6 +33,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from asmspotter.errors import AOIConfigError
+from asmspotter.sources import SourceConfig
 
 logger = logging.getLogger(__name__)
 
@@ -57,27 +58,6 @@ class StrictModel(BaseModel):
     """Base for every config model: unknown keys are errors, models are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LocalSourceConfig(StrictModel):
-    """A local folder of 4-band GeoTIFF scenes (blue, green, red, nir reflectance)."""
-
-    provider: Literal["local"] = Field(description="Provider name.")
-    path: str = Field(
-        description="Folder of scenes. Relative paths resolve against the AOI file's folder; "
-        "'{data_dir}' expands to the ASMSPOTTER_DATA_DIR setting."
-    )
-    resolution_m: float = Field(default=10.0, gt=0, description="Pixel size of the scenes, m.")
-    max_cloud_pct: float = Field(
-        default=100.0, ge=0, le=100, description="Skip scenes cloudier than this (percent)."
-    )
-    generate_demo_scenes: bool = Field(
-        default=False,
-        description="If the folder has no scenes, generate the bundled synthetic demo series.",
-    )
-
-
-SourceConfig = Annotated[LocalSourceConfig, Field(discriminator="provider")]
 
 
 class ScheduleConfig(StrictModel):

@@ -1,16 +1,18 @@
 """Imagery providers behind one interface (``base.Provider``).
 
 ``resolve_provider`` turns a validated ``sources[]`` entry of an AOI YAML into a
-provider object. Remote providers import their vendor SDK lazily.
+provider object. Remote providers (and their vendor SDKs) are imported lazily, so
+a missing optional SDK only matters to the AOIs that use it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from asmspotter.aoi import AOI, LocalSourceConfig, SourceConfig
+from asmspotter.aoi import AOI
 from asmspotter.providers.base import LocalScene, Provider, SceneRef, TimeWindow
 from asmspotter.settings import Settings
+from asmspotter.sources import LocalSourceConfig, SourceConfig
 
 __all__ = ["LocalScene", "Provider", "SceneRef", "TimeWindow", "resolve_provider"]
 
@@ -26,11 +28,14 @@ def resolve_provider(source: SourceConfig, aoi: AOI, settings: Settings) -> Prov
 
     Args:
         source: One validated entry of the AOI's ``sources``.
-        aoi: The AOI it belongs to (for relative paths and the demo data).
+        aoi: The AOI it belongs to (for relative paths, its grid and the demo data).
         settings: Process settings (data directory).
 
     Returns:
         A ready provider.
+
+    Raises:
+        ProviderNotConfiguredError: the provider cannot run here (SDK or option missing).
     """
     if isinstance(source, LocalSourceConfig):
         from asmspotter.providers.local import LocalProvider
@@ -43,4 +48,9 @@ def resolve_provider(source: SourceConfig, aoi: AOI, settings: Settings) -> Prov
         return LocalProvider(
             folder, resolution_m=source.resolution_m, max_cloud_pct=source.max_cloud_pct
         )
-    raise TypeError(f"unknown source type {type(source).__name__}")  # unreachable after pydantic
+    from asmspotter.errors import ProviderNotConfiguredError
+
+    raise ProviderNotConfiguredError(
+        f"AOI {aoi.name}: provider {source.provider!r} is not available in this version of "
+        f"asmspotter; use provider 'local' in {aoi.path}."
+    )

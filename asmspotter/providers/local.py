@@ -25,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 
 from asmspotter.errors import NoScenesError, SceneReadError
 from asmspotter.providers.base import LocalScene, SceneRef, TimeWindow
+from asmspotter.providers.cache import atomic_file, is_complete, scene_dir
 
 logger = logging.getLogger(__name__)
 
@@ -151,8 +152,7 @@ class LocalProvider:
             SceneReadError: the scene file is missing or not a readable GeoTIFF.
         """
         source = Path(ref.assets["reflectance"])
-        target_dir = cache_dir / self.name / ref.scene_id
-        target_dir.mkdir(parents=True, exist_ok=True)
+        target_dir = scene_dir(cache_dir, self.name, ref.scene_id)
         reflectance = _place(source, target_dir / "reflectance.tif")
         _check_readable(reflectance, ref.scene_id, expected_bands=4)
         mask_source = cloud_mask_path_for(source)
@@ -164,15 +164,14 @@ class LocalProvider:
 
 def _place(source: Path, target: Path) -> Path:
     """Hard-link ``source`` to ``target`` (copy across file systems), atomically."""
-    if target.exists() and target.stat().st_size == source.stat().st_size:
+    if is_complete(target, size=source.stat().st_size):
         return target
-    partial = target.with_name(f"partial_{target.name}")
-    partial.unlink(missing_ok=True)
-    try:
-        os.link(source, partial)
-    except OSError:
-        shutil.copyfile(source, partial)
-    partial.replace(target)
+    with atomic_file(target) as partial:
+        partial.unlink(missing_ok=True)
+        try:
+            os.link(source, partial)
+        except OSError:
+            shutil.copyfile(source, partial)
     return target
 
 

@@ -82,9 +82,7 @@ class DhusSourceConfig(_SourceBase):
         default="S2MSI2A", description="L2A (with SCL) or L1C (cloud mask from s2cloudless)."
     )
     user_env: str = Field(default="DHUS_USER", description="Variable holding the user name.")
-    password_env: str = Field(
-        default="DHUS_PASSWORD", description="Variable holding the password."
-    )
+    password_env: str = Field(default="DHUS_PASSWORD", description="Variable holding the password.")
     resolution_m: float = Field(default=10.0, gt=0, description="Pixel size, m.")
     masked_scl_classes: list[int] = Field(
         default_factory=lambda: list(SCL_MASKED_CLASSES),

@@ -37,7 +37,9 @@ def _no_internet(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_settings(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Point the data directory at a temporary folder unless a test sets its own."""
     monkeypatch.setenv("ASMSPOTTER_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     monkeypatch.delenv("ASMSPOTTER_DATABASE_URL", raising=False)

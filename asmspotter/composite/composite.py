@@ -171,17 +171,14 @@ def write_composite(dataset: xr.Dataset, path: Path) -> Path:
     stacked.attrs["long_name"] = COMPOSITE_BANDS
     staging = path.with_name(f"partial_{path.stem}.staging.tif")
     partial = path.with_name(f"partial_{path.name}")
-    with warnings.catch_warnings():
-        # Pixels never clear in the window are expected: their median is NaN.
-        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
-        stacked.rio.to_raster(
-            staging,
-            tiled=True,
-            blockxsize=512,
-            blockysize=512,
-            compress="deflate",
-            lock=threading.Lock(),
-        )
+    stacked.rio.to_raster(
+        staging,
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+        compress="deflate",
+        lock=threading.Lock(),
+    )
     rasterio.shutil.copy(
         staging, partial, driver="COG", compress="DEFLATE", predictor="3", blocksize=512
     )
@@ -224,10 +221,12 @@ def build_composite(
     Returns:
         The composite's path and clear-sky statistics.
     """
-    dataset = build_composite_dataset(scenes, grid)
     if progress:
         progress(f"compositing {len(scenes)} scenes on a {grid.width_px}x{grid.height_px} grid")
-    write_composite(dataset, out_path)
+    with warnings.catch_warnings():
+        # Pixels never clear in the window are expected: their median is NaN.
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        write_composite(build_composite_dataset(scenes, grid), out_path)
     with rasterio.open(out_path) as src:
         valid = src.read(COMPOSITE_BANDS.index("valid") + 1)
     clear_fraction = float(np.count_nonzero(valid > 0) / valid.size)

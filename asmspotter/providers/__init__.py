@@ -48,6 +48,30 @@ def resolve_provider(source: SourceConfig, aoi: AOI, settings: Settings) -> Prov
         return LocalProvider(
             folder, resolution_m=source.resolution_m, max_cloud_pct=source.max_cloud_pct
         )
+    from asmspotter.sources import StacSourceConfig
+
+    if isinstance(source, StacSourceConfig):
+        from asmspotter.grid import build_grid
+        from asmspotter.providers.stac import StacProvider
+
+        grid = build_grid(aoi.geometry_lonlat, source.resolution_m)
+        return StacProvider(source, grid, aoi.name)
+    from asmspotter.sources import PlanetSourceConfig
+
+    if isinstance(source, PlanetSourceConfig):
+        from asmspotter.grid import build_grid
+        from asmspotter.providers.planet import PlanetProvider
+
+        grid = build_grid(aoi.geometry_lonlat, source.resolution_m)
+        return PlanetProvider(source, grid, aoi.geometry_lonlat, aoi.name)
+    from asmspotter.sources import DhusSourceConfig
+
+    if isinstance(source, DhusSourceConfig):
+        from asmspotter.grid import build_grid
+        from asmspotter.providers.dhus import DhusProvider
+
+        grid = build_grid(aoi.geometry_lonlat, source.resolution_m)
+        return DhusProvider(source, grid, aoi.name)
     from asmspotter.errors import ProviderNotConfiguredError
 
     raise ProviderNotConfiguredError(

@@ -23,7 +23,7 @@ from rasterio.warp import transform_bounds
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
-from asmspotter.errors import NoScenesError, SceneReadError
+from asmspotter.errors import ProviderNotConfiguredError, SceneReadError
 from asmspotter.providers.base import LocalScene, SceneRef, TimeWindow
 from asmspotter.providers.cache import atomic_file, is_complete, scene_dir
 
@@ -87,7 +87,7 @@ class LocalProvider:
 
     def _scene_files(self) -> list[Path]:
         if not self.folder.is_dir():
-            raise NoScenesError(
+            raise ProviderNotConfiguredError(
                 f"local provider: folder {self.folder} does not exist; set sources[].path in the "
                 "AOI YAML to a folder of GeoTIFF scenes (or run `asmspotter demo` for the samples)."
             )

@@ -10,7 +10,6 @@ import datetime as dt
 import email
 import email.policy
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from pyproj import Transformer
 from shapely.geometry import box
 
@@ -32,40 +30,17 @@ from asmspotter.alerts import (
 )
 from asmspotter.alerts.render import AlertMessage
 from asmspotter.events import SiteEvent
+from asmspotter.testing.smtp import Inbox, free_port, serve_smtp
 
 EPSG = 32621
 START = dt.date(2024, 1, 1)
 END = dt.date(2024, 1, 30)
 
 
-def _free_port() -> int:
-    """A port nobody listens on right now (bound, read, closed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _SMTPHandler:
-    """aiosmtpd handler that keeps every received message."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
-        return "250 Message accepted for delivery"
-
-
 @pytest.fixture
-def smtp_server() -> Iterator[tuple[int, _SMTPHandler]]:
-    handler = _SMTPHandler()
-    port = _free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, ready_timeout=5)
-    controller.start()
-    try:
-        yield port, handler
-    finally:
-        controller.stop()
+def smtp_server() -> Iterator[tuple[int, Inbox]]:
+    with serve_smtp() as (port, inbox):
+        yield port, inbox
 
 
 class _Webhook(BaseHTTPRequestHandler):
@@ -130,7 +105,7 @@ def alert(tmp_path: Path) -> tuple[AlertMessage, Path]:
 
 
 def test_email_reaches_smtp_server(
-    smtp_server: tuple[int, _SMTPHandler], alert: tuple[AlertMessage, Path]
+    smtp_server: tuple[int, Inbox], alert: tuple[AlertMessage, Path]
 ) -> None:
     port, handler = smtp_server
     message, geojson = alert
@@ -141,7 +116,7 @@ def test_email_reaches_smtp_server(
     result = send_alert(message, channel, [geojson])
 
     assert result == DeliveryResult(channel=channel, ok=True, error=None), result.error
-    (rcpt, raw) = handler.messages[0]
+    (rcpt, raw) = handler.received[0]
     assert rcpt == ["alerts@example.org"]
     mail = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(mail, EmailMessage)
@@ -195,7 +170,7 @@ def test_down_channel_fails_alone(
     """A closed port gives ok=False naming the channel; the next channel still gets it."""
     port, received = webhook_server
     message, geojson = alert
-    down = channel_from_url(f"json://bot:pa55word@127.0.0.1:{_free_port()}/hook?cto=2&rto=2")
+    down = channel_from_url(f"json://bot:pa55word@127.0.0.1:{free_port()}/hook?cto=2&rto=2")
     up = channel_from_url(f"json://127.0.0.1:{port}/hook?cto=5&rto=5")
 
     results = [send_alert(message, channel, [geojson]) for channel in (down, up)]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from shapely.geometry import box
 
-from asmspotter.errors import NoScenesError, SceneReadError
+from asmspotter.errors import ProviderNotConfiguredError, SceneReadError
 from asmspotter.grid import AOIGrid, to_lonlat
 from asmspotter.providers.base import TimeWindow
 from asmspotter.providers.local import LocalProvider
@@ -75,7 +75,7 @@ def test_unreadable_file_is_skipped_by_search(tmp_path):
 
 
 def test_missing_folder_says_what_to_set(tmp_path):
-    with pytest.raises(NoScenesError, match=r"set sources\[\]\.path"):
+    with pytest.raises(ProviderNotConfiguredError, match=r"set sources\[\]\.path"):
         LocalProvider(tmp_path / "nope").search(
             AOI_LONLAT, TimeWindow(dt.date(2024, 1, 1), dt.date(2024, 1, 2))
         )

@@ -1,0 +1,407 @@
+"""The monitoring stages of one AOI run, as plain functions.
+
+Each function here is one stage of the data flow in ARCHITECTURE.md (search,
+download, composite, detect, track, alert, finish). They combine the core
+modules with the store and the run's output folder, and know nothing of Prefect:
+``tasks/`` wraps each one in a task and ``flows/monitor.py`` wires them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+from rasterio.features import geometry_mask
+from rasterio.windows import from_bounds
+from shapely import wkt
+from shapely.geometry.base import BaseGeometry
+
+from asmspotter.aoi import AOI, find_aoi
+from asmspotter.composite.composite import COMPOSITE_BANDS, CompositeResult, build_composite
+from asmspotter.errors import (
+    AsmspotterError,
+    NoScenesError,
+    ProviderAuthError,
+    ProviderNotConfiguredError,
+    ProviderUnavailableError,
+)
+from asmspotter.events import SiteEvent
+from asmspotter.grid import AOIGrid, build_grid
+from asmspotter.providers import resolve_provider
+from asmspotter.providers.base import LocalScene, Provider, SceneRef, TimeWindow
+from asmspotter.schedule import resolve_window
+from asmspotter.settings import Settings, get_settings
+from asmspotter.sources import SourceConfig
+from asmspotter.storage import Store
+from asmspotter.track import TrackingThresholds, track_sites
+
+if TYPE_CHECKING:
+    from asmspotter.alerts.dispatch import DeliveryOutcome
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a stage needs to know about the run it belongs to.
+
+    Attributes:
+        aoi: The validated AOI.
+        window: The composite window.
+        grid: The AOI grid at the source's pixel size.
+        run_id: The store's run row (one per AOI and window end; reused on re-runs).
+        run_dir: Folder for this run's outputs.
+        settings: Process settings.
+    """
+
+    aoi: AOI
+    window: TimeWindow
+    grid: AOIGrid
+    run_id: int
+    run_dir: Path
+    settings: Settings
+    source_index: int = 0
+
+    @property
+    def source(self) -> SourceConfig:
+        """The AOI source this run composites (one source per run)."""
+        return self.aoi.config.sources[self.source_index]
+
+    @property
+    def provider(self) -> Provider:
+        """The provider of this run's source."""
+        return resolve_provider(self.source, self.aoi, self.settings)
+
+    def for_source(self, index: int) -> RunContext:
+        """The same run on source ``index``, on a grid at that source's pixel size."""
+        source = self.aoi.config.sources[index]
+        grid = build_grid(self.aoi.geometry_lonlat, source.resolution_m)
+        return replace(self, source_index=index, grid=grid)
+
+
+@dataclass(frozen=True)
+class SkippedScene:
+    """A scene that was found but could not be used, and why."""
+
+    ref: SceneRef
+    reason: str
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    """Where the detector's outputs went and how many polygons it found."""
+
+    probability_path: Path
+    detections_path: Path
+    n_polygons: int
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one run did, for logs, artifacts and the CLI."""
+
+    aoi_name: str
+    window: TimeWindow
+    run_id: int
+    scenes_used: list[str]
+    scenes_skipped: list[tuple[str, str]]
+    composite_path: Path | None
+    probability_path: Path | None
+    sites_path: Path | None
+    events: list[SiteEvent] = field(default_factory=list)
+    deliveries: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def count(self, kind: str) -> int:
+        """Number of events of ``kind`` (new, expanded, unchanged, shrunk, not_seen)."""
+        return sum(1 for event in self.events if event.kind == kind)
+
+
+@lru_cache(maxsize=4)
+def open_store(url: str) -> Store:
+    """One store per database URL per process (the engine pools connections)."""
+    return Store(url)
+
+
+def prepare_run(
+    aoi_name: str, end_date: dt.date | None, settings: Settings | None = None
+) -> RunContext:
+    """Load the AOI, resolve its window and grid, and open (or reopen) the run record.
+
+    Raises:
+        AOIConfigError: the AOI file is missing or invalid.
+    """
+    settings = settings or get_settings()
+    aoi = find_aoi(settings.aoi_dir, aoi_name)
+    window = resolve_window(aoi.config.schedule, end_date)
+    grid = build_grid(aoi.geometry_lonlat, aoi.config.sources[0].resolution_m)
+    store = open_store(settings.resolved_database_url)
+    store.upsert_aoi(aoi.name, aoi.title, grid.epsg)
+    run_id = store.start_run(aoi.name, window.start, window.end)
+    run_dir = settings.run_dir(aoi.name, window.end.isoformat())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logger.info(
+        "Run %d: AOI %s (%.0f km², grid %dx%d px at %g m, EPSG:%d), window %s..%s",
+        run_id,
+        aoi.name,
+        aoi.area_km2,
+        grid.width_px,
+        grid.height_px,
+        grid.resolution_m,
+        grid.epsg,
+        window.start,
+        window.end,
+    )
+    return RunContext(aoi, window, grid, run_id, run_dir, settings)
+
+
+def search_scenes(ctx: RunContext) -> tuple[RunContext, list[SceneRef]]:
+    """Find the window's scenes, trying the AOI's sources in priority order.
+
+    The first source that returns scenes is the run's source: a composite never
+    mixes sources, and is built at that source's pixel size. A source that cannot
+    be reached is skipped with a warning when a lower-priority one remains.
+
+    Returns:
+        The run context switched to the chosen source, and its scenes (empty if no
+        source had any; the context is then the first source's).
+
+    Raises:
+        ProviderUnavailableError, ProviderAuthError, ProviderNotConfiguredError: every
+            source failed; the first source's error is raised.
+    """
+    first_error: AsmspotterError | None = None
+    for index, source in enumerate(ctx.aoi.config.sources):
+        candidate = ctx.for_source(index)
+        try:
+            refs = candidate.provider.search(ctx.aoi.geometry_lonlat, ctx.window)
+        except (ProviderUnavailableError, ProviderAuthError, ProviderNotConfiguredError) as exc:
+            logger.warning("Source %d (%s) failed: %s", index, source.provider, exc)
+            first_error = first_error or exc
+            continue
+        logger.info(
+            "Found %d scenes from %s for %s in %s..%s",
+            len(refs),
+            source.provider,
+            ctx.aoi.name,
+            ctx.window.start,
+            ctx.window.end,
+        )
+        if refs:
+            return candidate, refs
+    if first_error is not None:
+        raise first_error
+    return ctx, []
+
+
+def download_scene(ctx: RunContext, ref: SceneRef) -> LocalScene:
+    """Download one scene into the cache (idempotent)."""
+    return ctx.provider.download(ref, ctx.settings.cache_dir)
+
+
+def record_scenes(
+    ctx: RunContext, used: Sequence[LocalScene], skipped: Sequence[SkippedScene]
+) -> None:
+    """Record which scenes were used and which skipped (with the reason)."""
+    store = open_store(ctx.settings.resolved_database_url)
+    if used:
+        store.record_scenes(
+            ctx.aoi.name,
+            [scene.ref for scene in used],
+            "used",
+            local_paths=[str(scene.reflectance_path) for scene in used],
+        )
+    for item in skipped:
+        logger.warning("Scene %s skipped: %s", item.ref.scene_id, item.reason)
+        store.record_scenes(ctx.aoi.name, [item.ref], "skipped", reason=item.reason)
+
+
+def composite_scenes(ctx: RunContext, scenes: Sequence[LocalScene]) -> CompositeResult:
+    """Build the window's cloud-free composite COG in the run folder.
+
+    Raises:
+        NoScenesError: no usable scene, naming the AOI, window and provider.
+    """
+    if not scenes:
+        raise NoScenesError(
+            f"AOI {ctx.aoi.name}: no usable scene in {ctx.window.start}..{ctx.window.end} from "
+            f"provider {ctx.source.provider}; check sources[] in {ctx.aoi.path} "
+            "or run a later window."
+        )
+    return build_composite(scenes, ctx.grid, ctx.run_dir / "composite.tif")
+
+
+def detect_sites(ctx: RunContext, composite_path: Path) -> DetectionResult:
+    """Run the AOI's model over the composite; write probability COG and polygons."""
+    from asmspotter.detect.infer import detect_mines
+
+    detection = ctx.aoi.config.detection
+    detections = detect_mines(
+        composite_path,
+        ctx.settings.models_dir / detection.model,
+        ctx.run_dir / "probability.tif",
+        threshold=detection.threshold,
+        min_area_ha=detection.min_area_ha,
+    )
+    detections_path = ctx.run_dir / "detections.gpkg"
+    detections.to_file(detections_path, driver="GPKG")
+    logger.info("Detected %d mining polygons (>= %g ha)", len(detections), detection.min_area_ha)
+    return DetectionResult(ctx.run_dir / "probability.tif", detections_path, len(detections))
+
+
+def _median_clear_count(composite_path: Path, grid: AOIGrid, geometry: BaseGeometry) -> int:
+    """Median number of clear observations under ``geometry`` in the composite."""
+    if geometry.is_empty:
+        return 0
+    with rasterio.open(composite_path) as src:
+        window = (
+            from_bounds(*geometry.bounds, transform=src.transform).round_offsets().round_lengths()
+        )
+        window = window.intersection(rasterio.windows.Window(0, 0, src.width, src.height))
+        valid = src.read(COMPOSITE_BANDS.index("valid") + 1, window=window)
+        inside = geometry_mask(
+            [geometry], out_shape=valid.shape, transform=src.window_transform(window), invert=True
+        )
+    values = valid[inside]
+    return int(np.median(values)) if values.size else 0
+
+
+def update_sites(
+    ctx: RunContext, detection: DetectionResult, composite: CompositeResult
+) -> list[SiteEvent]:
+    """Match detections to known sites, classify events, store them, write sites GeoJSON."""
+    store = open_store(ctx.settings.resolved_database_url)
+    detections = gpd.read_file(detection.detections_path)
+    previous = store.previous_completed_run(ctx.aoi.name, ctx.window.end)
+    clear_before = wkt.loads(previous.clear_wkt) if previous and previous.clear_wkt else None
+    expansion = ctx.aoi.config.detection.expansion
+    thresholds = TrackingThresholds(
+        min_growth_ha=expansion.min_growth_ha, min_growth_pct=expansion.min_growth_pct
+    )
+    known = store.known_sites(ctx.aoi.name, ctx.window.end)
+    new_ids = iter(store.next_site_ids(ctx.aoi.name, len(detections), window_end=ctx.window.end))
+    events = track_sites(
+        detections,
+        known,
+        clear_now=composite.clear_footprint,
+        clear_before=clear_before,
+        window_end=ctx.window.end,
+        epsg=ctx.grid.epsg,
+        new_site_ids=new_ids,
+        thresholds=thresholds,
+        clear_counts=lambda geom: _median_clear_count(composite.path, ctx.grid, geom),
+    )
+    store.record_events(ctx.aoi.name, ctx.run_id, events)
+    from asmspotter.alerts.render import write_events_geojson
+
+    write_events_geojson(events, ctx.grid.epsg, ctx.run_dir / "sites.geojson")
+    counts = {
+        kind: sum(1 for e in events if e.kind == kind)
+        for kind in ("new", "expanded", "unchanged", "shrunk", "not_seen")
+    }
+    logger.info("Sites: %s", ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+    return events
+
+
+def finish_run(
+    ctx: RunContext,
+    status: str,
+    *,
+    n_scenes: int = 0,
+    composite: CompositeResult | None = None,
+    detection: DetectionResult | None = None,
+    message: str | None = None,
+) -> None:
+    """Close the run record as completed or failed."""
+    store = open_store(ctx.settings.resolved_database_url)
+    store.finish_run(
+        ctx.run_id,
+        status,
+        n_scenes=n_scenes,
+        composite_path=str(composite.path) if composite else None,
+        probability_path=str(detection.probability_path) if detection else None,
+        sites_path=str(ctx.run_dir / "sites.geojson") if detection else None,
+        clear_wkt=composite.clear_footprint.wkt if composite else None,
+        message=message,
+    )
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line reason for a run record: our messages as they are, others with their type."""
+    if isinstance(exc, AsmspotterError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass(frozen=True)
+class MonitoringPlan:
+    """Which AOIs ``monitor_all`` runs today, which wait, and which files are broken.
+
+    Attributes:
+        due: AOI names whose revisit period has elapsed (or that never ran).
+        waiting: AOI name -> the date it is next due.
+        invalid: AOI file -> the validation error.
+    """
+
+    due: list[str]
+    waiting: dict[str, dt.date]
+    invalid: dict[str, str]
+    disabled: list[str] = field(default_factory=list)
+
+
+def plan_monitoring(today: dt.date, settings: Settings | None = None) -> MonitoringPlan:
+    """Decide which registered AOIs are due on ``today``."""
+    from asmspotter.aoi import load_registry
+    from asmspotter.schedule import is_due
+
+    settings = settings or get_settings()
+    registry = load_registry(settings.aoi_dir)
+    store = open_store(settings.resolved_database_url)
+    due, waiting, disabled = [], {}, []
+    for name, aoi in sorted(registry.aois.items()):
+        if not aoi.config.enabled:
+            disabled.append(name)
+            continue
+        schedule = aoi.config.schedule
+        last = store.last_successful_run(name)
+        last_end = last.window_end if last else None
+        if is_due(schedule, last_end, today):
+            due.append(name)
+        else:
+            base = last_end or schedule.start_date
+            waiting[name] = max(
+                base + dt.timedelta(days=schedule.revisit_days), schedule.start_date
+            )
+    invalid = {str(path): str(error) for path, error in registry.errors.items()}
+    return MonitoringPlan(due=due, waiting=waiting, invalid=invalid, disabled=disabled)
+
+
+def build_summary(
+    ctx: RunContext,
+    used: Sequence[LocalScene],
+    skipped: Sequence[SkippedScene],
+    composite: CompositeResult | None = None,
+    detection: DetectionResult | None = None,
+    events: Sequence[SiteEvent] = (),
+    outcomes: Sequence[DeliveryOutcome] = (),
+) -> RunSummary:
+    """Collect what a run did into one summary."""
+    return RunSummary(
+        aoi_name=ctx.aoi.name,
+        window=ctx.window,
+        run_id=ctx.run_id,
+        scenes_used=[scene.ref.scene_id for scene in used],
+        scenes_skipped=[(item.ref.scene_id, item.reason) for item in skipped],
+        composite_path=composite.path if composite else None,
+        probability_path=detection.probability_path if detection else None,
+        sites_path=ctx.run_dir / "sites.geojson" if detection else None,
+        events=list(events),
+        deliveries=[(o.channel_label, o.status, o.detail or "") for o in outcomes],
+    )

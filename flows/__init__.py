@@ -1,0 +1,1 @@
+"""Prefect flows: wiring of tasks and per-AOI failure isolation, no domain logic."""

@@ -1,0 +1,155 @@
+"""Monitoring flows: ``monitor_aoi`` (one AOI, one window) and ``monitor_all`` (every due AOI).
+
+Thin wiring of the tasks in ``tasks/``; every decision lives in ``asmspotter``.
+Run one AOI with ``asmspotter run demo --end 2024-01-31`` or
+``python -m flows.monitor demo 2024-01-31``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.client.schemas.objects import State
+from prefect.runtime import flow_run
+from prefect.states import Failed
+
+from asmspotter.monitor import RunContext, RunSummary, SkippedScene, build_summary, describe_error
+from asmspotter.providers.base import LocalScene, SceneRef
+from asmspotter.schedule import today_utc
+from tasks.alert import send_alerts
+from tasks.composite import build_composite
+from tasks.detect import detect_mines
+from tasks.download import download_scene, record_scenes
+from tasks.report import publish_report
+from tasks.run import finish_run, plan_monitoring, prepare_run
+from tasks.search import search_scenes
+from tasks.track import track_sites
+
+
+def download_all(
+    ctx: RunContext, refs: list[SceneRef]
+) -> tuple[list[LocalScene], list[SkippedScene]]:
+    """Download scenes concurrently; a scene that fails is skipped with its reason.
+
+    Downloads carry the tag ``download-<provider>``: a Prefect tag concurrency limit
+    of that name (``prefect concurrency-limit create download-sentinel-2-stac 4``)
+    caps parallel downloads per provider across all runs.
+    """
+    download = download_scene.with_options(tags=[f"download-{ctx.source.provider}"])
+    futures = [(ref, download.submit(ctx, ref)) for ref in refs]
+    used: list[LocalScene] = []
+    skipped: list[SkippedScene] = []
+    for ref, future in futures:
+        future.wait()
+        if future.state.is_completed():
+            used.append(future.result())
+        else:
+            reason = describe_error(future.state.result(raise_on_failure=False))
+            skipped.append(SkippedScene(ref, reason))
+    return used, skipped
+
+
+def monitor_run_name() -> str:
+    """Flow run name ``<aoi>/<window end>``, readable in the Prefect UI."""
+    parameters = flow_run.parameters
+    end = parameters.get("end_date") or today_utc()
+    return f"{parameters['aoi_name']}/{end}"
+
+
+@flow(name="monitor-aoi", flow_run_name=monitor_run_name, validate_parameters=True)
+def monitor_aoi(aoi_name: str, end_date: dt.date | None = None) -> RunSummary:
+    """Search, download, composite, detect, track and alert for one AOI window.
+
+    Args:
+        aoi_name: AOI slug (file stem in ``aoi_definitions/``).
+        end_date: Last day of the composite window; default today (UTC).
+
+    Returns:
+        The run summary (scenes, events, deliveries, output paths).
+    """
+    logger = get_run_logger()
+    ctx = prepare_run(aoi_name, end_date)
+    try:
+        ctx, refs = search_scenes(ctx)
+        used, skipped = download_all(ctx, refs)
+        record_scenes(ctx, used, skipped)
+        logger.info("%d scenes used, %d skipped", len(used), len(skipped))
+        if not used:
+            reason = f"no usable scene in {ctx.window.start}..{ctx.window.end}"
+            finish_run(ctx, "no_data", message=reason)
+            summary = build_summary(ctx, used, skipped)
+            publish_report(summary, [])
+            logger.warning("AOI %s: %s; sites keep their last state", aoi_name, reason)
+            return summary
+        composite = build_composite(ctx, used)
+        detection = detect_mines(ctx, composite.path)
+        events = track_sites(ctx, detection, composite)
+        outcomes = send_alerts(ctx, events)
+        finish_run(ctx, "completed", n_scenes=len(used), composite=composite, detection=detection)
+    except Exception as exc:
+        finish_run(ctx, "failed", message=describe_error(exc))
+        raise
+    summary = build_summary(ctx, used, skipped, composite, detection, events, outcomes)
+    publish_report(summary, outcomes)
+    return summary
+
+
+def monitor_all_run_name() -> str:
+    """Flow run name ``monitor-all/<date>``."""
+    return f"monitor-all/{flow_run.parameters.get('today') or today_utc()}"
+
+
+@flow(name="monitor-all", flow_run_name=monitor_all_run_name)
+def monitor_all(today: dt.date | None = None) -> list[dict[str, str]] | State:
+    """Run ``monitor_aoi`` for every AOI whose revisit period has elapsed.
+
+    One AOI failing, or one AOI file being invalid, never stops the others; the
+    flow ends Failed afterwards if any did, so the problem is visible in the UI.
+
+    Args:
+        today: The date to plan for (default today, UTC); also each run's window end.
+    """
+    logger = get_run_logger()
+    today = today or today_utc()
+    plan = plan_monitoring(today)
+    rows: list[dict[str, str]] = []
+    for path, error in plan.invalid.items():
+        rows.append({"aoi": path, "status": "✗ invalid", "detail": error})
+    for name in plan.disabled:
+        rows.append({"aoi": name, "status": "– disabled", "detail": "enabled: false in its YAML"})
+    for name, next_due in plan.waiting.items():
+        rows.append({"aoi": name, "status": "– not due", "detail": f"next due {next_due}"})
+    for name in plan.due:
+        state = monitor_aoi(name, end_date=today, return_state=True)
+        if state.is_completed():
+            summary = state.result()
+            status = "✓ completed" if summary.composite_path else "– no data"
+            detail = (
+                f"{len(summary.scenes_used)} scenes, {summary.count('new')} new, "
+                f"{summary.count('expanded')} expanded"
+            )
+            rows.append({"aoi": name, "status": status, "detail": detail})
+        else:
+            failure = state.result(raise_on_failure=False)
+            reason = describe_error(failure) if isinstance(failure, BaseException) else str(failure)
+            rows.append({"aoi": name, "status": "✗ failed", "detail": reason})
+    create_table_artifact(key="monitor-all", table=rows, description=f"AOIs on {today}")
+    logger.info(
+        "monitor_all on %s: %d due, %d waiting, %d invalid",
+        today,
+        len(plan.due),
+        len(plan.waiting),
+        len(plan.invalid),
+    )
+    problems = [row for row in rows if row["status"].startswith("✗")]
+    if problems:
+        return Failed(message="; ".join(f"{r['aoi']}: {r['status']}" for r in problems))
+    return rows
+
+
+if __name__ == "__main__":
+    end = dt.date.fromisoformat(sys.argv[2]) if len(sys.argv) > 2 else None
+    monitor_aoi(sys.argv[1], end)

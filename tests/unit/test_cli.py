@@ -1,0 +1,51 @@
+"""The command line: exit codes and what it prints (no Prefect needed for these)."""
+
+from __future__ import annotations
+
+import shutil
+
+from typer.testing import CliRunner
+
+from asmspotter.cli import app
+from asmspotter.settings import PROJECT_ROOT
+
+runner = CliRunner()
+
+
+def test_validate_reports_every_bad_file_and_exits_1(tmp_path, monkeypatch):
+    shutil.copy(PROJECT_ROOT / "aoi_definitions" / "demo.yaml", tmp_path / "demo.yaml")
+    (tmp_path / "bad.yaml").write_text("name: bad\ntitle: x\nsources: []\n")
+    (tmp_path / "worse.yaml").write_text(": : :\n")
+    monkeypatch.setenv("ASMSPOTTER_AOI_DIR", str(tmp_path))
+    result = runner.invoke(app, ["aoi", "validate"])
+    assert result.exit_code == 1, result.output
+    assert "✓" in result.output and "demo" in result.output
+    assert "bad.yaml: geometry: Field required" in result.output
+    assert "bad.yaml: sources: List should have at least 1 item" in result.output
+    assert "worse.yaml" in result.output
+
+
+def test_validate_bundled_aois_passes():
+    result = runner.invoke(app, ["aoi", "validate"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("✓") >= 4
+
+
+def test_aoi_list_shows_schedule_and_never_run(tmp_path, monkeypatch):
+    shutil.copy(PROJECT_ROOT / "aoi_definitions" / "demo.yaml", tmp_path / "demo.yaml")
+    monkeypatch.setenv("ASMSPOTTER_AOI_DIR", str(tmp_path))
+    result = runner.invoke(app, ["aoi", "list"])
+    assert result.exit_code == 0, result.output
+    assert "demo" in result.output and "every 5 d, window 30 d" in result.output
+    assert "last run: never" in result.output
+
+
+def test_sites_list_for_unknown_aoi_says_none_yet():
+    result = runner.invoke(app, ["sites", "list", "nowhere"])
+    assert result.exit_code == 0, result.output
+    assert "No sites tracked for nowhere yet" in result.output
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("asmspotter ")

@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SECRET_REFERENCE = re.compile(r"\{\{\s*prefect\.blocks\.secret\.([A-Za-z0-9][A-Za-z0-9_-]*)\s*\}\}")
+"""A Prefect Secret block reference in an alert URL: ``{{ prefect.blocks.secret.NAME }}``
+(the syntax of Prefect's own templates); loaded only when the alert is sent."""
 EventChoice = Literal["new", "expanded", "run_failed"]
 """Events an alert channel can subscribe to."""
 
@@ -111,11 +114,33 @@ class AlertChannelConfig(StrictModel):
         return value
 
     def resolved_url(self) -> str:
-        """The URL with ``${ENV_VAR}`` references expanded from the environment.
+        """The URL with ``${ENV_VAR}`` and Prefect Secret references expanded.
+
+        ``{{ prefect.blocks.secret.NAME }}`` loads the Secret block ``NAME`` from the
+        Prefect API at this moment (prefect is imported only then), so the YAML and
+        the process environment never hold the credential.
 
         Raises:
-            AOIConfigError: a referenced variable is not set.
+            AOIConfigError: a referenced variable is not set, or a Secret block
+                cannot be loaded.
         """
+
+        def load_secret(match: re.Match[str]) -> str:
+            name = match.group(1)
+            try:
+                from prefect.blocks.system import Secret
+
+                block: Any = Secret.load(name)  # sync in a sync context (async_dispatch)
+                return str(block.get())
+            except Exception as exc:
+                raise AOIConfigError(
+                    f"alert URL references the Prefect Secret block {name!r}, which could not "
+                    f"be loaded ({type(exc).__name__}); create it with `prefect block create "
+                    f"secret` or in the UI (Blocks > Secret) named {name!r}, and check "
+                    "PREFECT_API_URL."
+                ) from exc
+
+        url = SECRET_REFERENCE.sub(load_secret, self.url) if "{{" in self.url else self.url
 
         def expand(match: re.Match[str]) -> str:
             name = match.group(1)
@@ -126,7 +151,21 @@ class AlertChannelConfig(StrictModel):
                 )
             return os.environ[name]
 
-        return ENV_REFERENCE.sub(expand, self.url)
+        return ENV_REFERENCE.sub(expand, url)
+
+
+class AlertsPolicyConfig(StrictModel):
+    """When an AOI's operators are told that monitoring itself is in trouble."""
+
+    max_periods_without_data: int = Field(
+        default=3,
+        ge=1,
+        description="Send a run_failed alert when the AOI has had no usable (clear) composite "
+        "for more than this many revisit periods.",
+    )
+    max_sites_listed: int = Field(
+        default=25, ge=1, description="Most sites listed in a message; the rest are counted."
+    )
 
 
 class AOIConfig(StrictModel):
@@ -145,6 +184,10 @@ class AOIConfig(StrictModel):
     schedule: ScheduleConfig
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
     alerts: list[AlertChannelConfig] = Field(default_factory=list)
+    alerts_policy: AlertsPolicyConfig = Field(
+        default_factory=AlertsPolicyConfig,
+        description="No-data alerts and message length (optional).",
+    )
     labels: dict[str, list[float]] = Field(
         default_factory=dict,
         description="Optional named places {name: [lon, lat]} to describe sites in alerts.",
@@ -259,13 +302,13 @@ def warn_plaintext_secrets(config: AOIConfig, path: Path) -> list[str]:
     """
     found = []
     for index, channel in enumerate(config.alerts):
-        without_refs = ENV_REFERENCE.sub("", channel.url)
+        without_refs = SECRET_REFERENCE.sub("", ENV_REFERENCE.sub("", channel.url))
         has_password = re.search(r"://[^/@\s]+:[^/@\s]+@", without_refs) is not None
         has_token = re.search(r"[A-Za-z0-9_\-]{24,}", without_refs) is not None
         if has_password or has_token:
             found.append(
                 f"{path}: alerts.{index}.url looks like it holds a credential in plain text; "
-                "use ${ENV_VAR} references instead."
+                "use ${ENV_VAR} or {{ prefect.blocks.secret.NAME }} references instead."
             )
     return found
 

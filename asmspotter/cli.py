@@ -1,8 +1,9 @@
 """The ``asmspotter`` command line.
 
 Sub-commands are grouped by noun: ``aoi validate|list``, ``run``, ``run-all``,
-``sites list``, ``model train``, ``demo``. The CLI holds no logic: it calls the
-core library or the Prefect flows, prints results to stdout and logs to stderr.
+``backfill``, ``sites list``, ``model train``, ``db upgrade``, ``demo``. The CLI
+holds no logic: it calls the core library or the Prefect flows, prints results to
+stdout and logs to stderr.
 Prefect and torch are imported only inside the commands that need them.
 """
 
@@ -27,10 +28,16 @@ aoi_app = typer.Typer(
     help="Areas of interest: validate and list AOI YAML files.", no_args_is_help=True
 )
 sites_app = typer.Typer(help="Tracked mining sites.", no_args_is_help=True)
-model_app = typer.Typer(help="Detection models: train.", no_args_is_help=True)
+model_app = typer.Typer(help="Detection models: train, evaluate.", no_args_is_help=True)
 app.add_typer(aoi_app, name="aoi")
 app.add_typer(sites_app, name="sites")
 app.add_typer(model_app, name="model")
+alerts_app = typer.Typer(help="Alert channels: test them.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+db_app = typer.Typer(
+    help="The asmspotter database: create or upgrade its schema.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
 
 EndDate = Annotated[
     dt.datetime | None,
@@ -186,36 +193,314 @@ def sites_list(aoi_name: Annotated[str, typer.Argument(help="AOI slug.")]) -> No
         )
 
 
+NEGATIVES_FILE = Path("training") / "negatives.geojson"
+"""Under the data folder: every dismissed site, refreshed on each dismissal."""
+
+
+@alerts_app.command("test")
+def alerts_test(aoi_name: Annotated[str, typer.Argument(help="AOI slug.")]) -> None:
+    """Send a test message to each alert channel of an AOI; exit 1 if any failed."""
+    from asmspotter.alerts.dispatch import send_test_alert
+    from asmspotter.aoi import find_aoi
+    from asmspotter.settings import get_settings
+
+    settings = get_settings()
+    try:
+        aoi = find_aoi(settings.aoi_dir, aoi_name)
+    except AsmspotterError as exc:
+        raise _fail(str(exc)) from exc
+    results = send_test_alert(aoi, settings.outbox_dir)
+    for label, ok, error in results:
+        note = f"\n       {error}" if error else ""
+        typer.echo(f"{'ok    ' if ok else 'FAILED'} {label}{note}")
+    if not all(ok for _, ok, _ in results):
+        raise typer.Exit(1)
+
+
+@sites_app.command("show")
+def sites_show(site_id: Annotated[str, typer.Argument(help="Site id, e.g. demo-0003.")]) -> None:
+    """Print a site's area per run; write its area chart (PNG) and outlines (GeoPackage)."""
+    from asmspotter.monitor import open_store
+    from asmspotter.report import write_site_timeline
+    from asmspotter.settings import get_settings
+
+    settings = get_settings()
+    store = open_store(settings.resolved_database_url)
+    try:
+        site = store.site(site_id)
+        history = store.site_history(site_id)
+    except AsmspotterError as exc:
+        raise _fail(str(exc)) from exc
+    status = site.status + (f" ({site.dismissed_reason})" if site.dismissed_reason else "")
+    typer.echo(
+        f"{site.site_id} in {site.aoi_name}: {status}, {site.area_ha:.1f} ha at "
+        f"{site.centroid_lat:.5f}, {site.centroid_lon:.5f}; first seen {site.first_seen}, "
+        f"last seen {site.last_seen}"
+    )
+    typer.echo(f"{'window end':10}  {'event':9} {'area_ha':>8} {'growth_ha':>9} {'clear obs':>9}")
+    for h in history:
+        growth = "" if h.growth_ha is None else f"{h.growth_ha:+.1f}"
+        typer.echo(
+            f"{h.window_end!s:10}  {h.kind:9} {h.area_ha:8.1f} {growth:>9} "
+            f"{h.clear_observations:9d}"
+        )
+    if history:
+        png, gpkg = write_site_timeline(
+            site_id, history, settings.outputs_dir / site.aoi_name / "sites" / site_id
+        )
+        typer.echo(f"Area chart: {png}\nOutlines:   {gpkg}")
+
+
+@sites_app.command("dismiss")
+def sites_dismiss(
+    site_id: Annotated[str, typer.Argument(help="Site id, e.g. demo-0003.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, e.g. 'river sandbar'.")],
+) -> None:
+    """Mark a site as a false positive: no more alerts, exported as a negative example."""
+    from asmspotter.aoi import find_aoi
+    from asmspotter.monitor import open_store
+    from asmspotter.report import write_negatives_geojson
+    from asmspotter.settings import get_settings
+
+    settings = get_settings()
+    store = open_store(settings.resolved_database_url)
+    try:
+        store.dismiss_site(site_id, reason)
+        site = store.site(site_id)
+    except (AsmspotterError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    try:
+        expansion = find_aoi(settings.aoi_dir, site.aoi_name).config.detection.expansion
+        rule = (
+            f"more than {expansion.min_growth_ha:g} ha and more than "
+            f"{expansion.min_growth_pct:g}% (detection.expansion in {site.aoi_name}.yaml)"
+        )
+    except AsmspotterError:
+        rule = f"more than the expansion thresholds in {site.aoi_name}.yaml"
+    negatives = write_negatives_geojson(store.dismissed_sites(), settings.data_dir / NEGATIVES_FILE)
+    typer.echo(
+        f"{site_id} dismissed ({reason}) at {site.area_ha:.1f} ha. It will not be alerted "
+        f"again unless it grows by {rule} over that area.\n"
+        f"Negative examples for training: {negatives}"
+    )
+
+
+@sites_app.command("export-negatives")
+def sites_export_negatives(
+    aoi_name: Annotated[str, typer.Argument(help="AOI slug.")],
+    out: Annotated[Path, typer.Argument(help="GeoJSON file to write (EPSG:4326).")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT.")] = False,
+) -> None:
+    """Write an AOI's dismissed sites as negative training areas (GeoJSON polygons)."""
+    from asmspotter.monitor import open_store
+    from asmspotter.report import write_negatives_geojson
+    from asmspotter.settings import get_settings
+
+    if out.exists() and not overwrite:
+        raise _fail(f"{out} exists; pass --overwrite to replace it.")
+    dismissed = open_store(get_settings().resolved_database_url).dismissed_sites(aoi_name)
+    write_negatives_geojson(dismissed, out)
+    typer.echo(f"{len(dismissed)} dismissed site(s) of {aoi_name} written to {out}")
+
+
 @model_app.command("train")
 def model_train(
     name: Annotated[str, typer.Argument(help="Model folder name under models/.")] = "s2-unet-v1",
-    resolution_m: Annotated[float, typer.Option(help="Pixel size, metres.")] = 10.0,
+    scenes: Annotated[
+        Path | None,
+        typer.Option(help="Folder of 4-band GeoTIFF scenes; without it, generated chips."),
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="Mining polygons: GeoJSON or LabelBox NDJSON export.")
+    ] = None,
+    negatives: Annotated[
+        Path | None, typer.Option(help="GeoJSON of negative areas (dismissed false positives).")
+    ] = None,
+    resolution_m: Annotated[float, typer.Option(help="Pixel size of generated chips, m.")] = 10.0,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 14,
-    train_chips: Annotated[int, typer.Option(help="Generated training chips.")] = 1400,
+    train_chips: Annotated[int, typer.Option(help="Training chips or patches.")] = 1400,
+    patch_px: Annotated[int, typer.Option(help="Patch size for scene training, pixels.")] = 128,
+    block_px: Annotated[
+        int | None, typer.Option(help="Spatial split block, pixels (default 2 x patch).")
+    ] = None,
+    hard_lookalikes: Annotated[
+        bool, typer.Option(help="Generated chips with the harder look-alikes.")
+    ] = True,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Resume from the model's checkpoint.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model.")] = False,
 ) -> None:
-    """Train a U-Net on generated scenes and write weights + model card."""
-    from asmspotter.detect.train import train_model
+    """Train a U-Net on a folder of scenes + labels (or generated chips); write weights + card."""
+    from asmspotter.detect.train import train_from_scenes, train_model
     from asmspotter.settings import get_settings
 
     out_dir = get_settings().models_dir / name
     if (out_dir / "weights.pt").exists() and not overwrite:
         raise _fail(f"{out_dir} already holds a model; pass --overwrite to replace it.")
-    card = train_model(
-        out_dir,
-        name=name,
-        resolution_m=resolution_m,
-        n_train_chips=train_chips,
-        n_val_chips=max(32, train_chips // 9),
-        n_test_chips=max(64, train_chips // 6),
-        epochs=epochs,
-        seed=seed,
-        progress=lambda p: typer.echo(
-            f"epoch {p['epoch']}: loss {p['loss']:.4f} val IoU {p['val_iou']:.3f}"
-        ),
+
+    def progress(p: dict[str, float]) -> None:
+        typer.echo(
+            f"epoch {p['epoch']:.0f}/{p['epochs']:.0f}: loss {p['loss']:.4f} "
+            f"val IoU {p['val_iou']:.3f} ({p['seconds']:.0f} s)"
+        )
+
+    try:
+        if scenes is not None:
+            if labels is None:
+                raise _fail("--scenes needs --labels (a GeoJSON or LabelBox NDJSON file).")
+            card = train_from_scenes(
+                out_dir,
+                name=name,
+                scene_dir=scenes,
+                labels_path=labels,
+                negatives_path=negatives,
+                patch_px=patch_px,
+                block_px=block_px,
+                n_train_patches=train_chips,
+                epochs=epochs,
+                seed=seed,
+                progress=progress,
+                resume=resume,
+            )
+        else:
+            card = train_model(
+                out_dir,
+                name=name,
+                resolution_m=resolution_m,
+                n_train_chips=train_chips,
+                n_val_chips=max(32, train_chips // 9),
+                n_test_chips=max(64, train_chips // 6),
+                epochs=epochs,
+                seed=seed,
+                progress=progress,
+                resume=resume,
+                hard_lookalikes=hard_lookalikes,
+            )
+    except (AsmspotterError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    m = card.metrics
+    typer.echo(
+        f"Model written to {out_dir}: test pixel IoU {m.pixel_iou:.3f}, F1 {m.pixel_f1:.3f}, "
+        f"object F1 {m.object_f1:.3f} at threshold {card.threshold:.2f}"
     )
-    typer.echo(f"Model written to {out_dir}: test metrics {card.metrics}")
+
+
+@model_app.command("evaluate")
+def model_evaluate(
+    model: Annotated[str, typer.Argument(help="Model folder name under models/, or a path.")],
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="Folder of scenes + labels.geojson|labels.ndjson, or generated[-hard][:<m>]."
+        ),
+    ],
+    precision: Annotated[
+        str | None, typer.Option(help="fp32 or bf16 (default: the card's).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option(help="Where the PR curve goes (default: the model folder).")
+    ] = None,
+    update_card: Annotated[bool, typer.Option(help="Record the result in the card.")] = True,
+    check_precision: Annotated[
+        bool, typer.Option(help="Also measure bf16 vs fp32 and set the card's default.")
+    ] = False,
+) -> None:
+    """Pixel and object metrics, area error and PR curve of a model and the baseline."""
+    from asmspotter.detect.evaluate import check_bf16, evaluate_model
+    from asmspotter.settings import get_settings
+
+    model_dir = Path(model) if Path(model).is_dir() else get_settings().models_dir / model
+    if precision not in (None, "fp32", "bf16"):
+        raise _fail(f"--precision must be fp32 or bf16, got {precision!r}.")
+    try:
+        if check_precision:
+            check = check_bf16(model_dir, data, update_card=update_card)
+            typer.echo(
+                f"precision check: fp32 IoU {check.fp32_iou:.4f}, bf16 IoU {check.bf16_iou:.4f}, "
+                f"max |dp| {check.max_abs_probability_diff:.3f}, native bf16 "
+                f"{check.bf16_supported}"
+            )
+        result = evaluate_model(
+            model_dir,
+            data,
+            precision=precision,  # type: ignore[arg-type]
+            out_dir=out_dir,
+            update_card=update_card,
+        )
+    except (AsmspotterError, ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"{model_dir.name} on {data}: {result.description} ({result.precision})")
+    typer.echo(
+        f"{'detector':22} {'thr':>5} {'px P':>6} {'px R':>6} {'px F1':>6} {'px IoU':>6} "
+        f"{'obj P':>6} {'obj R':>6} {'obj F1':>6} {'area err':>8}"
+    )
+    rows = [
+        (f"{model_dir.name}", result.model),
+        (f"{model_dir.name} @ best F1", result.model_at_best_f1),
+    ]
+    if result.baseline is not None:
+        rows.append(("spectral baseline", result.baseline))
+    for label, m in rows:
+        area = f"{m.area_error_pct:7.1f}%" if m.area_error_pct is not None else "      -"
+        typer.echo(
+            f"{label:22} {m.threshold:5.2f} {m.pixel_precision:6.3f} {m.pixel_recall:6.3f} "
+            f"{m.pixel_f1:6.3f} {m.pixel_iou:6.3f} {m.object_precision:6.3f} "
+            f"{m.object_recall:6.3f} {m.object_f1:6.3f} {area}"
+        )
+    typer.echo(f"threshold maximising pixel F1: {result.best_f1_threshold:.3f}")
+    typer.echo(f"PR curve: {result.pr_curve_png}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="SQLAlchemy URL (default: ASMSPOTTER_DATABASE_URL, else the SQLite file "
+            "in the data folder).",
+        ),
+    ] = None,
+) -> None:
+    """Create or upgrade the store's schema (Alembic migrations); safe to repeat."""
+    from asmspotter.settings import get_settings
+    from asmspotter.storage.store import redact_database_url, schema_revision, upgrade_database
+
+    target = url or get_settings().resolved_database_url
+    try:
+        before = schema_revision(target)
+        upgrade_database(target)
+        after = schema_revision(target)
+    except AsmspotterError as exc:
+        raise _fail(str(exc)) from exc
+    change = "already at" if before == after else f"upgraded from {before or 'empty'} to"
+    typer.echo(f"{redact_database_url(target)}: {change} revision {after}")
+
+
+@app.command("backfill")
+def backfill(
+    aoi_name: Annotated[str, typer.Argument(help="AOI slug.")],
+    start: Annotated[
+        dt.datetime,
+        typer.Option("--start", formats=["%Y-%m-%d"], help="First day of the range."),
+    ],
+    end: Annotated[
+        dt.datetime,
+        typer.Option("--end", formats=["%Y-%m-%d"], help="Last day of the range."),
+    ],
+    alerts: Annotated[
+        bool, typer.Option("--alerts", help="Also send alerts for past windows.")
+    ] = False,
+) -> None:
+    """Run every revisit window of a past date range in order (resumable)."""
+    from flows.backfill import backfill as backfill_flow
+
+    try:
+        report = backfill_flow(aoi_name, start.date(), end.date(), send_alerts=alerts)
+    except AsmspotterError as exc:
+        raise _fail(str(exc)) from exc
+    for row in report:
+        typer.echo(f"{row['window_end']}  {row['status']:10} {row['detail']}")
 
 
 @app.command("demo")

@@ -25,6 +25,7 @@ from shapely import wkt
 from shapely.geometry.base import BaseGeometry
 
 from asmspotter.aoi import AOI, find_aoi
+from asmspotter.cluster import dask_client, is_on_dask_worker
 from asmspotter.composite.composite import COMPOSITE_BANDS, CompositeResult, build_composite
 from asmspotter.errors import (
     AsmspotterError,
@@ -118,6 +119,12 @@ class RunSummary:
     sites_path: Path | None
     events: list[SiteEvent] = field(default_factory=list)
     deliveries: list[tuple[str, str, str]] = field(default_factory=list)
+    quicklooks: list[Path] = field(default_factory=list)
+    """The run's quicklook PNGs (AOI overview first, then before/after per expanded site)."""
+    previous_composite_path: Path | None = None
+    """Composite of the previous completed run, if any (for before/after comparisons)."""
+    run_dir: Path | None = None
+    """The run's output folder."""
 
     def count(self, kind: str) -> int:
         """Number of events of ``kind`` (new, expanded, unchanged, shrunk, not_seen)."""
@@ -235,7 +242,12 @@ def composite_scenes(ctx: RunContext, scenes: Sequence[LocalScene]) -> Composite
             f"provider {ctx.source.provider}; check sources[] in {ctx.aoi.path} "
             "or run a later window."
         )
-    return build_composite(scenes, ctx.grid, ctx.run_dir / "composite.tif")
+    return build_composite(
+        scenes,
+        ctx.grid,
+        ctx.run_dir / "composite.tif",
+        dask_scheduler=ctx.settings.dask_scheduler,
+    )
 
 
 def detect_sites(ctx: RunContext, composite_path: Path) -> DetectionResult:
@@ -243,13 +255,29 @@ def detect_sites(ctx: RunContext, composite_path: Path) -> DetectionResult:
     from asmspotter.detect.infer import detect_mines
 
     detection = ctx.aoi.config.detection
-    detections = detect_mines(
-        composite_path,
-        ctx.settings.models_dir / detection.model,
-        ctx.run_dir / "probability.tif",
-        threshold=detection.threshold,
-        min_area_ha=detection.min_area_ha,
-    )
+    model_dir = ctx.settings.models_dir / detection.model
+    probability_path = ctx.run_dir / "probability.tif"
+    if ctx.settings.dask_scheduler and not is_on_dask_worker():
+        # Inference runs in a Dask worker's process (its memory, its cores), tile by tile.
+        with dask_client(ctx.settings.dask_scheduler) as client:
+            assert client is not None  # a scheduler is set and we are not on a worker
+            detections = client.submit(
+                detect_mines,
+                composite_path,
+                model_dir,
+                probability_path,
+                threshold=detection.threshold,
+                min_area_ha=detection.min_area_ha,
+                pure=False,
+            ).result()
+    else:
+        detections = detect_mines(
+            composite_path,
+            model_dir,
+            probability_path,
+            threshold=detection.threshold,
+            min_area_ha=detection.min_area_ha,
+        )
     detections_path = ctx.run_dir / "detections.gpkg"
     detections.to_file(detections_path, driver="GPKG")
     logger.info("Detected %d mining polygons (>= %g ha)", len(detections), detection.min_area_ha)
@@ -279,26 +307,31 @@ def update_sites(
     """Match detections to known sites, classify events, store them, write sites GeoJSON."""
     store = open_store(ctx.settings.resolved_database_url)
     detections = gpd.read_file(detection.detections_path)
-    previous = store.previous_completed_run(ctx.aoi.name, ctx.window.end)
-    clear_before = wkt.loads(previous.clear_wkt) if previous and previous.clear_wkt else None
     expansion = ctx.aoi.config.detection.expansion
     thresholds = TrackingThresholds(
         min_growth_ha=expansion.min_growth_ha, min_growth_pct=expansion.min_growth_pct
     )
-    known = store.known_sites(ctx.aoi.name, ctx.window.end)
-    new_ids = iter(store.next_site_ids(ctx.aoi.name, len(detections), window_end=ctx.window.end))
-    events = track_sites(
-        detections,
-        known,
-        clear_now=composite.clear_footprint,
-        clear_before=clear_before,
-        window_end=ctx.window.end,
-        epsg=ctx.grid.epsg,
-        new_site_ids=new_ids,
-        thresholds=thresholds,
-        clear_counts=lambda geom: _median_clear_count(composite.path, ctx.grid, geom),
-    )
-    store.record_events(ctx.aoi.name, ctx.run_id, events)
+    # One run per AOI tracks at a time (read known sites, hand out ids, record), so
+    # concurrent runs of the same AOI (a backfill beside the schedule) never share ids.
+    with store.tracking_lock(ctx.aoi.name):
+        previous = store.previous_completed_run(ctx.aoi.name, ctx.window.end)
+        clear_before = wkt.loads(previous.clear_wkt) if previous and previous.clear_wkt else None
+        known = store.known_sites(ctx.aoi.name, ctx.window.end)
+        new_ids = iter(
+            store.next_site_ids(ctx.aoi.name, len(detections), window_end=ctx.window.end)
+        )
+        events = track_sites(
+            detections,
+            known,
+            clear_now=composite.clear_footprint,
+            clear_before=clear_before,
+            window_end=ctx.window.end,
+            epsg=ctx.grid.epsg,
+            new_site_ids=new_ids,
+            thresholds=thresholds,
+            clear_counts=lambda geom: _median_clear_count(composite.path, ctx.grid, geom),
+        )
+        store.record_events(ctx.aoi.name, ctx.run_id, events)
     from asmspotter.alerts.render import write_events_geojson
 
     write_events_geojson(events, ctx.grid.epsg, ctx.run_dir / "sites.geojson")
@@ -321,6 +354,11 @@ def finish_run(
 ) -> None:
     """Close the run record as completed or failed."""
     store = open_store(ctx.settings.resolved_database_url)
+    if status == "no_data":
+        # The store's run statuses are running/completed/failed: a window without a
+        # usable scene is recorded as failed with its reason (and never counts as the
+        # last clear composite, which is what the no-data alert measures).
+        status, message = "failed", f"no data: {message or 'no usable scene'}"
     store.finish_run(
         ctx.run_id,
         status,
@@ -391,6 +429,7 @@ def build_summary(
     detection: DetectionResult | None = None,
     events: Sequence[SiteEvent] = (),
     outcomes: Sequence[DeliveryOutcome] = (),
+    quicklooks: Sequence[Path] = (),
 ) -> RunSummary:
     """Collect what a run did into one summary."""
     return RunSummary(
@@ -404,4 +443,44 @@ def build_summary(
         sites_path=ctx.run_dir / "sites.geojson" if detection else None,
         events=list(events),
         deliveries=[(o.channel_label, o.status, o.detail or "") for o in outcomes],
+        quicklooks=list(quicklooks),
+        previous_composite_path=previous_composite_path(ctx),
+        run_dir=ctx.run_dir,
     )
+
+
+def previous_composite_path(ctx: RunContext) -> Path | None:
+    """The composite of the AOI's latest completed run before this window, if it still exists."""
+    store = open_store(ctx.settings.resolved_database_url)
+    previous = store.previous_completed_run(ctx.aoi.name, ctx.window.end)
+    if previous is None or not previous.composite_path:
+        return None
+    path = Path(previous.composite_path)
+    return path if path.is_file() else None
+
+
+def find_backfill_windows(
+    aoi_name: str, start: dt.date, end: dt.date, settings: Settings | None = None
+) -> list[dt.date]:
+    """Window ends of a backfill: ``start``, then every ``revisit_days`` up to ``end``.
+
+    Raises:
+        AOIConfigError: the AOI file is missing or invalid.
+        ValueError: ``start`` is after ``end``.
+    """
+    if start > end:
+        raise ValueError(f"backfill start {start} is after its end {end}; give --start <= --end.")
+    settings = settings or get_settings()
+    step = dt.timedelta(days=find_aoi(settings.aoi_dir, aoi_name).config.schedule.revisit_days)
+    ends, day = [], start
+    while day <= end:
+        ends.append(day)
+        day += step
+    return ends
+
+
+def completed_window_ends(aoi_name: str, settings: Settings | None = None) -> set[dt.date]:
+    """Window ends of the AOI's completed runs (a backfill skips them)."""
+    settings = settings or get_settings()
+    store = open_store(settings.resolved_database_url)
+    return {run.window_end for run in store.runs(aoi_name) if run.status == "completed"}

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         default=None,
         description="Address of a dask.distributed scheduler; default: local threads.",
     )
+    max_concurrent_aois: int = Field(
+        default=2,
+        ge=1,
+        description="AOIs monitor_all runs at once without a Dask cluster (threads).",
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -403,6 +403,8 @@ class _Canvas:
     """Centre lines (N, 2) of rivers and streams, where mines settle."""
     stream_halfwidth_px: list[float] = field(default_factory=list)
     n_lookalikes: int = 0
+    hard_lookalikes: bool = False
+    """Paint the harder variants of look-alikes (see :func:`render_labelled_chip`)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -604,8 +606,10 @@ def _paint_bars_and_oxbows(cv: _Canvas, pts: F32, theta: F32, hw: float) -> None
                 rs, cs, rr, cc = win
                 alpha = _ellipse_alpha(rr, cc, centre, a_px, b_px, th)
                 alpha *= np.clip(1.0 + 0.4 * _smooth_noise(rng, alpha.shape, 2.0), 0, 1)
-                # Damp bars are as listed; dry white beaches up to ~1.6x brighter.
-                spec = _jitter(rng, _SANDBAR, 0.12) * float(rng.uniform(0.9, 1.6))
+                # Damp bars are as listed; dry white quartz beaches up to ~2x brighter,
+                # as bright as fresh tailings in the visible (the hardest look-alike).
+                top = 2.0 if cv.hard_lookalikes else 1.6
+                spec = _jitter(rng, _SANDBAR, 0.12) * float(rng.uniform(0.9, top))
                 cv.paint((rs, cs), alpha, spec, LandCover.SANDBAR)
         if rng.uniform() < p_ox:
             r_ox = radius * rng.uniform(0.7, 1.3) + hw
@@ -818,10 +822,17 @@ def _paint_landslide(cv: _Canvas) -> None:
     cv.n_lookalikes += 1
 
 
-def _build_landscape(rng: np.random.Generator, shape: tuple[int, int], res_m: float) -> _Canvas:
+def _build_landscape(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    res_m: float,
+    *,
+    hard_lookalikes: bool = False,
+) -> _Canvas:
     """Paint forest, water and every look-alike; no mines and no atmosphere yet."""
     h, w = shape
     cv = _Canvas(
+        hard_lookalikes=hard_lookalikes,
         rng=rng,
         res_m=res_m,
         refl=np.zeros((4, h, w), np.float32),
@@ -1173,6 +1184,8 @@ def render_labelled_chip(
     size_px: int = 256,
     resolution_m: float = 10.0,
     mining_probability: float = 0.6,
+    *,
+    hard_lookalikes: bool = False,
 ) -> LabelledChip:
     """Draw one clear-sky chip with its mining mask and per-pixel land cover.
 
@@ -1183,6 +1196,9 @@ def render_labelled_chip(
         size_px: Chip height and width in pixels.
         resolution_m: Pixel size in metres (10 for Sentinel-2, 3 for PlanetScope).
         mining_probability: Chance that the chip holds at least one mining site.
+        hard_lookalikes: Harder negatives: dry white sandbars up to 2x (not 1.6x) the
+            damp-bar reflectance, as bright as tailings, and cloud remnants/edges in 15 %
+            (not 8 %) of chips. Same number of random draws either way.
 
     Returns:
         The chip.
@@ -1198,7 +1214,7 @@ def render_labelled_chip(
     if not 0.0 <= mining_probability <= 1.0:
         raise ValueError(f"mining_probability must be within 0..1, got {mining_probability}.")
     shape = (size_px, size_px)
-    cv = _build_landscape(rng, shape, resolution_m)
+    cv = _build_landscape(rng, shape, resolution_m, hard_lookalikes=hard_lookalikes)
     has_mining = rng.uniform() < mining_probability
     if not has_mining and cv.n_lookalikes == 0:
         _add_lookalike(cv)
@@ -1227,7 +1243,8 @@ def render_labelled_chip(
                     break
     if rng.uniform() < 0.6:
         _add_haze(cv, float(rng.uniform(0.0, 0.03)))
-    if rng.uniform() < 0.08:  # a faint cloud remnant left by the median composite
+    # A faint cloud remnant or cloud edge left by the median composite.
+    if rng.uniform() < (0.15 if hard_lookalikes else 0.08):
         offset = (cv.px(rng.uniform(-800, 800)), cv.px(rng.uniform(-800, 800)))
         cloud, shadow, _ = _cloud_layers(rng, shape, resolution_m, rng.uniform(0.02, 0.15), offset)
         _apply_clouds(cv, cloud * rng.uniform(0.15, 0.5), shadow * 0.3)
@@ -1240,6 +1257,8 @@ def render_training_pair(
     size_px: int = 256,
     resolution_m: float = 10.0,
     mining_probability: float = 0.6,
+    *,
+    hard_lookalikes: bool = False,
 ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """One clear-sky (cloud-free, like a median composite; may have light haze) chip.
 
@@ -1253,6 +1272,7 @@ def render_training_pair(
         size_px: Chip height and width in pixels.
         resolution_m: Pixel size in metres (10 for Sentinel-2, 3 for PlanetScope).
         mining_probability: Chance that the chip holds at least one mining site.
+        hard_lookalikes: Harder negatives (see :func:`render_labelled_chip`).
 
     Returns:
         (reflectance (4, H, W) float32 in (0, 1], band order blue, green, red, nir;
@@ -1267,7 +1287,9 @@ def render_training_pair(
         >>> refl.shape, mask.shape
         ((4, 64, 64), (64, 64))
     """
-    chip = render_labelled_chip(rng, size_px, resolution_m, mining_probability)
+    chip = render_labelled_chip(
+        rng, size_px, resolution_m, mining_probability, hard_lookalikes=hard_lookalikes
+    )
     return chip.reflectance, chip.mining_mask
 
 

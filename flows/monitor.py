@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import Flow, flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
-from prefect.client.schemas.objects import State
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import FlowRun, State
 from prefect.runtime import flow_run
 from prefect.states import Failed
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from asmspotter.monitor import RunContext, RunSummary, SkippedScene, build_summary, describe_error
 from asmspotter.providers.base import LocalScene, SceneRef
 from asmspotter.schedule import today_utc
-from tasks.alert import send_alerts
+from asmspotter.settings import get_settings
+from tasks.alert import alert_if_stale, notify_run_failed, render_quicklooks, send_alerts
 from tasks.composite import build_composite
 from tasks.detect import detect_mines
 from tasks.download import download_scene, record_scenes
-from tasks.report import publish_report
+from tasks.report import publish_report, run_tags, tag_flow_run
 from tasks.run import finish_run, plan_monitoring, prepare_run
 from tasks.search import search_scenes
 from tasks.track import track_sites
@@ -59,13 +63,33 @@ def monitor_run_name() -> str:
     return f"{parameters['aoi_name']}/{end}"
 
 
-@flow(name="monitor-aoi", flow_run_name=monitor_run_name, validate_parameters=True)
-def monitor_aoi(aoi_name: str, end_date: dt.date | None = None) -> RunSummary:
+def alert_on_failure(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
+    """``on_failure`` hook: tell the AOI's ``run_failed`` channels why the run failed."""
+    run = flow_run
+    parameters = run.parameters or {}
+    end = parameters.get("end_date")
+    end_date = dt.date.fromisoformat(str(end)) if end else None
+    notify_run_failed(
+        str(parameters.get("aoi_name")),
+        end_date,
+        f"flow run {run.name} failed: {state.message or 'no message'}",
+    )
+
+
+@flow(
+    name="monitor-aoi",
+    flow_run_name=monitor_run_name,
+    validate_parameters=True,
+    on_failure=[alert_on_failure],
+)
+def monitor_aoi(aoi_name: str, end_date: dt.date | None = None, alerts: bool = True) -> RunSummary:
     """Search, download, composite, detect, track and alert for one AOI window.
 
     Args:
         aoi_name: AOI slug (file stem in ``aoi_definitions/``).
         end_date: Last day of the composite window; default today (UTC).
+        alerts: Send alerts for this window's events (a backfill of the past turns
+            this off: sites and events are still stored).
 
     Returns:
         The run summary (scenes, events, deliveries, output paths).
@@ -74,27 +98,57 @@ def monitor_aoi(aoi_name: str, end_date: dt.date | None = None) -> RunSummary:
     ctx = prepare_run(aoi_name, end_date)
     try:
         ctx, refs = search_scenes(ctx)
+        tag_flow_run(run_tags(ctx))
         used, skipped = download_all(ctx, refs)
         record_scenes(ctx, used, skipped)
         logger.info("%d scenes used, %d skipped", len(used), len(skipped))
         if not used:
             reason = f"no usable scene in {ctx.window.start}..{ctx.window.end}"
             finish_run(ctx, "no_data", message=reason)
-            summary = build_summary(ctx, used, skipped)
-            publish_report(summary, [])
+            stale = alert_if_stale(ctx)
+            summary = build_summary(ctx, used, skipped, outcomes=stale)
+            publish_report(summary, stale, ctx)
             logger.warning("AOI %s: %s; sites keep their last state", aoi_name, reason)
             return summary
         composite = build_composite(ctx, used)
         detection = detect_mines(ctx, composite.path)
         events = track_sites(ctx, detection, composite)
-        outcomes = send_alerts(ctx, events)
+        quicklook = render_quicklooks(ctx, events, composite.path)
+        outcomes = send_alerts(ctx, events, quicklook) if alerts else []
         finish_run(ctx, "completed", n_scenes=len(used), composite=composite, detection=detection)
     except Exception as exc:
         finish_run(ctx, "failed", message=describe_error(exc))
         raise
-    summary = build_summary(ctx, used, skipped, composite, detection, events, outcomes)
-    publish_report(summary, outcomes)
+    summary = build_summary(
+        ctx, used, skipped, composite, detection, events, outcomes, quicklooks=quicklook.paths
+    )
+    publish_report(summary, outcomes, ctx)
     return summary
+
+
+@task(name="monitor-aoi-in-all", task_run_name="monitor-{aoi_name}", cache_policy=NO_CACHE)
+def monitor_aoi_task(aoi_name: str, end_date: dt.date) -> State:
+    """One AOI of ``monitor_all``: its ``monitor_aoi`` subflow's final state, never raised."""
+    # Looked up in the imported module: on a Dask worker this function arrives
+    # cloudpickled by value, without the module globals the flow's annotations need.
+    import flows.monitor
+
+    return flows.monitor.monitor_aoi(aoi_name, end_date=end_date, return_state=True)
+
+
+def fan_out_runner(max_aois: int) -> TaskRunner[Any]:
+    """The task runner ``monitor_all`` fans AOIs out on.
+
+    With ``ASMSPOTTER_DASK_SCHEDULER`` set: prefect-dask's ``DaskTaskRunner`` on that
+    cluster (each AOI runs on a Dask worker; its composite and inference use the same
+    cluster). Otherwise a thread pool of up to ``ASMSPOTTER_MAX_CONCURRENT_AOIS`` AOIs.
+    """
+    settings = get_settings()
+    if settings.dask_scheduler:
+        from prefect_dask.task_runners import DaskTaskRunner
+
+        return DaskTaskRunner(address=settings.dask_scheduler)
+    return ThreadPoolTaskRunner(max_workers=max(1, min(max_aois, settings.max_concurrent_aois)))
 
 
 def monitor_all_run_name() -> str:
@@ -122,8 +176,25 @@ def monitor_all(today: dt.date | None = None) -> list[dict[str, str]] | State:
         rows.append({"aoi": name, "status": "– disabled", "detail": "enabled: false in its YAML"})
     for name, next_due in plan.waiting.items():
         rows.append({"aoi": name, "status": "– not due", "detail": f"next due {next_due}"})
+    # AOIs run concurrently; each one's failure stays its own (its state is collected).
+    with fan_out_runner(len(plan.due)) as runner:
+        futures = {
+            name: runner.submit(monitor_aoi_task, {"aoi_name": name, "end_date": today})
+            for name in plan.due
+        }
+        states = {}
+        for name, future in futures.items():
+            # The task's result is the subflow's state; a task that failed itself gives
+            # its exception instead.
+            try:
+                outcome = future.result(raise_on_failure=False)
+            except Exception as exc:  # a failure that cannot even be unpickled
+                outcome = exc
+            if not isinstance(outcome, State):
+                outcome = Failed(message=str(outcome), data=outcome)
+            states[name] = outcome
     for name in plan.due:
-        state = monitor_aoi(name, end_date=today, return_state=True)
+        state = states[name]
         if state.is_completed():
             summary = state.result()
             status = "✓ completed" if summary.composite_path else "– no data"

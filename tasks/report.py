@@ -1,11 +1,13 @@
-"""Report task: publish a run's summary and site table as Prefect artifacts.
+"""Report task: publish a run's summary and site table as Prefect artifacts, tag the run.
 
 Artifact keys are stable per AOI (``<aoi>-run-summary``, ``<aoi>-sites``), so the
-Prefect UI shows each AOI's latest state with its history one click away.
+Prefect UI shows each AOI's latest state with its history one click away. The
+flow run gets the tags ``aoi:<name>`` and ``source:<provider>`` for filtering.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 
@@ -14,8 +16,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from asmspotter.alerts.dispatch import DeliveryOutcome
-from asmspotter.monitor import RunSummary
-from asmspotter.report import render_run_markdown, site_table_rows
+from asmspotter.monitor import RunContext, RunSummary, open_store
+from asmspotter.report import active_site_rows, render_run_markdown
+
+logger = logging.getLogger(__name__)
 
 
 def artifact_key(aoi_name: str, suffix: str) -> str:
@@ -23,20 +27,63 @@ def artifact_key(aoi_name: str, suffix: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", f"{aoi_name}-{suffix}".lower())
 
 
+def run_tags(ctx: RunContext) -> list[str]:
+    """The tags of an AOI's flow run: ``aoi:<name>`` and ``source:<provider>``."""
+    return [f"aoi:{ctx.aoi.name}", f"source:{ctx.source.provider}"]
+
+
+def tag_flow_run(tags: Sequence[str]) -> None:
+    """Add tags to the current flow run (its source is known only once scenes are found).
+
+    Prefect sets tags when a run is created; ``prefect.tags`` cannot change a run
+    that already started, so the tags are added through the API. A failure only logs.
+    """
+    from prefect import get_client
+    from prefect.runtime import flow_run
+
+    if not flow_run.id:
+        return
+    try:
+        with get_client(sync_client=True) as client:
+            current = client.read_flow_run(flow_run.id).tags
+            merged = list(dict.fromkeys([*current, *tags]))
+            client.update_flow_run(flow_run.id, tags=merged)
+    except Exception as exc:  # the UI loses a filter, the run goes on
+        logger.warning("Could not tag flow run %s with %s: %s", flow_run.id, list(tags), exc)
+
+
 @task(name="publish-report", task_run_name="report-{summary.aoi_name}", cache_policy=NO_CACHE)
-def publish_report(summary: RunSummary, outcomes: Sequence[DeliveryOutcome]) -> str:
-    """Create the markdown summary and the site-table artifacts; return the markdown."""
-    markdown = render_run_markdown(summary, outcomes)
+def publish_report(
+    summary: RunSummary,
+    outcomes: Sequence[DeliveryOutcome],
+    ctx: RunContext | None = None,
+) -> str:
+    """Create the markdown summary and the active-sites table artifacts; return the markdown.
+
+    Args:
+        summary: What the run did (quicklooks included).
+        outcomes: Alert deliveries of the run (run-failure alerts included).
+        ctx: The run context; with it the sites table lists every active site of the
+            AOI with its area history, without it only this run's events.
+    """
+    markdown = render_run_markdown(
+        summary, outcomes, labels=ctx.aoi.config.labels if ctx is not None else None
+    )
     create_markdown_artifact(
         key=artifact_key(summary.aoi_name, "run-summary"),
         markdown=markdown,
         description=f"{summary.aoi_name} run for window ending {summary.window.end}",
     )
-    rows = site_table_rows(summary)
+    if ctx is not None:
+        rows = active_site_rows(open_store(ctx.settings.resolved_database_url), ctx.aoi.name)
+    else:
+        from asmspotter.report import site_table_rows
+
+        rows = site_table_rows(summary)
     if rows:
         create_table_artifact(
             key=artifact_key(summary.aoi_name, "sites"),
             table=rows,
-            description=f"Sites of {summary.aoi_name} as of {summary.window.end}",
+            description=f"Active sites of {summary.aoi_name} as of {summary.window.end}",
         )
     return markdown

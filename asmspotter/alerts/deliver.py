@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import apprise
 
-from asmspotter.alerts.render import AlertMessage
+from asmspotter.alerts.render import IMAGES_END, IMAGES_START, AlertMessage
 from asmspotter.errors import AlertDeliveryError
 
 logger = logging.getLogger(__name__)
@@ -296,13 +296,35 @@ def _files_line(attachments: Sequence[Path], why: str) -> str:
     return f"_{why}; the files are at: {where}_"
 
 
+def _email_url_inline(url: str) -> tuple[str, bool]:
+    """Turn on apprise's inline images (``?inline=yes``) unless the URL says otherwise.
+
+    Returns:
+        The URL to send with, and whether images will be inline.
+    """
+    query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    if "inline" in query:
+        return url, query["inline"].strip().lower() in {"yes", "true", "1", "on", "y"}
+    return url + ("&" if "?" in url else "?") + "inline=yes", True
+
+
+def _without_image_block(body_html: str) -> str:
+    """Drop the ``cid:`` image block of an HTML body (images go as plain attachments)."""
+    start, end = body_html.find(IMAGES_START), body_html.find(IMAGES_END)
+    if start < 0 or end < start:
+        return body_html
+    return body_html[:start] + body_html[end + len(IMAGES_END) :]
+
+
 def send_alert(
     message: AlertMessage, channel: Channel, attachments: Sequence[Path]
 ) -> DeliveryResult:
     """Send one message to one channel with apprise.
 
-    Email (``mailto://``, ``mailtos://``) gets the HTML body with the files attached.
-    Slack webhooks get the Markdown body plus a line saying where the files are,
+    Email (``mailto://``, ``mailtos://``) gets the HTML body with the files attached;
+    images are shown inline (``cid:``) because ``?inline=yes`` is added to the URL
+    unless it sets ``inline`` itself. Slack webhooks get the compact Markdown block
+    (or the Markdown body) plus a line saying where the files are,
     because webhooks cannot carry files (apprise would drop them and report
     success). Other channels get the Markdown body if they format text, else the
     plain-text body, and the attachments where the service takes files.
@@ -327,8 +349,13 @@ def send_alert(
             missing,
         )
 
+    scheme = channel.url.partition("://")[0].lower()
+    send_url, inline_images = channel.url, False
+    if scheme in _EMAIL_SCHEMES:
+        send_url, inline_images = _email_url_inline(channel.url)
+
     with _capture_apprise_logs() as capture:
-        plugin: Any = apprise.Apprise.instantiate(channel.url)
+        plugin: Any = apprise.Apprise.instantiate(send_url)
         if not plugin:
             error = (
                 f"{channel.label} is not a URL apprise understands; see {APPRISE_URL_HELP} "
@@ -338,13 +365,15 @@ def send_alert(
             logger.warning("Alert %r not sent: %s", message.title, error)
             return DeliveryResult(channel=channel, ok=False, error=error)
 
-        scheme = channel.url.partition("://")[0].lower()
         body = message.body_markdown
         body_format = apprise.NotifyFormat.MARKDOWN
         carries_files = bool(getattr(plugin, "attachment_support", False))
         if scheme in _EMAIL_SCHEMES:
             body, body_format = message.body_html, apprise.NotifyFormat.HTML
+            if not inline_images:
+                body = _without_image_block(body)
         elif _is_slack(channel.url):
+            body = message.body_compact or body
             carries_files = getattr(plugin, "mode", None) not in _SLACK_MODES_WITHOUT_FILES
             if present and not carries_files:
                 body += "\n" + _files_line(present, "Attachments are not carried by Slack webhooks")

@@ -4,23 +4,40 @@ Delivery is exactly-once per (event, channel): the store remembers every
 delivered event key per channel id (a hash of the URL, never the URL), so a
 repeated run sends nothing twice. An AOI without alert URLs writes its alerts to
 the outbox folder instead, with the same bookkeeping.
+
+A delivery that failed is retried on later runs of the AOI, inside that run's
+message to the same channel ("resent"), backing off by attempts: after ``n``
+failed attempts it waits until ``min(2**(n-1), 8)`` runs of the AOI have started
+since the last attempt (the next run, then every 2nd, 4th, 8th run). A dismissed
+site is never alerted again unless it grows beyond the AOI's expansion thresholds
+(both ``min_growth_ha`` and ``min_growth_pct``) over its area when dismissed.
+Run failures and long stretches without a clear composite go to the channels
+subscribed to ``run_failed`` (:func:`send_failure_alert`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import html
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from shapely import wkt as shapely_wkt
+
 from asmspotter.alerts.deliver import Channel, channel_from_url, send_alert, write_outbox
-from asmspotter.alerts.render import event_key, render_alert, write_events_geojson
+from asmspotter.alerts.quicklook import Quicklook
+from asmspotter.alerts.render import AlertMessage, event_key, render_alert, write_events_geojson
 from asmspotter.aoi import AOI, AlertChannelConfig
 from asmspotter.errors import AOIConfigError
 from asmspotter.events import SiteEvent
 from asmspotter.storage import Store
+from asmspotter.storage.store import ObservationRecord
+
+MAX_BACKOFF_RUNS = 8
+"""A failed delivery is retried at least every this many runs of its AOI."""
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +49,20 @@ class DeliveryOutcome:
     Attributes:
         channel_label: The channel URL with secrets redacted (or ``outbox:<path>``).
         status: ``delivered``, ``outbox``, ``failed`` or ``nothing-new``.
-        n_events: Events carried by the message.
+        n_events: Events carried by the message (resent ones included).
         detail: Error text, or where the outbox message went.
+        n_resent: Of ``n_events``, earlier failed deliveries retried in this message.
+        n_waiting: Failed deliveries held back by the backoff, retried on a later run.
+        max_attempts: Most attempts of any event in this message (1 = first try).
     """
 
     channel_label: str
     status: str
     n_events: int
     detail: str | None = None
+    n_resent: int = 0
+    n_waiting: int = 0
+    max_attempts: int = 1
 
 
 def outbox_channel(outbox_dir: Path) -> Channel:
@@ -54,7 +77,63 @@ def events_for_channel(
     """The alertable events a channel subscribed to, at or above its minimum area."""
     wanted = set(config.events) if config else {"new", "expanded"}
     min_area = config.min_area_ha if config else 0.0
-    return [e for e in events if e.kind in wanted and e.area_ha >= min_area]
+    return [e for e in events if e.is_alertable and e.kind in wanted and e.area_ha >= min_area]
+
+
+def is_dismissal_overridden(area_ha: float, dismissed_area_ha: float | None, aoi: AOI) -> bool:
+    """True if a dismissed site grew enough to alert again.
+
+    It must exceed its area at dismissal by more than both of the AOI's expansion
+    thresholds (``detection.expansion.min_growth_ha`` and ``min_growth_pct``), the
+    same rule that makes a tracked site ``expanded``.
+    """
+    if dismissed_area_ha is None or dismissed_area_ha <= 0:
+        return False
+    expansion = aoi.config.detection.expansion
+    growth_ha = area_ha - dismissed_area_ha
+    return (
+        growth_ha > expansion.min_growth_ha
+        and 100.0 * growth_ha / dismissed_area_ha > expansion.min_growth_pct
+    )
+
+
+def drop_dismissed(store: Store, aoi: AOI, events: Sequence[SiteEvent]) -> list[SiteEvent]:
+    """Remove events of dismissed sites, unless the site outgrew its dismissal."""
+    dismissed = {d.site.site_id: d.dismissed_area_ha for d in store.dismissed_sites(aoi.name)}
+    kept = []
+    for event in events:
+        if event.site_id in dismissed and not is_dismissal_overridden(
+            event.area_ha, dismissed[event.site_id], aoi
+        ):
+            logger.info(
+                "Site %s is dismissed; its %s event is not alerted", event.site_id, event.kind
+            )
+            continue
+        kept.append(event)
+    return kept
+
+
+def _event_from_observation(record: ObservationRecord, first_seen: dt.date) -> SiteEvent:
+    """Rebuild the event an observation recorded, to re-render a failed delivery."""
+    return SiteEvent(
+        site_id=record.site_id,
+        kind=record.kind,  # type: ignore[arg-type]
+        geometry=shapely_wkt.loads(record.geometry_wkt),
+        area_ha=record.area_ha,
+        previous_area_ha=record.previous_area_ha,
+        growth_ha=record.growth_ha,
+        growth_pct=record.growth_pct,
+        mean_probability=record.mean_probability,
+        centroid_lon=record.centroid_lon,
+        centroid_lat=record.centroid_lat,
+        first_seen=first_seen,
+        clear_observations=record.clear_observations,
+    )
+
+
+def backoff_runs(attempts: int) -> int:
+    """Runs of the AOI that must start after a failed attempt before the next one."""
+    return int(min(2 ** max(attempts - 1, 0), MAX_BACKOFF_RUNS))
 
 
 def dispatch_alerts(
@@ -68,6 +147,7 @@ def dispatch_alerts(
     epsg: int,
     alert_dir: Path,
     outbox_dir: Path,
+    quicklook: Quicklook | None = None,
 ) -> list[DeliveryOutcome]:
     """Send one message per channel with the events it has not received yet.
 
@@ -81,10 +161,12 @@ def dispatch_alerts(
         epsg: CRS of the event geometries.
         alert_dir: Where this run's attachments are written.
         outbox_dir: Where messages go when the AOI has no alert URL.
+        quicklook: The run's quicklook PNGs, attached (and inline in email).
 
     Returns:
         One outcome per channel; a failing channel never stops the others.
     """
+    events = drop_dismissed(store, aoi, events)
     targets: list[tuple[AlertChannelConfig | None, Channel | None, str | None]] = []
     if aoi.config.alerts:
         for channel_config in aoi.config.alerts:
@@ -117,9 +199,51 @@ def dispatch_alerts(
                 alert_dir=alert_dir,
                 outbox_dir=outbox_dir,
                 is_outbox=config is None,
+                config=config,
+                quicklook=quicklook,
             )
         )
     return outcomes
+
+
+def _due_retries(
+    store: Store,
+    aoi: AOI,
+    channel: Channel,
+    config: AlertChannelConfig | None,
+    skip_keys: set[str],
+) -> tuple[list[tuple[SiteEvent, dt.date, str, int, int]], int]:
+    """Failed deliveries of this channel due for a retry now, and how many must wait.
+
+    Returns:
+        ([(event, window_end, event_key, run_id, attempts)], number waiting for backoff).
+    """
+    due: list[tuple[SiteEvent, dt.date, str, int, int]] = []
+    waiting = 0
+    failed = store.failed_deliveries(aoi.name, channel.channel_id)
+    if not failed:
+        return due, waiting
+    first_seen = {s.site_id: s.first_seen for s in store.sites(aoi.name)}
+    dismissed = {d.site.site_id: d.dismissed_area_ha for d in store.dismissed_sites(aoi.name)}
+    for item in failed:
+        key = item.delivery.event_key
+        if key in skip_keys:
+            continue
+        obs = item.observation
+        event = _event_from_observation(obs, first_seen.get(obs.site_id, obs.window_end))
+        if not events_for_channel([event], config):
+            continue
+        if obs.site_id in dismissed and not is_dismissal_overridden(
+            obs.area_ha, dismissed[obs.site_id], aoi
+        ):
+            continue
+        if item.last_attempt_at is not None:
+            started = store.runs_started_since(aoi.name, item.last_attempt_at)
+            if started < backoff_runs(item.delivery.attempts):
+                waiting += 1
+                continue
+        due.append((event, obs.window_end, key, item.delivery.run_id, item.delivery.attempts))
+    return due, waiting
 
 
 def _deliver_to_channel(
@@ -135,11 +259,24 @@ def _deliver_to_channel(
     alert_dir: Path,
     outbox_dir: Path,
     is_outbox: bool,
+    config: AlertChannelConfig | None = None,
+    quicklook: Quicklook | None = None,
 ) -> DeliveryOutcome:
     already = store.delivered_event_keys(channel.channel_id)
     pending = [e for e in events if event_key(e, window_end) not in already]
-    if not pending:
-        return DeliveryOutcome(channel.label, "nothing-new", 0)
+    pending_keys = {event_key(e, window_end) for e in pending}
+    retries: list[tuple[SiteEvent, dt.date, str, int, int]] = []
+    n_waiting = 0
+    if not is_outbox:
+        retries, n_waiting = _due_retries(store, aoi, channel, config, pending_keys | already)
+    if not pending and not retries:
+        return DeliveryOutcome(channel.label, "nothing-new", 0, n_waiting=n_waiting)
+    images: list[Path] = []
+    if quicklook is not None:
+        images.append(quicklook.overview)
+        listed = {e.site_id for e in pending} | {r[0].site_id for r in retries}
+        images += [p for site, p in quicklook.before_after.items() if site in listed]
+    images = [p for p in images if p.is_file()]
     message = render_alert(
         aoi.name,
         aoi.title,
@@ -147,18 +284,25 @@ def _deliver_to_channel(
         window_end,
         pending,
         files_note=f"Outputs of this run: {alert_dir.parent}",
+        labels=aoi.config.labels,
+        resent=[(event, end) for event, end, _, _, _ in retries],
+        image_names=[p.name for p in images],
+        max_sites=aoi.config.alerts_policy.max_sites_listed,
     )
     alert_dir.mkdir(parents=True, exist_ok=True)
     geojson = write_events_geojson(
-        pending, epsg, alert_dir / f"{aoi.name}-{window_end}-events.geojson"
+        [*pending, *(r[0] for r in retries)],
+        epsg,
+        alert_dir / f"{aoi.name}-{window_end}-events.geojson",
     )
+    attachments = [*images, geojson]
     error: str | None = None
     detail: str | None
     if is_outbox:
-        folder = write_outbox(message, [geojson], outbox_dir)
+        folder = write_outbox(message, attachments, outbox_dir)
         status, detail = "outbox", str(folder)
     else:
-        result = send_alert(message, channel, [geojson])
+        result = send_alert(message, channel, attachments)
         status = "delivered" if result.ok else "failed"
         error = result.error
         detail = error
@@ -172,8 +316,150 @@ def _deliver_to_channel(
             status,
             error=error,
         )
+    for event, _, key, first_run_id, _ in retries:
+        store.record_delivery(
+            first_run_id, event, key, channel.channel_id, channel.label, status, error=error
+        )
+    max_attempts = max([1, *(attempts + 1 for *_, attempts in retries)])
     if status == "failed":
         logger.error("Alert to %s failed: %s", channel.label, error)
     else:
-        logger.info("Alert with %d events: %s -> %s", len(pending), status, detail or channel.label)
-    return DeliveryOutcome(channel.label, status, len(pending), detail)
+        logger.info(
+            "Alert with %d events (%d resent): %s -> %s",
+            len(pending) + len(retries),
+            len(retries),
+            status,
+            detail or channel.label,
+        )
+    return DeliveryOutcome(
+        channel.label,
+        status,
+        len(pending) + len(retries),
+        detail,
+        n_resent=len(retries),
+        n_waiting=n_waiting,
+        max_attempts=max_attempts,
+    )
+
+
+def render_failure_message(aoi: AOI, window_end: dt.date | None, reason: str) -> AlertMessage:
+    """Build the ``run_failed`` message: what failed, why, and where to look."""
+    when = f" (window ending {window_end})" if window_end else ""
+    title = f"asmspotter: monitoring of {aoi.title} needs attention{when}"
+    lines = [
+        f"Area of interest: {aoi.title} ({aoi.name}){when}.",
+        f"Reason: {reason}",
+        "",
+        "Sites are not being updated for this AOI until this is fixed. Check the run in "
+        f"the Prefect UI (flow run {aoi.name}/{window_end or '…'}) and the AOI file {aoi.path}.",
+    ]
+    text = "\n".join(lines) + "\n"
+    body_html = (
+        f"<!DOCTYPE html><html><body><h2>{html.escape(title)}</h2>"
+        + "".join(f"<p>{html.escape(line)}</p>" for line in lines if line)
+        + "</body></html>\n"
+    )
+    key_hash = hashlib.sha256(f"{aoi.name}|{window_end}|{reason}".encode()).hexdigest()[:12]
+    return AlertMessage(
+        title=title,
+        body_text=text,
+        body_html=body_html,
+        body_markdown=text,
+        event_keys=(f"{aoi.name}:run_failed:{key_hash}",),
+        body_compact=f"*{title}*\n{reason}\n",
+    )
+
+
+def send_failure_alert(
+    aoi: AOI, reason: str, *, window_end: dt.date | None, outbox_dir: Path
+) -> list[DeliveryOutcome]:
+    """Tell the channels subscribed to ``run_failed`` that monitoring of an AOI is in trouble.
+
+    An AOI without alert URLs gets the message in the outbox. Not recorded in the
+    store (there is no event to key it on); every call sends, so call it once per
+    failed run. A failing channel never stops the others; nothing is raised.
+
+    Returns:
+        One outcome per channel that received (or failed to receive) the message.
+    """
+    message = render_failure_message(aoi, window_end, reason)
+    outcomes: list[DeliveryOutcome] = []
+    if not aoi.config.alerts:
+        folder = write_outbox(message, [], outbox_dir)
+        return [DeliveryOutcome(f"outbox:{outbox_dir}", "outbox", 0, str(folder))]
+    for config in aoi.config.alerts:
+        if "run_failed" not in config.events:
+            continue
+        try:
+            channel = channel_from_url(config.resolved_url())
+        except AOIConfigError as exc:
+            outcomes.append(DeliveryOutcome(config.url, "failed", 0, str(exc)))
+            continue
+        result = send_alert(message, channel, [])
+        outcomes.append(
+            DeliveryOutcome(channel.label, "delivered" if result.ok else "failed", 0, result.error)
+        )
+    logger.warning("Run-failure alert for %s (%s): %d channel(s)", aoi.name, reason, len(outcomes))
+    return outcomes
+
+
+def stale_data_reason(store: Store, aoi: AOI, window_end: dt.date) -> str | None:
+    """Say why an AOI counts as without data, or None if it had a clear composite recently.
+
+    Stale means: the last completed run with a composite ended more than
+    ``alerts_policy.max_periods_without_data`` revisit periods before ``window_end``
+    (or, if there was none, the schedule's start date did).
+    """
+    schedule = aoi.config.schedule
+    limit = aoi.config.alerts_policy.max_periods_without_data
+    last = store.previous_completed_run(aoi.name, window_end + dt.timedelta(days=1))
+    since = last.window_end if last is not None else schedule.start_date
+    periods = (window_end - since).days / schedule.revisit_days
+    if periods <= limit:
+        return None
+    what = (
+        f"the last clear composite was for the window ending {since}"
+        if last
+        else (f"no clear composite since monitoring started on {since}")
+    )
+    return (
+        f"no usable (clear) composite for {periods:.0f} revisit periods of {schedule.revisit_days} "
+        f"days ({what}; alerts_policy.max_periods_without_data is {limit}). Check the "
+        "AOI's sources (provider reachable, max_cloud_pct) or add another source."
+    )
+
+
+def send_test_alert(aoi: AOI, outbox_dir: Path) -> list[tuple[str, bool, str | None]]:
+    """Send a short test message to every alert channel of an AOI (or the outbox).
+
+    Nothing is recorded in the store. Used by ``asmspotter alerts test AOI``.
+
+    Returns:
+        One (channel label, ok, error) per channel, in the AOI file's order.
+    """
+    title = f"asmspotter: test message for {aoi.title}"
+    text = (
+        f"This is a test of the alert channels of {aoi.title} ({aoi.name}). "
+        "If you read it, alerts about new and expanding mining sites will reach you here.\n"
+    )
+    message = AlertMessage(
+        title=title,
+        body_text=text,
+        body_html=f"<!DOCTYPE html><html><body><p>{html.escape(text)}</p></body></html>\n",
+        body_markdown=text,
+        event_keys=(),
+        body_compact=f"*{title}*\n{text}",
+    )
+    if not aoi.config.alerts:
+        folder = write_outbox(message, [], outbox_dir)
+        return [(f"outbox:{folder}", True, None)]
+    results: list[tuple[str, bool, str | None]] = []
+    for config in aoi.config.alerts:
+        try:
+            channel = channel_from_url(config.resolved_url())
+        except AOIConfigError as exc:
+            results.append((config.url, False, str(exc)))
+            continue
+        result = send_alert(message, channel, [])
+        results.append((channel.label, result.ok, result.error))
+    return results

@@ -14,10 +14,11 @@ from __future__ import annotations
 import html
 import json
 import logging
+import math
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "AlertMessage",
     "event_key",
+    "nearest_label",
     "osm_url",
     "render_alert",
     "write_events_geojson",
@@ -74,6 +76,8 @@ class AlertMessage:
     body_html: str
     body_markdown: str
     event_keys: tuple[str, ...]
+    body_compact: str = ""
+    """Short Markdown block for chat webhooks (Slack): title, a few sites, a count of the rest."""
 
 
 def event_key(event: SiteEvent, window_end: date) -> str:
@@ -116,6 +120,7 @@ class _Row:
     confidence: str
     first_seen: str
     clear_observations: str
+    nearest: str
 
 
 def _describe_event(event: SiteEvent) -> str:
@@ -130,11 +135,59 @@ def _describe_event(event: SiteEvent) -> str:
     return text
 
 
-def _row(event: SiteEvent) -> _Row:
-    """Format one alertable event."""
+_EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG), for haversine distances
+_COMPASS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
+
+
+def nearest_label(lat: float, lon: float, labels: Mapping[str, Sequence[float]] | None) -> str:
+    """Describe a point by the nearest named place of the AOI.
+
+    Args:
+        lat: Latitude, decimal degrees.
+        lon: Longitude, decimal degrees.
+        labels: ``{name: [lon, lat]}`` from the AOI's ``labels``; empty or None gives "".
+
+    Returns:
+        e.g. ``"2.3 km NE of Marowijne ferry"`` (direction from the place to the
+        point), or ``""`` when the AOI has no labels.
+    """
+    best: tuple[float, str, float] | None = None
+    for name, coords in (labels or {}).items():
+        if len(coords) < 2:
+            continue
+        plon, plat = float(coords[0]), float(coords[1])
+        p1, p2 = math.radians(plat), math.radians(lat)
+        dlat, dlon = p2 - p1, math.radians(lon - plon)
+        a = math.sin(dlat / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dlon / 2) ** 2
+        dist = 2 * _EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+        bearing = math.degrees(
+            math.atan2(
+                math.sin(dlon) * math.cos(p2),
+                math.cos(p1) * math.sin(p2) - math.sin(p1) * math.cos(p2) * math.cos(dlon),
+            )
+        )
+        if best is None or dist < best[0]:
+            best = (dist, name, bearing % 360)
+    if best is None:
+        return ""
+    dist, name, bearing = best
+    if dist < 0.05:
+        return f"at {name}"
+    return f"{dist:.1f} km {_COMPASS[round(bearing / 45) % 8]} of {name}"
+
+
+def _row(
+    event: SiteEvent,
+    labels: Mapping[str, Sequence[float]] | None = None,
+    resent_from: date | None = None,
+) -> _Row:
+    """Format one alertable event (``resent_from``: window end of an earlier, undelivered one)."""
+    described = _describe_event(event)
+    if resent_from is not None:
+        described += f" (window ending {resent_from.isoformat()}, resent)"
     return _Row(
         site_id=event.site_id,
-        event=_describe_event(event),
+        event=described,
         area=f"{event.area_ha:.1f} ha",
         lat=f"{event.centroid_lat:.5f}",
         lon=f"{event.centroid_lon:.5f}",
@@ -142,6 +195,7 @@ def _row(event: SiteEvent) -> _Row:
         confidence="n/a" if event.mean_probability is None else f"{event.mean_probability:.2f}",
         first_seen=event.first_seen.isoformat(),
         clear_observations=str(event.clear_observations),
+        nearest=nearest_label(event.centroid_lat, event.centroid_lon, labels),
     )
 
 
@@ -198,6 +252,10 @@ def render_alert(
     *,
     max_sites: int = 25,
     files_note: str | None = None,
+    labels: Mapping[str, Sequence[float]] | None = None,
+    resent: Sequence[tuple[SiteEvent, date]] = (),
+    image_names: Sequence[str] = (),
+    compact_max_sites: int = 8,
 ) -> AlertMessage:
     """Render the alert for one AOI and one window.
 
@@ -215,6 +273,15 @@ def render_alert(
         max_sites: Most sites listed in the body; must be >= 0.
         files_note: Optional sentence about where the files are (outbox folder,
             object-store URL), appended to every body.
+        labels: The AOI's named places ``{name: [lon, lat]}``; each site gets the
+            nearest one with distance and direction.
+        resent: Alertable events of earlier windows whose delivery to this channel
+            failed, with their window end; listed after this window's sites and
+            counted in the title.
+        image_names: File names of attached images (quicklook, before/after); the
+            HTML body shows them inline as ``cid:<name>`` inside an
+            ``<!--images-->`` block that ``deliver`` drops where images cannot be inline.
+        compact_max_sites: Most sites listed in ``body_compact`` (chat webhooks).
 
     Returns:
         The rendered message; ``event_keys`` holds every alertable event, listed or not.
@@ -243,14 +310,20 @@ def render_alert(
         (e for e in events if e.is_alertable),
         key=lambda e: (_KIND_ORDER[e.kind], -e.area_ha, e.site_id),
     )
-    shown = [_row(e) for e in alertable[:max_sites]]
-    n_hidden = len(alertable) - len(shown)
+    listed: list[tuple[SiteEvent, date | None]] = [(e, None) for e in alertable]
+    listed += [(e, end) for e, end in resent if e.is_alertable]
+    rows = [_row(e, labels, end) for e, end in listed]
+    shown = rows[:max_sites]
+    n_hidden = len(rows) - len(shown)
     window = f"{window_start.isoformat()} – {window_end.isoformat()}"
     title = _build_title(aoi_title, window, counts)
+    n_resent = len(listed) - len(alertable)
+    if n_resent:
+        title += f" + {_plural(n_resent, 'earlier alert')} resent"
 
     intro = (
         f"Area of interest: {aoi_title} ({aoi_name}); composite window {window}."
-        if alertable
+        if listed
         else f"Area of interest: {aoi_title} ({aoi_name}); composite window {window}. "
         "No new or expanding mining sites were detected."
     )
@@ -264,12 +337,13 @@ def render_alert(
         title=title,
         body_text=_render_text(intro, shown, hidden_note, others, confidence_note, files_note),
         body_html=_render_html(
-            title, intro, shown, hidden_note, others, confidence_note, files_note
+            title, intro, shown, hidden_note, others, confidence_note, files_note, image_names
         ),
         body_markdown=_render_markdown(
             intro, shown, hidden_note, others, confidence_note, files_note
         ),
-        event_keys=tuple(event_key(e, window_end) for e in alertable),
+        event_keys=tuple(event_key(e, end or window_end) for e, end in listed),
+        body_compact=_render_compact(title, rows, compact_max_sites, files_note),
     )
     logger.info(
         "Rendered alert for AOI %s window %s: %d new, %d expanded, %d listed, %d cut",
@@ -297,7 +371,7 @@ def _render_text(
         lines.append(
             f"- {r.site_id}: {r.event}, area {r.area}, at {r.lat}, {r.lon}, "
             f"confidence {r.confidence}, first seen {r.first_seen}, "
-            f"{r.clear_observations} clear observations"
+            f"{r.clear_observations} clear observations" + (f", {r.nearest}" if r.nearest else "")
         )
         lines.append(f"  map: {r.url}")
     if hidden_note:
@@ -310,6 +384,25 @@ def _render_text(
     if files_note:
         lines.append(files_note)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _render_compact(
+    title: str, rows: Sequence[_Row], max_sites: int, files_note: str | None
+) -> str:
+    """A short chat block: one line per site up to ``max_sites``, then how many more."""
+    lines = [f"*{_md(title)}*"]
+    for r in rows[:max_sites]:
+        near = f", {_md(r.nearest)}" if r.nearest else ""
+        lines.append(
+            f"• {_md(r.site_id)} {_md(r.event)}, {r.area}, <{r.url}|{r.lat}, {r.lon}>{near}"
+        )
+    if len(rows) > max_sites:
+        lines.append(
+            f"• _… and {_plural(len(rows) - max_sites, 'more site')}; see the email or GeoJSON._"
+        )
+    if files_note:
+        lines.append(_md(files_note))
+    return "\n".join(lines) + "\n"
 
 
 def _render_markdown(
@@ -327,6 +420,7 @@ def _render_markdown(
             f"- **{_md(r.site_id)}** {_md(r.event)}, {r.area}, "
             f"[{r.lat}, {r.lon}]({r.url}), confidence {r.confidence}, "
             f"first seen {r.first_seen}, {r.clear_observations} clear obs."
+            + (f", {_md(r.nearest)}" if r.nearest else "")
         )
     if hidden_note:
         lines.append(f"- _{_md(hidden_note)}_")
@@ -339,6 +433,11 @@ def _render_markdown(
         lines.append(_md(files_note))
     return "\n".join(lines).rstrip() + "\n"
 
+
+IMAGES_START = "<!--images-->"
+"""Start of the inline-image block of ``body_html`` (dropped where images cannot be inline)."""
+IMAGES_END = "<!--/images-->"
+"""End of the inline-image block of ``body_html``."""
 
 _TABLE_STYLE = "border-collapse:collapse;font-family:Arial,Helvetica,sans-serif;font-size:14px;"
 _TH_STYLE = (
@@ -357,6 +456,7 @@ def _render_html(
     others: str | None,
     confidence_note: str,
     files_note: str | None,
+    image_names: Sequence[str] = (),
 ) -> str:
     """HTML document with a table of sites; every string escaped, CSS inline for email."""
     parts = [
@@ -376,6 +476,7 @@ def _render_html(
             "Confidence",
             "First seen",
             "Clear obs.",
+            "Nearest place",
         )
         parts.append(f'<table style="{_TABLE_STYLE}">')
         parts.append(
@@ -394,6 +495,7 @@ def _render_html(
                 f'<td style="{_TD_NUM_STYLE}">{_esc(r.confidence)}</td>'
                 f'<td style="{_TD_NUM_STYLE}">{_esc(r.first_seen)}</td>'
                 f'<td style="{_TD_NUM_STYLE}">{_esc(r.clear_observations)}</td>'
+                f'<td style="{_TD_STYLE}">{_esc(r.nearest)}</td>'
                 "</tr>"
             )
         parts.append("</tbody></table>")
@@ -405,6 +507,13 @@ def _render_html(
         parts.append(f'<p style="{_P_STYLE}">{_esc(others)}</p>')
     if files_note:
         parts.append(f'<p style="{_P_STYLE}">{_esc(files_note)}</p>')
+    if image_names:
+        parts.append(IMAGES_START)
+        for name in image_names:
+            parts.append(
+                f'<p><img src="cid:{_esc(name)}" alt="{_esc(name)}" style="max-width:100%;"></p>'
+            )
+        parts.append(IMAGES_END)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

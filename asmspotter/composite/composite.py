@@ -15,20 +15,24 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
 import rasterio.shutil
 import rioxarray
 import xarray as xr
+from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.features import shapes
 from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
+from asmspotter.cluster import dask_client
 from asmspotter.composite.cloudmask import BINARY_MASK_NODATA, clear_from_binary_mask
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.errors import NoScenesError, SceneReadError
@@ -42,6 +46,9 @@ COMPOSITE_BANDS = ("blue", "green", "red", "nir", "ndwi", "ndvi", "valid")
 """Band order of a composite COG; band descriptions carry these names."""
 
 DEFAULT_CHUNK_PX = 1024
+
+FOOTPRINT_STRIP_PX = 2048
+"""Rows of the ``valid`` band read at once for the clear footprint (memory ~ width x this)."""
 
 
 @dataclass(frozen=True)
@@ -156,12 +163,19 @@ def build_composite_dataset(scenes: Sequence[LocalScene], grid: AOIGrid) -> xr.D
     return georeferenced
 
 
-def write_composite(dataset: xr.Dataset, path: Path) -> Path:
+def write_composite(dataset: xr.Dataset, path: Path, client: Any | None = None) -> Path:
     """Compute ``dataset`` chunk by chunk into a Cloud-Optimised GeoTIFF.
 
     Bands follow ``COMPOSITE_BANDS`` and carry those names as band descriptions.
     The file is first written as a tiled GeoTIFF (streamed from dask), then copied
     into the COG layout with overviews; the final name appears only when complete.
+
+    Args:
+        dataset: From :func:`build_composite_dataset`.
+        path: Where the COG goes.
+        client: A ``distributed.Client``: chunks compute on its workers, which write
+            their windows into the staging file under a cluster-wide lock (the file
+            must be on storage the workers share). None: local threads.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     stacked = xr.concat(
@@ -171,14 +185,30 @@ def write_composite(dataset: xr.Dataset, path: Path) -> Path:
     stacked.attrs["long_name"] = COMPOSITE_BANDS
     staging = path.with_name(f"partial_{path.stem}.staging.tif")
     partial = path.with_name(f"partial_{path.name}")
-    stacked.rio.to_raster(
+    if client is None:
+        lock: Any = threading.Lock()
+    else:
+        from distributed import Lock
+
+        with client.as_current():
+            lock = Lock(f"asmspotter-write-{staging}")  # type: ignore[no-untyped-call]
+    # The staging file is uncompressed: chunks are written one at a time under the
+    # lock, and deflating float32 there made the write ~4x slower than the median
+    # itself (benchmarks/README.md); the COG copy below compresses once. It costs
+    # 28 bytes per pixel of temporary disk (3.4 GB at 12,000 km², 10 m).
+    delayed = stacked.rio.to_raster(
         staging,
         tiled=True,
         blockxsize=512,
         blockysize=512,
-        compress="deflate",
-        lock=threading.Lock(),
+        lock=lock,
+        compute=False,
     )
+    if client is None:
+        # Explicitly threads: on a Dask worker the default would be the worker's client.
+        delayed.compute(scheduler="threads")
+    else:
+        client.compute(delayed).result()
     rasterio.shutil.copy(
         staging, partial, driver="COG", compress="DEFLATE", predictor="3", blocksize=512
     )
@@ -187,16 +217,46 @@ def write_composite(dataset: xr.Dataset, path: Path) -> Path:
     return path
 
 
-def clear_footprint_from_valid(valid: np.ndarray, grid: AOIGrid) -> BaseGeometry:
-    """Polygon(s) covering pixels with at least one clear observation, in the grid CRS."""
+def clear_footprint_from_valid(
+    valid: np.ndarray, grid: AOIGrid, transform: Affine | None = None
+) -> BaseGeometry:
+    """Polygon(s) covering pixels with at least one clear observation, in the grid CRS.
+
+    Args:
+        valid: Clear-observation counts, (rows, cols) of the grid or of a window of it.
+        grid: The AOI grid.
+        transform: The window's transform when ``valid`` is a window; default the grid's.
+    """
     seen = (valid > 0).astype(np.uint8)
     polygons = [
         shape(geom)
-        for geom, value in shapes(seen, mask=seen.astype(bool), transform=grid.transform)
+        for geom, value in shapes(
+            seen, mask=seen.astype(bool), transform=transform or grid.transform
+        )
         if value == 1
     ]
     footprint = unary_union(polygons)
     return footprint.simplify(grid.resolution_m / 2, preserve_topology=True)
+
+
+def _clear_statistics(path: Path, grid: AOIGrid) -> tuple[float, BaseGeometry]:
+    """Clear fraction and clear footprint of a composite COG, read strip by strip.
+
+    Strips of ``FOOTPRINT_STRIP_PX`` rows keep memory flat in the AOI size; their
+    footprints are unioned (neighbouring strips share edges, so they merge).
+    """
+    band = COMPOSITE_BANDS.index("valid") + 1
+    n_clear = 0
+    parts: list[BaseGeometry] = []
+    with rasterio.open(path) as src:
+        for row in range(0, src.height, FOOTPRINT_STRIP_PX):
+            window = Window(0, row, src.width, min(FOOTPRINT_STRIP_PX, src.height - row))  # type: ignore[call-arg]
+            valid = src.read(band, window=window)
+            n_clear += int(np.count_nonzero(valid > 0))
+            parts.append(clear_footprint_from_valid(valid, grid, src.window_transform(window)))
+        size = src.width * src.height
+    footprint = unary_union(parts).simplify(grid.resolution_m / 2, preserve_topology=True)
+    return n_clear / size, footprint
 
 
 def build_composite(
@@ -204,6 +264,7 @@ def build_composite(
     grid: AOIGrid,
     out_path: Path,
     progress: Callable[[str], None] | None = None,
+    dask_scheduler: str | None = None,
 ) -> CompositeResult:
     """Build and write the composite of ``scenes`` on ``grid``.
 
@@ -217,6 +278,8 @@ def build_composite(
         grid: The AOI grid.
         out_path: Where the COG goes.
         progress: Optional callback told about each step.
+        dask_scheduler: Address of a ``dask.distributed`` scheduler to compute on
+            (setting ``ASMSPOTTER_DASK_SCHEDULER``); None: local threads.
 
     Returns:
         The composite's path and clear-sky statistics.
@@ -226,10 +289,9 @@ def build_composite(
     with warnings.catch_warnings():
         # Pixels never clear in the window are expected: their median is NaN.
         warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
-        write_composite(build_composite_dataset(scenes, grid), out_path)
-    with rasterio.open(out_path) as src:
-        valid = src.read(COMPOSITE_BANDS.index("valid") + 1)
-    clear_fraction = float(np.count_nonzero(valid > 0) / valid.size)
+        with dask_client(dask_scheduler) as client:
+            write_composite(build_composite_dataset(scenes, grid), out_path, client)
+    clear_fraction, clear_footprint = _clear_statistics(out_path, grid)
     logger.info(
         "Composite of %d scenes written to %s (%.1f%% of pixels clear at least once)",
         len(scenes),
@@ -240,5 +302,5 @@ def build_composite(
         path=out_path,
         n_scenes=len(scenes),
         clear_fraction=clear_fraction,
-        clear_footprint=clear_footprint_from_valid(valid, grid),
+        clear_footprint=clear_footprint,
     )

@@ -24,9 +24,12 @@ def normalised_difference(a: ArrayT, b: ArrayT) -> ArrayT:
     total = a + b  # type: ignore[operator]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (a - b) / total  # type: ignore[operator]
-    result = np.where(total != 0, ratio, 0.0)
-    if hasattr(ratio, "dims"):  # keep xarray coords and attrs
+    if hasattr(ratio, "dims"):
+        # xarray: keeps coords and attrs, and stays lazy. np.where on a dask-backed
+        # DataArray would compute the whole array (it has no __array_function__).
         result = ratio.where(total != 0, 0.0)
+    else:
+        result = np.where(total != 0, ratio, 0.0)
     return result.astype(np.float32)  # type: ignore[no-any-return,attr-defined,return-value]
 
 

@@ -40,9 +40,9 @@ from asmspotter.detect.model_card import (
     check_model_fits,
     load_card,
 )
-from asmspotter.detect.tiling import TileAccumulator, tile_windows
+from asmspotter.detect.tiling import blend_weights, tile_windows
 from asmspotter.detect.unet import UNet
-from asmspotter.detect.vectorize import vectorize_detections
+from asmspotter.detect.vectorize import vectorize_probability_file
 from asmspotter.errors import ModelMismatchError, ModelNotFoundError, SceneReadError
 
 logger = logging.getLogger(__name__)
@@ -131,6 +131,27 @@ def build_model(card: ModelCard) -> UNet:
     )
 
 
+def fuse_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm that follows a conv into the conv's weights and bias.
+
+    Inference then skips one memory-bound pass over every feature map per conv (the
+    net is small, so those passes cost as much as the convs); outputs are equal to
+    float rounding. The module must be in eval mode; returns it, changed in place.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for child in module.modules():
+        if not isinstance(child, nn.Sequential):
+            continue
+        layers = list(child)
+        for i in range(len(layers) - 1):
+            conv, norm = layers[i], layers[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                child[i] = fuse_conv_bn_eval(conv, norm)
+                child[i + 1] = nn.Identity()
+    return module
+
+
 def load_model(model_dir: Path, device: str | None = None) -> LoadedModel:
     """Load a model directory's card and weights for inference.
 
@@ -158,7 +179,7 @@ def load_model(model_dir: Path, device: str | None = None) -> LoadedModel:
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
         configure_torch_threads()
-    module = build_model(card)
+    module: nn.Module = build_model(card)
     state = torch.load(weights_path, map_location="cpu", weights_only=True)
     try:
         module.load_state_dict(state)
@@ -168,6 +189,7 @@ def load_model(model_dir: Path, device: str | None = None) -> LoadedModel:
             f"({card.architecture.model_dump()}, {len(card.bands)} bands): {exc}. Use the "
             "card that was written with these weights, or re-train the model."
         ) from exc
+    module = fuse_batchnorm(module.eval())
     module = module.to(torch_device)
     # Channels-last lets oneDNN (CPU) and cuDNN pick faster conv kernels
     # (https://pytorch.org/tutorials/intermediate/memory_format_tutorial.html).
@@ -217,7 +239,7 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _predict(
+def _predict_strips(
     features: NDArray[np.float32] | FeatureArray,
     model: LoadedModel,
     *,
@@ -225,8 +247,14 @@ def _predict(
     batch_size: int,
     progress: ProgressCallback | None,
     precision: Precision,
-) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-    """Return (probability, no-data mask); see :func:`predict_probabilities`."""
+) -> Iterator[tuple[int, NDArray[np.float32], NDArray[np.bool_]]]:
+    """Yield finished row strips ``(row_off, probability, nodata)`` top to bottom.
+
+    Tiles are visited row of tiles by row of tiles; rows above the current tile row are
+    final (no later tile covers them), so they are blended, yielded and dropped. Memory
+    is one tile row of accumulators (``tile_px`` x W x 8 bytes) plus the tile batch,
+    whatever the image height.
+    """
     card = model.card
     if len(features.shape) != 3:
         raise ValueError(f"features must be (C, H, W), got shape {tuple(features.shape)}.")
@@ -248,27 +276,47 @@ def _predict(
     mean = np.asarray(card.normalisation.mean, dtype=np.float32)[:, None, None]
     std = np.asarray(card.normalisation.std, dtype=np.float32)[:, None, None]
     windows = tile_windows(height, width, card.tile_px, card.overlap_px)
-    accumulator = TileAccumulator(height, width, card.tile_px, card.overlap_px)
-    nodata = np.zeros((height, width), dtype=bool)
-    multiple = int(getattr(model.module, "size_multiple", 1))
     tile_h, tile_w = windows[0][2], windows[0][3]
+    weights = blend_weights(card.tile_px, card.overlap_px)
+    buf_rows = tile_h
+    value_sum = np.zeros((buf_rows, width), dtype=np.float32)
+    weight_sum = np.zeros((buf_rows, width), dtype=np.float32)
+    nodata = np.zeros((buf_rows, width), dtype=bool)
+    buf_r0 = 0
+    multiple = int(getattr(model.module, "size_multiple", 1))
     pad_h = math.ceil(tile_h / multiple) * multiple - tile_h
     pad_w = math.ceil(tile_w / multiple) * multiple - tile_w
-    # bf16 autocast roughly halves the time on CPUs with AVX512-BF16/AMX and on GPUs;
-    # probabilities differ from fp32 by ~1e-2, so it stays opt-in.
+    # bf16 autocast: about 2x faster where the CPU has AVX512-BF16/AMX and on GPUs;
+    # the card's precision_check records the IoU cost on the test split.
     autocast = torch.autocast(
         device_type=model.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"
     )
+
+    def flush(upto: int) -> tuple[int, NDArray[np.float32], NDArray[np.bool_]]:
+        nonlocal value_sum, weight_sum, nodata, buf_r0
+        n = upto - buf_r0
+        prob = np.zeros((n, width), dtype=np.float32)
+        np.divide(value_sum[:n], weight_sum[:n], out=prob, where=weight_sum[:n] > 0)
+        bad = nodata[:n].copy()
+        prob[bad] = 0.0
+        out = (buf_r0, prob, bad)
+        value_sum = np.concatenate([value_sum[n:], np.zeros((n, width), np.float32)])
+        weight_sum = np.concatenate([weight_sum[n:], np.zeros((n, width), np.float32)])
+        nodata = np.concatenate([nodata[n:], np.zeros((n, width), bool)])
+        buf_r0 = upto
+        return out
+
     done = 0
     with torch.inference_mode(), autocast:
         for batch in _batches(windows, batch_size):
             tiles = []
+            bads = []
             for row, col, h, w in batch:
                 tile = np.asarray(features[:, row : row + h, col : col + w], dtype=np.float32)
                 bad = ~np.isfinite(tile).all(axis=0)
                 if valid_mask is not None:
                     bad |= ~np.asarray(valid_mask[row : row + h, col : col + w], dtype=bool)
-                nodata[row : row + h, col : col + w] |= bad
+                bads.append(bad)
                 # NaNs become the band mean, i.e. 0 after normalising: neutral input.
                 tile = np.where(np.isfinite(tile), tile, mean)
                 tile = (tile - mean) / std
@@ -278,22 +326,53 @@ def _predict(
             x = torch.from_numpy(np.stack(tiles)).to(model.device)
             x = x.contiguous(memory_format=torch.channels_last)
             probs = torch.sigmoid(model.module(x).float())[:, 0].cpu().numpy()
-            for (row, col, h, w), prob in zip(batch, probs, strict=True):
-                accumulator.add((row, col, h, w), prob[:h, :w])
+            for (row, col, h, w), prob, bad in zip(batch, probs, bads, strict=True):
+                if row > buf_r0:
+                    yield flush(row)
+                r = row - buf_r0
+                nodata[r : r + h, col : col + w] |= bad
+                weight = weights[:h, :w]
+                value_sum[r : r + h, col : col + w] += weight * prob[:h, :w]
+                weight_sum[r : r + h, col : col + w] += weight
             done += len(batch)
             if progress is not None:
                 progress(done, len(windows))
-    probability = accumulator.result()
-    probability[nodata] = 0.0
+    yield flush(height)
     logger.info(
-        "predicted %dx%d px in %d tiles of %d px (overlap %d) on %s",
+        "predicted %dx%d px in %d tiles of %d px (overlap %d) on %s, %s",
         height,
         width,
         len(windows),
         card.tile_px,
         card.overlap_px,
         model.device,
+        precision,
     )
+
+
+def _predict(
+    features: NDArray[np.float32] | FeatureArray,
+    model: LoadedModel,
+    *,
+    valid_mask: NDArray[np.bool_] | FeatureArray | None,
+    batch_size: int,
+    progress: ProgressCallback | None,
+    precision: Precision,
+) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """Return (probability, no-data mask) whole; see :func:`predict_probabilities`."""
+    height, width = int(features.shape[1]), int(features.shape[2])
+    probability = np.zeros((height, width), dtype=np.float32)
+    nodata = np.zeros((height, width), dtype=bool)
+    for row, prob, bad in _predict_strips(
+        features,
+        model,
+        valid_mask=valid_mask,
+        batch_size=batch_size,
+        progress=progress,
+        precision=precision,
+    ):
+        probability[row : row + len(prob)] = prob
+        nodata[row : row + len(prob)] = bad
     return probability, nodata
 
 
@@ -451,6 +530,83 @@ def write_probability_cog(
     return path
 
 
+class RasterValid:
+    """Read a composite's ``valid`` band window by window as a bool mask (count > 0)."""
+
+    def __init__(self, dataset: rasterio.io.DatasetReader, index: int) -> None:
+        self.dataset = dataset
+        self.index = index
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W)."""
+        return (self.dataset.height, self.dataset.width)
+
+    def __getitem__(self, key: tuple[slice, slice]) -> NDArray[np.bool_]:
+        """Read ``[rows, cols]`` (step-1 slices) as (h, w) bool."""
+        rows, cols = key
+        r0, r1, _ = rows.indices(self.dataset.height)
+        c0, c1, _ = cols.indices(self.dataset.width)
+        window = Window(c0, r0, c1 - c0, r1 - r0)  # type: ignore[call-arg]
+        return np.asarray(self.dataset.read(self.index, window=window) > 0)
+
+
+def write_probability_cog_by_strips(
+    strips: Iterator[tuple[int, NDArray[np.float32], NDArray[np.bool_]]],
+    path: Path,
+    *,
+    height: int,
+    width: int,
+    transform: Affine,
+    crs: Any,
+) -> Path:
+    """Write row strips ``(row_off, probability, nodata)`` into a probability COG.
+
+    The strips go by windows into a tiled GeoTIFF (``partial_<name>.tmp.tif``), which
+    GDAL's COG driver then copies into ``path`` with overviews, reading block by block
+    (https://gdal.org/drivers/raster/cog.html); neither step holds the whole map.
+    """
+    from rasterio.shutil import copy as rio_copy
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f"partial_{path.stem}.tmp.tif")
+    tmp = path.with_name(f"partial_{path.name}")
+    profile = {
+        "driver": "GTiff",
+        "height": height,
+        "width": width,
+        "count": 1,
+        "dtype": "float32",
+        "crs": crs,
+        "transform": transform,
+        "nodata": PROBABILITY_NODATA,
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "deflate",
+        "predictor": 3,
+        "BIGTIFF": "IF_SAFER",
+    }
+    with rasterio.open(staging, "w", **profile) as dst:
+        for row, prob, bad in strips:
+            data = np.where(bad, np.float32(PROBABILITY_NODATA), prob).astype(np.float32)
+            dst.write(data, 1, window=Window(0, row, width, len(prob)))  # type: ignore[call-arg]
+        dst.set_band_description(1, PROBABILITY_BAND)
+    rio_copy(
+        staging,
+        tmp,
+        driver="COG",
+        compress="DEFLATE",
+        predictor="3",
+        overview_resampling="average",
+        BIGTIFF="IF_SAFER",
+    )
+    staging.unlink(missing_ok=True)
+    tmp.replace(path)
+    return path
+
+
 def detect_mines(
     composite_path: Path,
     model_dir: Path,
@@ -460,7 +616,7 @@ def detect_mines(
     min_area_ha: float = 1.0,
     device: str | None = None,
     batch_size: int = 8,
-    precision: Precision = "fp32",
+    precision: Precision | None = None,
     progress: ProgressCallback | None = None,
 ) -> gpd.GeoDataFrame:
     """Find mining sites in a composite COG: probability COG and polygons.
@@ -491,8 +647,15 @@ def detect_mines(
         min_area_ha: Smallest polygon kept, in hectares.
         device: Torch device; None picks CUDA when available, else CPU.
         batch_size: Tiles per forward pass.
-        precision: ``"fp32"`` or ``"bf16"`` autocast.
+        precision: ``"fp32"`` or ``"bf16"`` autocast; None uses the card's ``precision``
+            (chosen from its bf16-vs-fp32 check).
         progress: Called as ``progress(tiles_done, tiles_total)``.
+
+    Memory is bounded by one row of tiles: the probability is written to the COG strip
+    by strip (:func:`write_probability_cog_by_strips`) and polygons are built strip by
+    strip from the file (:func:`asmspotter.detect.vectorize.vectorize_probability_file`),
+    so a 20,000 x 20,000 px composite runs in well under 4 GiB
+    (``benchmarks/inference.py --memory``).
 
     Returns:
         GeoDataFrame of detections (``geometry``, ``area_ha``, ``mean_probability``,
@@ -536,27 +699,32 @@ def detect_mines(
                 f"{composite_path}: CRS {dataset.crs} has no EPSG code; composites must be on "
                 "an AOI grid (a UTM zone)."
             )
-        valid_mask: NDArray[np.bool_] | None = None
+        valid_mask: RasterValid | None = None
         if "valid" in band_names:
-            valid_mask = dataset.read(band_names.index("valid") + 1) > 0
+            valid_mask = RasterValid(dataset, band_names.index("valid") + 1)
         else:
             logger.warning("%s: no 'valid' band; treating every pixel as observed", composite_path)
         features = RasterFeatures(dataset, card.bands)
-        probability, nodata = _predict(
+        strips = _predict_strips(
             features,
             model,
             valid_mask=valid_mask,
             batch_size=batch_size,
             progress=progress,
-            precision=precision,
+            precision=precision or card.precision,
         )
         transform = dataset.transform
         crs = dataset.crs
-    write_probability_cog(probability, nodata, out_probability_path, transform=transform, crs=crs)
+        write_probability_cog_by_strips(
+            strips,
+            out_probability_path,
+            height=dataset.height,
+            width=dataset.width,
+            transform=transform,
+            crs=crs,
+        )
     used_threshold = card.threshold if threshold is None else threshold
-    detections = vectorize_detections(
-        probability, transform, epsg, used_threshold, min_area_ha, valid_mask=~nodata
-    )
+    detections = vectorize_probability_file(out_probability_path, epsg, used_threshold, min_area_ha)
     logger.info(
         "%s: %d detections, %.1f ha, probability map %s",
         composite_path,

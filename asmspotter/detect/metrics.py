@@ -99,6 +99,25 @@ def _label(
     return relabel[labels], int(keep.sum())
 
 
+SITE_GROUP_M = 20.0
+"""Mining pits and ponds closer than about twice this (40 m) count as one site."""
+
+SITE_MIN_AREA_M2 = 400.0
+"""Smallest object counted, m² (4 pixels at 10 m)."""
+
+
+def object_params(resolution_m: float) -> dict[str, int]:
+    """``group_px`` and ``min_area_px`` of :func:`object_metrics` for a pixel size.
+
+    A site is defined in metres, so 10 m and 3 m models are scored on the same objects:
+    at 10 m this gives the defaults (group 2 px, 4 px minimum), at 3 m 7 px and 45 px.
+    """
+    return {
+        "group_px": max(1, round(SITE_GROUP_M / resolution_m)),
+        "min_area_px": max(1, math.ceil(SITE_MIN_AREA_M2 / resolution_m**2 - 1e-9)),
+    }
+
+
 def object_metrics(
     pred_mask: NDArray[np.bool_],
     truth_mask: NDArray[np.bool_],
@@ -128,9 +147,12 @@ def object_metrics(
             (one mining site); 0 for plain connected components.
 
     Returns:
-        ``{"precision", "recall", "f1", "n_pred", "n_truth", "n_matched"}``; the counts
-        are whole numbers (floats), so results of several chips can be summed and fed to
-        :func:`precision_recall_f1`.
+        ``{"precision", "recall", "f1", "n_pred", "n_truth", "n_matched",
+        "area_abs_error_px", "area_truth_px"}``; the counts are whole numbers (floats),
+        so results of several chips can be summed and fed to
+        :func:`precision_recall_f1`. ``area_abs_error_px`` sums ``|predicted - true|``
+        pixel areas over matched pairs and ``area_truth_px`` their true areas, so
+        ``area_abs_error_px / area_truth_px`` is the relative area error of matched sites.
 
     Raises:
         ValueError: If the shapes differ or the masks are not 2-D.
@@ -147,6 +169,8 @@ def object_metrics(
     truth_labels, n_truth = _label(truth_mask, min_area_px, group_px)
 
     n_matched = 0
+    area_abs_error_px = 0.0
+    area_truth_px = 0.0
     if n_pred and n_truth:
         pred_area = np.bincount(pred_labels.ravel(), minlength=n_pred + 1)
         truth_area = np.bincount(truth_labels.ravel(), minlength=n_truth + 1)
@@ -164,6 +188,8 @@ def object_metrics(
             if p not in used_p and t not in used_t:
                 used_p.add(p)
                 used_t.add(t)
+                area_abs_error_px += abs(float(pred_area[p]) - float(truth_area[t]))
+                area_truth_px += float(truth_area[t])
         n_matched = len(used_p)
     scores = precision_recall_f1(n_matched, n_pred, n_truth)
     return {
@@ -171,4 +197,41 @@ def object_metrics(
         "n_pred": float(n_pred),
         "n_truth": float(n_truth),
         "n_matched": float(n_matched),
+        "area_abs_error_px": area_abs_error_px,
+        "area_truth_px": area_truth_px,
+    }
+
+
+def pr_curve_from_histograms(
+    positive_counts: NDArray[np.int64], negative_counts: NDArray[np.int64]
+) -> dict[str, NDArray[np.float64]]:
+    """Precision and recall at every histogram bin edge, from per-class score histograms.
+
+    Histograms of the predicted probability of true-mining and not-mining pixels (same
+    bins over [0, 1]) summarise any number of pixels in constant memory; a pixel counts
+    as predicted mining at threshold ``edges[i]`` when its bin is ``i`` or higher.
+
+    Args:
+        positive_counts: (n_bins,) counts of mining pixels per probability bin.
+        negative_counts: (n_bins,) counts of other pixels per probability bin.
+
+    Returns:
+        ``{"threshold", "precision", "recall", "f1"}``, each (n_bins,) float64;
+        thresholds are the lower bin edges ``i / n_bins``.
+    """
+    pos = np.asarray(positive_counts, dtype=np.float64)
+    neg = np.asarray(negative_counts, dtype=np.float64)
+    n_bins = len(pos)
+    tp = np.cumsum(pos[::-1])[::-1]
+    fp = np.cumsum(neg[::-1])[::-1]
+    total_pos = float(pos.sum())
+    precision = np.divide(tp, tp + fp, out=np.ones_like(tp), where=(tp + fp) > 0)
+    recall = tp / total_pos if total_pos > 0 else np.ones_like(tp)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {
+        "threshold": np.arange(n_bins, dtype=np.float64) / n_bins,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
     }

@@ -141,6 +141,94 @@ class TrainingInfo(_Strict):
     """Software versions."""
 
 
+InferencePrecision = Literal["fp32", "bf16"]
+"""Numeric precision of inference: float32, or bfloat16 autocast."""
+
+
+class EvaluationMetrics(_Strict):
+    """Pixel and object metrics of one detector on one data set, at one threshold."""
+
+    threshold: float = Field(ge=0, le=1, description="Probability threshold used.")
+    """Probability (or score) at or above which a pixel counts as mining."""
+    pixel_precision: float = Field(ge=0, le=1, description="Pixel precision.")
+    """Pixel precision."""
+    pixel_recall: float = Field(ge=0, le=1, description="Pixel recall.")
+    """Pixel recall."""
+    pixel_f1: float = Field(ge=0, le=1, description="Pixel F1.")
+    """Pixel F1."""
+    pixel_iou: float = Field(ge=0, le=1, description="Pixel IoU.")
+    """Pixel intersection over union of the mining class."""
+    object_precision: float = Field(ge=0, le=1, description="Object precision.")
+    """Share of predicted sites matching a labelled one at IoU >= 0.3 (one-to-one)."""
+    object_recall: float = Field(ge=0, le=1, description="Object recall.")
+    """Share of labelled sites matched by a predicted one."""
+    object_f1: float = Field(ge=0, le=1, description="Object F1.")
+    """Object F1."""
+    n_pred_objects: int = Field(ge=0, description="Predicted sites.")
+    """Number of predicted sites."""
+    n_truth_objects: int = Field(ge=0, description="Labelled sites.")
+    """Number of labelled sites."""
+    area_error_pct: float | None = Field(
+        default=None, ge=0, description="Relative area error of matched sites, percent."
+    )
+    """Sum of ``|predicted - labelled|`` areas over matched sites divided by their labelled
+    area, in percent; None when nothing matched."""
+
+
+class Evaluation(_Strict):
+    """One run of ``asmspotter model evaluate``: the model and the spectral baseline."""
+
+    data: str = Field(description="The DATA argument: a folder or generated[:resolution].")
+    """What was evaluated: ``generated:<m>`` or a folder of scenes + labels."""
+    description: str = Field(description="What the data is and how much of it.")
+    """Human-readable description of the evaluation data (items, pixels, split)."""
+    n_items: int = Field(ge=0, description="Chips or scenes evaluated.")
+    """Number of chips (generated) or scenes (folder) evaluated."""
+    n_pixels: int = Field(ge=0, description="Valid pixels evaluated.")
+    """Number of valid pixels scored."""
+    precision: InferencePrecision = Field(default="fp32", description="Inference precision.")
+    """Inference precision the model ran at."""
+    model: EvaluationMetrics = Field(description="The U-Net at the card's threshold.")
+    """The U-Net's metrics at the card's threshold."""
+    best_f1_threshold: float = Field(ge=0, le=1, description="Threshold maximising pixel F1.")
+    """Threshold that maximises pixel F1 on this data (from the PR curve)."""
+    model_at_best_f1: EvaluationMetrics = Field(description="The U-Net at best_f1_threshold.")
+    """The U-Net's metrics at :attr:`best_f1_threshold`."""
+    baseline: EvaluationMetrics | None = Field(
+        default=None, description="The spectral baseline (asmspotter.detect.baseline)."
+    )
+    """The spectral rule baseline on the same data, at its own best-F1 threshold."""
+    pr_curve_png: str | None = Field(default=None, description="PR curve image file.")
+    """File name of the PR curve PNG (beside the card, or where --out-dir put it)."""
+    evaluated: datetime = Field(
+        default_factory=lambda: datetime.now(UTC), description="When (ISO 8601)."
+    )
+    """When the evaluation ran."""
+    software: SoftwareVersions | None = Field(default=None, description="Software versions.")
+    """Software versions of the evaluation run."""
+
+
+class PrecisionCheck(_Strict):
+    """bf16 vs fp32 inference on the held-out test split: chooses the default precision."""
+
+    data: str = Field(description="Data the check ran on.")
+    """Data the check ran on (``generated:<m>``)."""
+    fp32_iou: float = Field(ge=0, le=1, description="Pixel IoU in float32.")
+    """Pixel IoU at the card's threshold in float32."""
+    bf16_iou: float = Field(ge=0, le=1, description="Pixel IoU with bf16 autocast.")
+    """Pixel IoU at the card's threshold with bfloat16 autocast."""
+    max_abs_probability_diff: float = Field(ge=0, description="Largest |p_bf16 - p_fp32|.")
+    """Largest absolute difference of a pixel probability between the two."""
+    bf16_supported: bool = Field(description="Whether this CPU has native bf16 instructions.")
+    """Whether the CPU the check ran on has AVX512-BF16 or AMX (native bf16)."""
+    fp32_seconds: float | None = Field(default=None, ge=0, description="fp32 forward time, s.")
+    """Time of the fp32 forward passes over the split, seconds (interleaved with bf16)."""
+    bf16_seconds: float | None = Field(default=None, ge=0, description="bf16 forward time, s.")
+    """Time of the bf16 forward passes over the split, seconds (interleaved with fp32)."""
+    cpu: str = Field(default="", description="CPU model the check ran on.")
+    """CPU model name the check ran on (from /proc/cpuinfo)."""
+
+
 class ModelCard(_Strict):
     """The metadata of a trained detection model (``model_card.json``)."""
 
@@ -176,6 +264,19 @@ class ModelCard(_Strict):
     """Metrics on the held-out test split."""
     training: TrainingInfo = Field(description="How the model was trained.")
     """How the model was trained."""
+    precision: InferencePrecision = Field(
+        default="fp32", description="Default inference precision."
+    )
+    """Default inference precision; bf16 only where :attr:`precision_check` showed it stays
+    within 0.01 IoU of fp32 and the CPU runs bf16 natively."""
+    precision_check: PrecisionCheck | None = Field(
+        default=None, description="bf16 vs fp32 on the test split."
+    )
+    """The bf16 vs fp32 measurement behind :attr:`precision`."""
+    evaluations: list[Evaluation] = Field(
+        default_factory=list, description="Results of `asmspotter model evaluate`."
+    )
+    """One entry per evaluated data set (the latest run per DATA), model and baseline."""
 
     @model_validator(mode="after")
     def _check(self) -> ModelCard:

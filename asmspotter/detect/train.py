@@ -18,6 +18,7 @@ import math
 import platform
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,12 @@ from torch import nn
 
 import asmspotter
 from asmspotter.detect.infer import configure_torch_threads
-from asmspotter.detect.metrics import object_metrics, pixel_metrics, precision_recall_f1
+from asmspotter.detect.metrics import (
+    object_metrics,
+    object_params,
+    pixel_metrics,
+    precision_recall_f1,
+)
 from asmspotter.detect.model_card import (
     DEFAULT_BANDS,
     WEIGHTS_FILENAME,
@@ -60,6 +66,11 @@ AUGMENTATION = (
     "ndwi/ndvi recomputed after jitter"
 )
 
+RESOLUTION_JITTER = (
+    "; resolution jitter: half of the chips rescaled by U(0.8, 1.25) (bilinear, mask "
+    "nearest) and cropped or reflect-padded back"
+)
+
 # A thin haze veil (blue, green, red, nir reflectance): scattering is strongest in blue.
 _HAZE = (0.12, 0.11, 0.10, 0.08)
 
@@ -72,6 +83,7 @@ def render_chips(
     chip_px: int,
     resolution_m: float,
     mining_probability: float,
+    hard_lookalikes: bool = False,
 ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """Render ``n_chips`` generated chips.
 
@@ -85,7 +97,11 @@ def render_chips(
     masks = np.empty((n_chips, chip_px, chip_px), dtype=bool)
     for i in range(n_chips):
         refl, mask = render_training_pair(
-            rng, size_px=chip_px, resolution_m=resolution_m, mining_probability=mining_probability
+            rng,
+            size_px=chip_px,
+            resolution_m=resolution_m,
+            mining_probability=mining_probability,
+            hard_lookalikes=hard_lookalikes,
         )
         reflectance[i] = refl
         masks[i] = mask
@@ -140,11 +156,37 @@ def _features_in_chunks(
     return torch.cat(parts)
 
 
-def _augment(reflectance: torch.Tensor, masks: torch.Tensor, gen: torch.Generator) -> Any:
-    """Rotate/flip each chip with its mask and jitter brightness and haze."""
+def _rescale(
+    refl: torch.Tensor, mask: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resample one chip by ``scale`` (a coarser or finer pixel) and crop/pad it back."""
+    size = refl.shape[-1]
+    new = max(8, round(size * scale))
+    r = F.interpolate(refl[None], size=(new, new), mode="bilinear", align_corners=False)[0]
+    m = F.interpolate(mask[None], size=(new, new), mode="nearest")[0]
+    if new >= size:
+        off = (new - size) // 2
+        return r[:, off : off + size, off : off + size], m[:, off : off + size, off : off + size]
+    pad = size - new
+    before, after = pad // 2, pad - pad // 2
+    r = F.pad(r[None], (before, after, before, after), mode="reflect")[0]
+    m = F.pad(m[None], (before, after, before, after), mode="reflect")[0]
+    return r, m
+
+
+def _augment(
+    reflectance: torch.Tensor,
+    masks: torch.Tensor,
+    gen: torch.Generator,
+    *,
+    resolution_jitter: bool = False,
+) -> Any:
+    """Rotate/flip each chip with its mask, jitter brightness and haze (and pixel size)."""
     n = reflectance.shape[0]
     ks = torch.randint(0, 4, (n,), generator=gen).tolist()
     flips = torch.rand(n, generator=gen).lt(0.5).tolist()
+    scales = (0.8 + 0.45 * torch.rand(n, generator=gen)).tolist() if resolution_jitter else []
+    jitter = torch.rand(n, generator=gen).lt(0.5).tolist() if resolution_jitter else []
     refl_out, mask_out = [], []
     for i in range(n):
         r, m = reflectance[i], masks[i]
@@ -152,6 +194,8 @@ def _augment(reflectance: torch.Tensor, masks: torch.Tensor, gen: torch.Generato
             r, m = torch.rot90(r, ks[i], dims=(1, 2)), torch.rot90(m, ks[i], dims=(1, 2))
         if flips[i]:
             r, m = torch.flip(r, dims=(2,)), torch.flip(m, dims=(2,))
+        if resolution_jitter and jitter[i]:
+            r, m = _rescale(r, m, scales[i])
         refl_out.append(r)
         mask_out.append(m)
     refl = torch.stack(refl_out)
@@ -215,6 +259,7 @@ def train_model(
     progress: ProgressCallback | None = None,
     resume: bool = True,
     keep_checkpoint: bool = False,
+    hard_lookalikes: bool = False,
 ) -> ModelCard:
     """Train a U-Net on generated chips and write ``weights.pt`` and ``model_card.json``.
 
@@ -247,6 +292,8 @@ def train_model(
         resume: Resume from ``out_dir/checkpoint.pt`` if it exists (same settings only).
         keep_checkpoint: Keep the checkpoint after a successful run (else it is deleted,
             leaving only the weights and the card).
+        hard_lookalikes: Render chips with the harder look-alikes
+            (:func:`asmspotter.synthetic.render_labelled_chip`).
 
     Returns:
         The model card written.
@@ -289,12 +336,14 @@ def train_model(
         "mining_probability": float(mining_probability),
         "bands": bands,
     }
+    if hard_lookalikes:
+        config["hard_lookalikes"] = True
 
     started = time.perf_counter()
     train_rng, val_rng, test_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
     )
-    chip_args = (chip_px, resolution_m, mining_probability)
+    chip_args = (chip_px, resolution_m, mining_probability, hard_lookalikes)
     train_refl, train_masks = render_chips(train_rng, n_train_chips, *chip_args)
     val_refl, val_masks = render_chips(val_rng, n_val_chips, *chip_args)
     test_refl, test_masks = render_chips(test_rng, n_test_chips, *chip_args)
@@ -308,6 +357,91 @@ def train_model(
         n_threads,
     )
 
+    data_description = (
+        "generated chips from asmspotter.synthetic.render_training_pair "
+        f"(mining_probability={mining_probability}, {resolution_m:g} m pixels"
+        f"{', hard look-alikes' if hard_lookalikes else ''}); "
+        "train/val/test from numpy SeedSequence(seed).spawn(3), one stream each"
+    )
+    return fit_and_write(
+        out_dir,
+        TrainingArrays(train_refl, train_masks, val_refl, val_masks, test_refl, test_masks),
+        name=name,
+        version=version,
+        config=config,
+        data_description=data_description,
+        resolution_m=resolution_m,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        base_channels=base_channels,
+        depth=depth,
+        lr=lr,
+        progress=progress,
+        resume=resume,
+        keep_checkpoint=keep_checkpoint,
+    )
+
+
+@dataclass
+class TrainingArrays:
+    """Reflectance (N, 4, P, P) blue/green/red/nir and masks (N, P, P) per split."""
+
+    train_reflectance: NDArray[np.float32]
+    train_masks: NDArray[np.bool_]
+    val_reflectance: NDArray[np.float32]
+    val_masks: NDArray[np.bool_]
+    test_reflectance: NDArray[np.float32]
+    test_masks: NDArray[np.bool_]
+
+
+def fit_and_write(
+    out_dir: Path,
+    data: TrainingArrays,
+    *,
+    name: str,
+    version: str,
+    config: dict[str, Any],
+    data_description: str,
+    resolution_m: float,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    base_channels: int,
+    depth: int,
+    lr: float,
+    progress: ProgressCallback | None = None,
+    resume: bool = True,
+    keep_checkpoint: bool = False,
+    resolution_jitter: bool = False,
+) -> ModelCard:
+    """Train on in-memory patches, pick the best epoch and threshold, write weights + card.
+
+    Shared by :func:`train_model` (generated chips) and :func:`train_from_scenes` (a
+    folder of scenes + labels): normalisation from the training split, BCE + Dice,
+    AdamW with a per-step cosine schedule, augmentation (:func:`_augment`), the epoch
+    with the best validation IoU, the threshold maximising validation pixel F1, and
+    pixel + object metrics on the test split. A checkpoint after every epoch
+    (``checkpoint.pt``) makes the run resumable; ``config`` must match to resume.
+
+    Raises:
+        ValueError: If the checkpoint was written with another ``config``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    configure_torch_threads()
+    bands = list(DEFAULT_BANDS)
+    train_refl, train_masks = data.train_reflectance, data.train_masks
+    val_refl, val_masks = data.val_reflectance, data.val_masks
+    test_refl, test_masks = data.test_reflectance, data.test_masks
+    n_train_chips, n_val_chips, n_test_chips = len(train_refl), len(val_refl), len(test_refl)
+    chip_px = int(train_refl.shape[-1])
+    for split, n in (("train", n_train_chips), ("val", n_val_chips), ("test", n_test_chips)):
+        if n < 1:
+            raise ValueError(
+                f"fit_and_write: the {split} split is empty; give more scenes or a larger "
+                "area (each split needs at least one block of patches)."
+            )
     train_features = _features_in_chunks(train_refl, bands)
     mean_t = train_features.double().mean(dim=(0, 2, 3))
     std_t = train_features.double().std(dim=(0, 2, 3)).clamp_min(1e-6)
@@ -364,7 +498,9 @@ def train_model(
         loss_sum = 0.0
         for step in range(steps_per_epoch):
             idx = order[step * batch_size : (step + 1) * batch_size]
-            refl, target = _augment(train_refl_t[idx], train_masks_t[idx], gen)
+            refl, target = _augment(
+                train_refl_t[idx], train_masks_t[idx], gen, resolution_jitter=resolution_jitter
+            )
             x = (reflectance_to_features(refl, bands) - mean) / std
             x = x.contiguous(memory_format=torch.channels_last)
             optimiser.zero_grad(set_to_none=True)
@@ -426,8 +562,14 @@ def train_model(
     test_pred = test_prob >= threshold
     pixel = pixel_metrics(test_pred, test_masks)
     counts = np.zeros(3)
+    params = object_params(resolution_m)
     for pred_chip, truth_chip in zip(test_pred, test_masks, strict=True):
-        obj = object_metrics(pred_chip, truth_chip)
+        obj = object_metrics(
+            pred_chip,
+            truth_chip,
+            group_px=params["group_px"],
+            min_area_px=params["min_area_px"],
+        )
         counts += (obj["n_matched"], obj["n_pred"], obj["n_truth"])
     objects = precision_recall_f1(int(counts[0]), int(counts[1]), int(counts[2]))
 
@@ -452,11 +594,7 @@ def train_model(
             n_test_chips=n_test_chips,
         ),
         training=TrainingInfo(
-            data=(
-                "generated chips from asmspotter.synthetic.render_training_pair "
-                f"(mining_probability={mining_probability}, {resolution_m:g} m pixels); "
-                "train/val/test from numpy SeedSequence(seed).spawn(3), one stream each"
-            ),
+            data=data_description,
             seed=seed,
             epochs=epochs,
             best_epoch=best_epoch,
@@ -467,7 +605,7 @@ def train_model(
             batch_size=batch_size,
             lr=lr,
             loss="bce+dice",
-            augmentation=AUGMENTATION,
+            augmentation=AUGMENTATION + (RESOLUTION_JITTER if resolution_jitter else ""),
             seconds=round(train_seconds, 1),
             software=SoftwareVersions(
                 torch=torch.__version__,
@@ -494,3 +632,146 @@ def train_model(
         out_dir,
     )
     return card
+
+
+def train_from_scenes(
+    out_dir: Path,
+    *,
+    name: str,
+    scene_dir: Path,
+    labels_path: Path,
+    negatives_path: Path | None = None,
+    patch_px: int = 128,
+    block_px: int | None = None,
+    n_train_patches: int = 1000,
+    epochs: int = 14,
+    batch_size: int = 16,
+    seed: int = 0,
+    base_channels: int = 16,
+    depth: int = 4,
+    lr: float = 2e-3,
+    version: str = "1.0.0",
+    progress: ProgressCallback | None = None,
+    resume: bool = True,
+    keep_checkpoint: bool = False,
+) -> ModelCard:
+    """Train a U-Net on a folder of scenes and label polygons; write weights + card.
+
+    Scenes are read and labels rasterised on each scene's grid
+    (:func:`asmspotter.detect.datasets.load_labelled_scenes`); the area is split into
+    blocks of ``block_px`` that go wholly to train, validation or test
+    (:func:`~asmspotter.detect.datasets.plan_patches`), so no test patch overlaps a
+    training one; ``n_train_patches`` training patches are drawn balanced between
+    mining, look-alikes and background; validation and test use every patch of their
+    blocks. Training is :func:`fit_and_write` with resolution jitter on.
+
+    Example:
+        >>> from pathlib import Path
+        >>> from asmspotter.detect.train import train_from_scenes
+        >>> card = train_from_scenes(  # doctest: +SKIP
+        ...     Path("models/my-ps-model"), name="my-ps-model",
+        ...     scene_dir=Path("data/scenes/brokopondo"), labels_path=Path("labels.geojson"),
+        ... )
+
+    Args:
+        out_dir: Model directory to write.
+        name: Model name for the card.
+        scene_dir: Folder of 4-band GeoTIFFs (local scene format).
+        labels_path: Mining polygons: GeoJSON or a LabelBox NDJSON export.
+        negatives_path: Optional GeoJSON of negative areas (dismissed false positives).
+        patch_px: Patch size in pixels (multiple of ``2**depth``).
+        block_px: Split block size in pixels (default 2 x ``patch_px``).
+        n_train_patches: Training patches drawn per run (with replacement).
+        epochs: Epochs.
+        batch_size: Patches per step.
+        seed: Seed of the split, sampling, weights and shuffling.
+        base_channels: U-Net base channels.
+        depth: U-Net depth.
+        lr: Peak learning rate.
+        version: Model version for the card.
+        progress: Called after each epoch (see :func:`train_model`).
+        resume: Resume from the checkpoint if it exists.
+        keep_checkpoint: Keep the checkpoint after success.
+
+    Returns:
+        The card written.
+
+    Raises:
+        LabelReadError: If the labels cannot be read.
+        SceneReadError: If the folder holds no readable scene.
+        ValueError: If the scenes are too small for three splits, or all pixel sizes
+            differ by more than 25 %.
+    """
+    from asmspotter.detect.datasets import (
+        extract_patches,
+        load_labelled_scenes,
+        plan_patches,
+        sample_training_patches,
+    )
+    from asmspotter.detect.labels import load_labels
+
+    multiple = 2**depth
+    if patch_px < multiple or patch_px % multiple:
+        raise ValueError(f"patch_px must be a multiple of 2**depth = {multiple}, got {patch_px}.")
+    labels = load_labels(Path(labels_path), negatives_path)
+    scenes = load_labelled_scenes(Path(scene_dir), labels)
+    resolutions = sorted(s.resolution_m for s in scenes)
+    resolution_m = float(np.median(resolutions))
+    if resolutions[-1] > 1.25 * resolutions[0]:
+        raise ValueError(
+            f"{scene_dir}: scenes have pixel sizes {resolutions[0]:g}-{resolutions[-1]:g} m; "
+            "train one model per pixel size (put Sentinel-2 and PlanetScope in separate folders)."
+        )
+    patches = plan_patches(scenes, patch_px=patch_px, block_px=block_px, seed=seed)
+    rng = np.random.default_rng(seed)
+    train_patches = sample_training_patches(patches, n_train_patches, rng)
+    val_patches = [p for p in patches if p.split == "val"]
+    test_patches = [p for p in patches if p.split == "test"]
+    train_refl, train_masks = extract_patches(scenes, train_patches)
+    val_refl, val_masks = extract_patches(scenes, val_patches)
+    test_refl, test_masks = extract_patches(scenes, test_patches)
+    kinds = {k: sum(p.kind == k for p in train_patches) for k in ("mining", "lookalike")}
+    kinds["background"] = len(train_patches) - sum(kinds.values())
+    config: dict[str, Any] = {
+        "name": name,
+        "scene_dir": str(scene_dir),
+        "labels": str(labels_path),
+        "negatives": str(negatives_path) if negatives_path else None,
+        "patch_px": patch_px,
+        "block_px": block_px,
+        "n_train_patches": n_train_patches,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "base_channels": base_channels,
+        "depth": depth,
+        "lr": float(lr),
+    }
+    description = (
+        f"{len(scenes)} scenes from {scene_dir} ({resolution_m:g} m), labels {labels_path} "
+        f"({sum(not lab.negative for lab in labels)} mining polygons, "
+        f"{sum(lab.negative for lab in labels)} negative areas); spatial split in blocks of "
+        f"{block_px or 2 * patch_px} px (60/20/20 % train/val/test, seed {seed}); "
+        f"{n_train_patches} training patches drawn by kind {kinds}; "
+        f"{len(val_patches)} val and {len(test_patches)} test patches of {patch_px} px"
+    )
+    logger.info("training data: %s", description)
+    return fit_and_write(
+        out_dir,
+        TrainingArrays(train_refl, train_masks, val_refl, val_masks, test_refl, test_masks),
+        name=name,
+        version=version,
+        config=config,
+        data_description=description,
+        resolution_m=resolution_m,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        base_channels=base_channels,
+        depth=depth,
+        lr=lr,
+        progress=progress,
+        resume=resume,
+        keep_checkpoint=keep_checkpoint,
+        resolution_jitter=True,
+    )

@@ -10,9 +10,12 @@ calls this after prediction and ``asmspotter.track`` matches the polygons to sit
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import rasterio
 import rasterio.features
 from affine import Affine
 from numpy.typing import NDArray
@@ -163,5 +166,130 @@ def vectorize_detections(
         threshold,
         min_area_ha,
         n - len(frame),
+    )
+    return frame
+
+
+def vectorize_probability_file(
+    path: Path,
+    epsg: int,
+    threshold: float,
+    min_area_ha: float,
+    *,
+    cleanup_px: int = 1,
+    strip_px: int = 2048,
+) -> gpd.GeoDataFrame:
+    """Polygonise a probability GeoTIFF strip by strip, in memory bounded by the strip.
+
+    Gives the same polygons as :func:`vectorize_detections` on the whole map: each strip
+    is read with a halo of ``2 * cleanup_px + 1`` rows so the opening sees its real
+    neighbours; regions are labelled per strip and joined across strip edges where they
+    share a pixel edge (4-connectivity), summing their pixel counts and probabilities;
+    then ``min_area_ha`` is applied. Nodata pixels (negative values) are never mining.
+
+    Args:
+        path: Single-band probability GeoTIFF (e.g. from
+            :func:`asmspotter.detect.infer.write_probability_cog_by_strips`).
+        epsg: EPSG code of its CRS.
+        threshold: Probability at or above which a pixel is mining.
+        min_area_ha: Smallest polygon kept, hectares.
+        cleanup_px: Speckle-removing opening radius (:func:`clean_mask`).
+        strip_px: Rows per strip; memory is about 20 bytes x width x strip rows.
+
+    Returns:
+        The detections frame, as :func:`vectorize_detections`.
+    """
+    from rasterio.windows import Window
+    from shapely.ops import unary_union
+
+    halo = 2 * cleanup_px + 1 if cleanup_px > 0 else 0
+    parts: list[dict[str, Any]] = []
+    parent: list[int] = []
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    with rasterio.open(path) as src:
+        height, width, transform = src.height, src.width, src.transform
+        prev_bottom: NDArray[np.int64] | None = None
+        for r0 in range(0, height, strip_px):
+            r1 = min(height, r0 + strip_px)
+            h0, h1 = max(0, r0 - halo), min(height, r1 + halo)
+            prob = src.read(1, window=Window(0, h0, width, h1 - h0)).astype(np.float32)  # type: ignore[call-arg]
+            prob = np.nan_to_num(prob, nan=0.0)
+            mask = clean_mask(prob >= threshold, cleanup_px)[r0 - h0 : r1 - h0]
+            prob = prob[r0 - h0 : r1 - h0]
+            labels, n = ndimage.label(mask, structure=_STRUCTURE)
+            base = len(parts)
+            if n:
+                index = np.arange(1, n + 1)
+                counts = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+                sums = np.asarray(ndimage.sum(prob, labels, index), dtype=np.float64)
+                maxima = np.asarray(ndimage.maximum(prob, labels, index), dtype=np.float64)
+                strip_tf = transform * Affine.translation(0, r0)
+                geoms: dict[int, list[Any]] = {}
+                for geom, value in rasterio.features.shapes(
+                    labels.astype(np.int32), mask=labels > 0, connectivity=4, transform=strip_tf
+                ):
+                    geoms.setdefault(int(value), []).append(shape(geom))
+                for i in range(n):
+                    parts.append(
+                        {
+                            "geoms": geoms.get(i + 1, []),
+                            "count": int(counts[i]),
+                            "sum": float(sums[i]),
+                            "max": float(maxima[i]),
+                        }
+                    )
+                    parent.append(base + i)
+            top = np.where(labels[0] > 0, labels[0] + base - 1, -1) if n else None
+            if prev_bottom is not None and top is not None:
+                joined = (prev_bottom >= 0) & (top >= 0)
+                for a, b in set(
+                    zip(prev_bottom[joined].tolist(), top[joined].tolist(), strict=True)
+                ):
+                    ra, rb = find(a), find(b)
+                    if ra != rb:
+                        parent[rb] = ra
+            prev_bottom = (
+                np.where(labels[-1] > 0, labels[-1] + base - 1, -1).astype(np.int64) if n else None
+            )
+    groups: dict[int, list[int]] = {}
+    for i in range(len(parts)):
+        groups.setdefault(find(i), []).append(i)
+    pixel_area_ha = abs(transform.a * transform.e - transform.b * transform.d) / 10_000.0
+    rows = []
+    for members in groups.values():
+        count = sum(parts[i]["count"] for i in members)
+        area_ha = count * pixel_area_ha
+        if area_ha < min_area_ha * (1 - 1e-9):
+            continue
+        pieces = [g for i in members for g in parts[i]["geoms"]]
+        geometry = pieces[0] if len(pieces) == 1 else unary_union(pieces)
+        rows.append(
+            {
+                "geometry": geometry,
+                "area_ha": float(area_ha),
+                "mean_probability": np.float32(sum(parts[i]["sum"] for i in members) / count),
+                "max_probability": np.float32(max(parts[i]["max"] for i in members)),
+            }
+        )
+    if not rows:
+        logger.info("vectorised 0 detections from %s (threshold %.2f)", path, threshold)
+        return empty_detections(epsg)
+    frame = gpd.GeoDataFrame(rows, geometry="geometry", crs=f"EPSG:{epsg}")[COLUMNS]
+    frame["mean_probability"] = frame["mean_probability"].astype(np.float32)
+    frame["max_probability"] = frame["max_probability"].astype(np.float32)
+    frame = frame.sort_values("area_ha", ascending=False, ignore_index=True)
+    logger.info(
+        "vectorised %d detections, %.2f ha from %s (threshold %.2f, min area %.2f ha)",
+        len(frame),
+        float(frame["area_ha"].sum()),
+        path,
+        threshold,
+        min_area_ha,
     )
     return frame

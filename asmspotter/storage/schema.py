@@ -171,6 +171,10 @@ class SiteRow(Base):
     """``active`` or ``dismissed``."""
     dismissed_reason: Mapped[str | None] = mapped_column(Text)
     """Why a person dismissed the site (false positive, ...)."""
+    dismissed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the site was dismissed (UTC); migration 0002."""
+    dismissed_area_ha: Mapped[float | None] = mapped_column(Float)
+    """Area when dismissed; it alerts again only beyond the expansion thresholds; 0002."""
     geometry_wkt: Mapped[str] = mapped_column(Text)
     """Latest outline, WKT in the AOI CRS."""
     epsg: Mapped[int] = mapped_column(Integer)
@@ -254,3 +258,5 @@ class AlertDeliveryRow(Base):
     """Error of the latest failed attempt."""
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     """When the delivery succeeded (UTC)."""
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the latest attempt was made (UTC), for retry backoff; migration 0002."""

@@ -28,6 +28,7 @@ import hashlib
 import logging
 import math
 import re
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -86,6 +87,13 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Arbitrary constant key for pg_advisory_xact_lock: serialises schema upgrades when
 # several workers open a fresh PostgreSQL database at once ("asm" in ASCII).
 _MIGRATION_LOCK_KEY = 0x61736D
+
+# Namespace of the per-AOI tracking locks (pg_advisory_lock keys; see Store.tracking_lock).
+_TRACKING_LOCK_PREFIX = "asmspotter-track:"
+
+# SQLite has no advisory locks: tracking of one AOI is serialised per process instead.
+_SQLITE_TRACKING_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_SQLITE_TRACKING_LOCKS_GUARD = threading.Lock()
 
 # Execution option marking read-only transactions (plain BEGIN on SQLite).
 _READ_ONLY_OPTION = "asmspotter_read_only"
@@ -479,6 +487,34 @@ def upgrade_database(url: str) -> None:
         engine.dispose()
 
 
+def schema_revision(url: str) -> str | None:
+    """Return the Alembic revision the database at ``url`` is at (None when empty).
+
+    Args:
+        url: SQLAlchemy database URL.
+
+    Raises:
+        DatabaseURLError: The URL is unusable.
+        DatabaseUnavailableError: The database cannot be reached.
+    """
+    from alembic.runtime.migration import MigrationContext
+
+    engine = create_database_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except (OperationalError, InterfaceError) as exc:
+        raise _unavailable(redact_database_url(url), exc) from exc
+    finally:
+        engine.dispose()
+
+
+def _tracking_lock_key(aoi_name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for tracking ``aoi_name``."""
+    digest = hashlib.sha256(f"{_TRACKING_LOCK_PREFIX}{aoi_name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def _utcnow() -> dt.datetime:
     """Now, timezone-aware UTC."""
     return dt.datetime.now(dt.UTC)
@@ -648,6 +684,53 @@ class Store:
                 "title, epsg) before recording runs, scenes or sites for it."
             )
         return aoi
+
+    @contextmanager
+    def tracking_lock(self, aoi_name: str) -> Iterator[None]:
+        """Hold the AOI's tracking lock: one run per AOI tracks at a time.
+
+        Site ids are handed out by :meth:`next_site_ids` from the highest stored id and
+        written by :meth:`record_events` in a later transaction. Two runs of the same
+        AOI tracking at once (a backfill beside the schedule, two workers) would both
+        hand out ``<aoi>-0007`` and merge two sites into one. Wrap the read of known
+        sites, the id hand-out and :meth:`record_events` in this lock. Runs of
+        different AOIs never wait for each other.
+
+        On PostgreSQL this is a session-level ``pg_advisory_lock`` on a dedicated
+        connection, so it holds across processes and machines; on SQLite it is a lock
+        per process (SQLite stores serve one machine).
+
+        Args:
+            aoi_name: AOI slug.
+
+        Raises:
+            DatabaseUnavailableError: The database cannot be reached.
+        """
+        if self._engine.dialect.name != "postgresql":
+            with _SQLITE_TRACKING_LOCKS_GUARD:
+                lock = _SQLITE_TRACKING_LOCKS.setdefault((self.url, aoi_name), threading.Lock())
+            with lock:
+                yield
+            return
+        key = _tracking_lock_key(aoi_name)
+        try:
+            connection = self._engine.connect()
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            connection.commit()
+        except (OperationalError, InterfaceError) as exc:
+            raise _unavailable(self.url, exc) from exc
+        try:
+            yield
+        finally:
+            try:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()
+            except Exception:
+                # Drop the session rather than pool it: PostgreSQL then frees the lock.
+                connection.invalidate()
+                raise
+            finally:
+                connection.close()
 
     # -- AOIs and runs ---------------------------------------------------------------
 
@@ -942,8 +1025,8 @@ class Store:
         order, so a re-run that finds the same detections gives them the same ids and
         :meth:`record_events` overwrites rather than duplicates.
 
-        Ids are not reserved: runs of the same AOI must not track concurrently (one
-        run per AOI at a time, which the flows guarantee).
+        Ids are not reserved: call this inside :meth:`tracking_lock` together with
+        :meth:`record_events`, so two runs of the same AOI never hand out the same id.
 
         Args:
             aoi_name: AOI slug.
@@ -1283,7 +1366,12 @@ class Store:
             result = session.execute(
                 update(SiteRow)
                 .where(SiteRow.id == site_id)
-                .values(status="dismissed", dismissed_reason=reason)
+                .values(
+                    status="dismissed",
+                    dismissed_reason=reason,
+                    dismissed_at=_utcnow(),
+                    dismissed_area_ha=SiteRow.area_ha,
+                )
             )
             if cast(Any, result).rowcount == 0:
                 raise RecordNotFoundError(f"site {site_id!r} is not in the store ({self.url}).")
@@ -1350,6 +1438,7 @@ class Store:
             attempts=1,
             last_error=None if delivered else error,
             delivered_at=now if delivered else None,
+            last_attempt_at=now,
         )
         was_delivered = AlertDeliveryRow.status == "delivered"
         stmt = stmt.on_conflict_do_update(
@@ -1365,6 +1454,7 @@ class Store:
                     else_=stmt.excluded.delivered_at,
                 ),
                 "channel_label": stmt.excluded.channel_label,
+                "last_attempt_at": stmt.excluded.last_attempt_at,
             },
         )
         with self._transaction() as session:
@@ -1379,3 +1469,133 @@ class Store:
                 .order_by(AlertDeliveryRow.id)
             )
             return [_delivery_record(row) for row in rows]
+
+    # -- alert retries, dismissals, histories (issue 5) --------------------------------
+
+    def failed_deliveries(self, aoi_name: str, channel_id: str) -> list[FailedDelivery]:
+        """Return an AOI's events whose delivery to a channel failed and is not yet done.
+
+        Each comes with the observation it alerted (to re-render it) and the time of
+        its latest attempt (for backoff). Oldest window first.
+
+        Args:
+            aoi_name: AOI slug.
+            channel_id: :func:`channel_id_for` of the channel URL.
+        """
+        stmt = (
+            select(AlertDeliveryRow, ObservationRow, RunRow.window_end)
+            .join(RunRow, RunRow.id == AlertDeliveryRow.run_id)
+            .join(
+                ObservationRow,
+                and_(
+                    ObservationRow.run_id == AlertDeliveryRow.run_id,
+                    ObservationRow.site_id == AlertDeliveryRow.site_id,
+                ),
+            )
+            .where(
+                RunRow.aoi_name == aoi_name,
+                AlertDeliveryRow.channel_id == channel_id,
+                AlertDeliveryRow.status == "failed",
+            )
+            .order_by(RunRow.window_end, AlertDeliveryRow.id)
+        )
+        with self._transaction(read_only=True) as session:
+            return [
+                FailedDelivery(
+                    delivery=_delivery_record(row),
+                    observation=ObservationRecord(
+                        site_id=obs.site_id,
+                        run_id=obs.run_id,
+                        window_end=window_end,
+                        kind=obs.kind,
+                        area_ha=obs.area_ha,
+                        previous_area_ha=obs.previous_area_ha,
+                        growth_ha=obs.growth_ha,
+                        growth_pct=obs.growth_pct,
+                        mean_probability=obs.mean_probability,
+                        clear_observations=obs.clear_observations,
+                        geometry_wkt=obs.geometry_wkt,
+                        epsg=obs.epsg,
+                        centroid_lon=obs.centroid_lon,
+                        centroid_lat=obs.centroid_lat,
+                    ),
+                    last_attempt_at=_as_utc_or_none(row.last_attempt_at),
+                )
+                for row, obs, window_end in session.execute(stmt)
+            ]
+
+    def runs_started_since(self, aoi_name: str, since: dt.datetime) -> int:
+        """Count the AOI's runs whose latest attempt started after ``since`` (UTC)."""
+        with self._transaction(read_only=True) as session:
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(RunRow)
+                    .where(RunRow.aoi_name == aoi_name, RunRow.started_at > since)
+                )
+                or 0
+            )
+
+    def dismissed_sites(self, aoi_name: str | None = None) -> list[DismissedSite]:
+        """Return dismissed sites (of one AOI, or all) with when and at what area."""
+        stmt = select(SiteRow).where(SiteRow.status == "dismissed")
+        if aoi_name is not None:
+            stmt = stmt.where(SiteRow.aoi_name == aoi_name)
+        with self._transaction(read_only=True) as session:
+            return [
+                DismissedSite(
+                    site=_site_record(row),
+                    dismissed_at=_as_utc_or_none(row.dismissed_at),
+                    dismissed_area_ha=row.dismissed_area_ha,
+                )
+                for row in session.scalars(stmt.order_by(SiteRow.id))
+            ]
+
+    def area_histories(self, aoi_name: str) -> dict[str, list[tuple[dt.date, str, float]]]:
+        """Return every site's (window end, event kind, area ha) per run, oldest first."""
+        stmt = (
+            select(
+                ObservationRow.site_id,
+                RunRow.window_end,
+                ObservationRow.kind,
+                ObservationRow.area_ha,
+            )
+            .join(RunRow, RunRow.id == ObservationRow.run_id)
+            .where(RunRow.aoi_name == aoi_name)
+            .order_by(ObservationRow.site_id, RunRow.window_end)
+        )
+        histories: dict[str, list[tuple[dt.date, str, float]]] = {}
+        with self._transaction(read_only=True) as session:
+            for site_id, window_end, kind, area_ha in session.execute(stmt):
+                histories.setdefault(site_id, []).append((window_end, kind, float(area_ha)))
+        return histories
+
+
+@dataclass(frozen=True)
+class FailedDelivery:
+    """A failed (event, channel) delivery to retry, with what it alerted.
+
+    Attributes:
+        delivery: The delivery row (attempts, last error, event key).
+        observation: The observation of the alerted event (to re-render it).
+        last_attempt_at: When it was last tried (UTC); None for rows from before 0002.
+    """
+
+    delivery: DeliveryRecord
+    observation: ObservationRecord
+    last_attempt_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class DismissedSite:
+    """A site a person dismissed as a false positive.
+
+    Attributes:
+        site: The site's latest state.
+        dismissed_at: When it was dismissed (UTC); None if dismissed before migration 0002.
+        dismissed_area_ha: Its area when dismissed; None if unknown.
+    """
+
+    site: SiteRecord
+    dismissed_at: dt.datetime | None
+    dismissed_area_ha: float | None

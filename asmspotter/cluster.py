@@ -1,0 +1,76 @@
+"""Where the heavy stages compute: a ``dask.distributed`` cluster, or local threads.
+
+With the setting ``ASMSPOTTER_DASK_SCHEDULER`` (e.g. ``tcp://dask-scheduler:8786``)
+compositing (:mod:`asmspotter.composite.composite`) computes its chunks on that
+cluster and U-Net inference (:mod:`asmspotter.monitor`) runs on one of its workers;
+without it both run on the local threaded scheduler. Memory per worker is bounded
+by the chunk size (1024 px composite chunks), not by the AOI size.
+
+Code already running on a Dask worker (``monitor_all`` fanning AOIs out with
+prefect-dask's ``DaskTaskRunner``: one AOI per worker) computes on that worker's
+own threads, so AOI tasks never wait on chunks queued behind other AOI tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+SCHEDULER_SETTING = "ASMSPOTTER_DASK_SCHEDULER"
+"""Environment variable naming the scheduler address; named in connection errors."""
+
+
+def is_on_dask_worker() -> bool:
+    """True inside a task running on a ``dask.distributed`` worker."""
+    try:
+        from distributed import get_worker
+    except ImportError:
+        return False
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True
+
+
+@contextmanager
+def dask_client(address: str | None) -> Iterator[Any | None]:
+    """Yield a ``distributed.Client`` for ``address``, or None for local threads.
+
+    Args:
+        address: Scheduler address (``tcp://host:8786``); None or empty: no cluster.
+
+    Yields:
+        A client (closed on exit), or None: compute on local threads (no cluster, or
+        already on a cluster worker).
+
+    Raises:
+        ConnectionError: The scheduler cannot be reached (names the setting to fix).
+    """
+    if not address:
+        yield None
+        return
+    if is_on_dask_worker():
+        # This AOI already runs on a cluster worker (monitor_all's DaskTaskRunner): its
+        # chunks compute on that worker's threads. Graphs submitted from inside a
+        # prefect-dask task fail to serialise (they capture the run's context).
+        yield None
+        return
+    from distributed import Client
+
+    try:
+        client = Client(address, set_as_default=False, timeout="30s")  # type: ignore[no-untyped-call]
+    except OSError as exc:
+        raise ConnectionError(
+            f"cannot reach the Dask scheduler at {address!r} ({exc}); start it, or unset "
+            f"{SCHEDULER_SETTING} to compute on local threads."
+        ) from exc
+    try:
+        logger.info("computing on the Dask cluster at %s", address)
+        yield client
+    finally:
+        client.close()  # type: ignore[no-untyped-call]

@@ -1,0 +1,266 @@
+"""Inference speed of the shipped models against the machine's measured GEMM rate.
+
+For every model under ``models/`` (or those named with ``--model``) it prints, in fp32
+and bf16 autocast:
+
+- end-to-end Mpx/s of :func:`asmspotter.detect.infer.predict_probabilities` on a
+  ``--image-px`` square (output pixels per second, tiles overlapping as the card says),
+- the network's own rate on batches of tiles (tile pixels per second),
+- the model's FLOPs per pixel (``torch.utils.flop_counter`` on one tile; a multiply-add
+  is 2 FLOPs),
+- the GEMM rate measured in the same process (a square ``torch.matmul`` of
+  ``--gemm-n``), and achieved / GEMM ratios.
+
+``--memory-px 20000`` also writes a synthetic 20,000 x 20,000 px composite COG tile by
+tile and runs :func:`asmspotter.detect.infer.detect_mines` on it, reporting wall time
+and the peak resident memory (``ru_maxrss``) of that child process.
+
+Usage::
+
+    python benchmarks/inference.py                       # both models, fp32 + bf16
+    python benchmarks/inference.py --memory-px 20000     # + the 20k x 20k memory run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from asmspotter.detect.evaluate import cpu_has_native_bf16
+from asmspotter.detect.infer import (
+    available_cpu_count,
+    configure_torch_threads,
+    load_model,
+    predict_probabilities,
+)
+from asmspotter.detect.tiling import tile_windows
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def gemm_rate(n: int, dtype: torch.dtype, repeats: int = 5) -> float:
+    """Best-of ``repeats`` FLOP/s of an (n x n) @ (n x n) matmul in ``dtype``."""
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    torch.matmul(a, b)  # warm-up: oneDNN/MKL pick kernels on first use
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n**3 / best
+
+
+def flops_per_pixel(module: torch.nn.Module, bands: int, tile_px: int) -> float:
+    """Forward FLOPs of one (1, bands, tile, tile) input divided by its pixels."""
+    x = torch.zeros(1, bands, tile_px, tile_px).contiguous(memory_format=torch.channels_last)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        module(x)
+    return float(counter.get_total_flops()) / (tile_px * tile_px)
+
+
+def time_network(
+    module: torch.nn.Module, bands: int, tile_px: int, batch: int, precision: str, repeats: int
+) -> float:
+    """Tile pixels per second of the bare network on batches of tiles."""
+    x = torch.randn(batch, bands, tile_px, tile_px).contiguous(memory_format=torch.channels_last)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    with torch.inference_mode(), autocast:
+        module(x)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            module(x)
+            best = min(best, time.perf_counter() - start)
+    return batch * tile_px * tile_px / best
+
+
+def time_end_to_end(model_dir: Path, image_px: int, precision: str, batch: int) -> float:
+    """Output pixels per second of predict_probabilities on an image_px square."""
+    model = load_model(model_dir, device="cpu")
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(len(model.card.bands), image_px, image_px)).astype(np.float32)
+    predict_probabilities(feats[:, :256, :256], model, precision=precision)  # type: ignore[arg-type]
+    start = time.perf_counter()
+    predict_probabilities(feats, model, batch_size=batch, precision=precision)  # type: ignore[arg-type]
+    return image_px * image_px / (time.perf_counter() - start)
+
+
+def benchmark_model(model_dir: Path, args: argparse.Namespace, gemm: dict[str, float]) -> None:
+    """Print one model's figures."""
+    model = load_model(model_dir, device="cpu")
+    card = model.card
+    bands = len(card.bands)
+    fpp = flops_per_pixel(model.module, bands, card.tile_px)
+    windows = tile_windows(args.image_px, args.image_px, card.tile_px, card.overlap_px)
+    overlap_factor = len(windows) * card.tile_px**2 / args.image_px**2
+    print(
+        f"\n## {card.name} ({card.resolution_m:g} m, base {card.architecture.base_channels}, "
+        f"depth {card.architecture.depth}; tile {card.tile_px} px, overlap {card.overlap_px} px; "
+        f"default precision {card.precision})"
+    )
+    print(f"FLOPs per pixel: {fpp / 1e6:.2f} MFLOP (forward, one {card.tile_px} px tile)")
+    print(
+        f"tiles computed per output pixel on a {args.image_px} px image: {overlap_factor:.2f}x "
+        f"({len(windows)} tiles)"
+    )
+    print(
+        f"{'precision':9} {'net Mpx/s':>10} {'net GFLOP/s':>12} {'GEMM GFLOP/s':>13} "
+        f"{'net/GEMM':>9} {'e2e Mpx/s':>10} {'e2e eff. GFLOP/s':>17} {'e2e/GEMM':>9}"
+    )
+    for precision in ("fp32", "bf16"):
+        net = time_network(model.module, bands, card.tile_px, args.batch, precision, args.repeats)
+        e2e = time_end_to_end(model_dir, args.image_px, precision, args.batch)
+        net_flops = net * fpp
+        # Work the network really did per output pixel includes the tile overlap.
+        e2e_flops = e2e * fpp * overlap_factor
+        peak = gemm[precision]
+        print(
+            f"{precision:9} {net / 1e6:10.3f} {net_flops / 1e9:12.1f} {peak / 1e9:13.1f} "
+            f"{net_flops / peak:9.0%} {e2e / 1e6:10.3f} {e2e_flops / 1e9:17.1f} "
+            f"{e2e_flops / peak:9.0%}"
+        )
+
+
+def write_composite(
+    path: Path, size_px: int, resolution_m: float = 10.0, block_px: int = 1024
+) -> None:
+    """Write a synthetic float32 composite COG (blue, green, red, nir, valid) block by block.
+
+    Content is a generated 1,024 px landscape repeated over the square, so inference
+    does realistic work; written as a tiled GeoTIFF by windows, never whole.
+    """
+    import rasterio
+    from affine import Affine
+    from rasterio.windows import Window
+
+    from asmspotter.synthetic import render_training_pair
+
+    refl, _ = render_training_pair(
+        np.random.default_rng(0),
+        size_px=block_px,
+        resolution_m=resolution_m,
+        mining_probability=1.0,
+    )
+    block = np.concatenate([refl, np.full((1, block_px, block_px), 3, np.float32)])
+    profile = {
+        "driver": "GTiff",
+        "height": size_px,
+        "width": size_px,
+        "count": 5,
+        "dtype": "float32",
+        "crs": "EPSG:32621",
+        "transform": Affine(resolution_m, 0, 500_000.0, 0, -resolution_m, 600_000.0),
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "deflate",
+        "BIGTIFF": "YES",
+        "nodata": np.nan,
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        for row in range(0, size_px, block_px):
+            for col in range(0, size_px, block_px):
+                h, w = min(block_px, size_px - row), min(block_px, size_px - col)
+                dst.write(block[:, :h, :w], window=Window(col, row, w, h))  # type: ignore[call-arg]
+        dst.descriptions = ("blue", "green", "red", "nir", "valid")
+
+
+def memory_run(model_dir: Path, size_px: int, precision: str) -> None:
+    """Write the composite, then run detect_mines in a child process; print peak RSS."""
+    with tempfile.TemporaryDirectory(
+        dir=REPO_ROOT / "data" if (REPO_ROOT / "data").is_dir() else None
+    ) as tmp:
+        composite = Path(tmp) / "composite.tif"
+        start = time.perf_counter()
+        write_composite(composite, size_px, load_model(model_dir, "cpu").card.resolution_m)
+        print(
+            f"\nwrote a {size_px} x {size_px} px composite ({composite.stat().st_size / 2**30:.2f} "
+            f"GiB on disk) in {time.perf_counter() - start:.0f} s"
+        )
+        code = (
+            "import json, resource, time, sys\n"
+            "from pathlib import Path\n"
+            "from asmspotter.detect.infer import detect_mines\n"
+            "t = time.perf_counter()\n"
+            f"d = detect_mines(Path({str(composite)!r}), Path({str(model_dir)!r}), "
+            f"Path({str(Path(tmp) / 'probability.tif')!r}), min_area_ha=1.0, "
+            f"precision={precision!r})\n"
+            "print(json.dumps({'seconds': time.perf_counter() - t, 'polygons': len(d), "
+            "'peak_rss_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if out.returncode:
+            raise RuntimeError(f"detect_mines failed:\n{out.stderr[-3000:]}")
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        mpx = size_px * size_px / 1e6
+        print(
+            f"detect_mines on {size_px} x {size_px} px ({mpx:.0f} Mpx, {precision}): "
+            f"{result['seconds']:.0f} s ({mpx / result['seconds']:.2f} Mpx/s end to end incl. "
+            f"reading, COG writing and vectorising), {result['polygons']} polygons, peak RSS "
+            f"{result['peak_rss_kib'] / 2**20:.2f} GiB"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", action="append", help="model folder(s); default: all")
+    parser.add_argument("--image-px", type=int, default=1024, help="end-to-end image size")
+    parser.add_argument("--batch", type=int, default=8, help="tiles per forward pass")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats (best kept)")
+    parser.add_argument("--gemm-n", type=int, default=2048, help="matmul size for the GEMM rate")
+    parser.add_argument("--memory-px", type=int, default=0, help="run the N x N memory test")
+    parser.add_argument("--memory-precision", default=None, help="precision of the memory run")
+    parser.add_argument("--memory-model", default="s2-unet-v1", help="model of the memory run")
+    parser.add_argument("--no-speed", action="store_true", help="skip the speed figures")
+    args = parser.parse_args(argv)
+
+    threads = configure_torch_threads()
+    models = (
+        [Path(m) for m in args.model]
+        if args.model
+        else sorted(p.parent for p in (REPO_ROOT / "models").glob("*/model_card.json"))
+    )
+    print("# asmspotter inference benchmark")
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{available_cpu_count()} cores available, {threads} torch threads, native bf16: "
+        f"{cpu_has_native_bf16()}, oneDNN: {torch.backends.mkldnn.is_available()}"  # type: ignore[no-untyped-call]
+    )
+    gemm = {
+        "fp32": gemm_rate(args.gemm_n, torch.float32),
+        "bf16": gemm_rate(args.gemm_n, torch.bfloat16),
+    }
+    print(
+        f"GEMM ({args.gemm_n}^3 matmul, best of 5): fp32 {gemm['fp32'] / 1e9:.1f} GFLOP/s, "
+        f"bf16 {gemm['bf16'] / 1e9:.1f} GFLOP/s"
+    )
+    for model_dir in [] if args.no_speed else models:
+        benchmark_model(model_dir, args, gemm)
+    if args.memory_px:
+        named = REPO_ROOT / "models" / args.memory_model
+        model_dir = named if named.is_dir() else models[0]
+        precision = args.memory_precision or load_model(model_dir, device="cpu").card.precision
+        memory_run(model_dir, args.memory_px, precision)
+    print(
+        f"\n(peak RSS of this process: "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""The training flow: fit a U-Net, evaluate it against the baseline, record it in the card.
+
+``train_model_flow`` wires three steps of the core library
+(:mod:`asmspotter.detect.train`, :mod:`asmspotter.detect.evaluate`): train (on a folder
+of scenes + label polygons, or on generated chips when no folder is given), evaluate
+the model and the spectral baseline on the held-out split, and measure bf16 against
+fp32 to choose the default precision. Progress is visible in the Prefect UI: one log
+line per epoch (loss, validation IoU) and a progress artifact ``train-<name>``.
+
+Run it with ``python -m flows.train NAME [SCENE_DIR LABELS]``, or deploy it
+(``prefect.yaml``: deployment ``train``). ``asmspotter model train`` runs the same
+core functions without Prefect.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from asmspotter.settings import get_settings
+
+
+def _progress_reporter(name: str, epochs: int) -> Any:
+    """Return a per-epoch callback that logs and updates a progress artifact."""
+    logger = get_run_logger()
+    artifact_id = create_progress_artifact(
+        progress=0.0, key=f"train-{name}", description=f"Training {name}: epochs done (%)"
+    )
+
+    def report(record: dict[str, Any]) -> None:
+        logger.info(
+            "epoch %d/%d: loss %.4f, val IoU %.3f, lr %.2e, %.0f s",
+            record["epoch"],
+            record["epochs"],
+            record["loss"],
+            record["val_iou"],
+            record["lr"],
+            record["seconds"],
+        )
+        if isinstance(artifact_id, UUID):
+            update_progress_artifact(artifact_id, progress=100.0 * record["epoch"] / epochs)
+
+    return report
+
+
+@task(task_run_name="train-{name}", persist_result=False)
+def train_task(
+    name: str,
+    out_dir: Path,
+    scene_dir: Path | None,
+    labels: Path | None,
+    negatives: Path | None,
+    resolution_m: float,
+    epochs: int,
+    n_train: int,
+    seed: int,
+    resume: bool,
+) -> str:
+    """Train and write the model; return the card's JSON summary of metrics."""
+    from asmspotter.detect.train import train_from_scenes, train_model
+
+    progress = _progress_reporter(name, epochs)
+    if scene_dir is not None:
+        if labels is None:
+            raise ValueError("labels is required with scene_dir: give a GeoJSON or NDJSON.")
+        card = train_from_scenes(
+            out_dir,
+            name=name,
+            scene_dir=scene_dir,
+            labels_path=labels,
+            negatives_path=negatives,
+            n_train_patches=n_train,
+            epochs=epochs,
+            seed=seed,
+            progress=progress,
+            resume=resume,
+        )
+    else:
+        card = train_model(
+            out_dir,
+            name=name,
+            resolution_m=resolution_m,
+            n_train_chips=n_train,
+            n_val_chips=max(32, n_train // 9),
+            n_test_chips=max(64, n_train // 6),
+            epochs=epochs,
+            seed=seed,
+            progress=progress,
+            resume=resume,
+            hard_lookalikes=True,
+        )
+    return card.metrics.model_dump_json()
+
+
+@task(task_run_name="evaluate-{data}", persist_result=False)
+def evaluate_task(out_dir: Path, data: str) -> str:
+    """Evaluate the model and the baseline on ``data``; record it in the card."""
+    from asmspotter.detect.evaluate import evaluate_model
+
+    evaluation = evaluate_model(out_dir, data)
+    return evaluation.model_dump_json(include={"model", "baseline", "best_f1_threshold"})
+
+
+@task(task_run_name="precision-check", persist_result=False)
+def precision_task(out_dir: Path) -> str:
+    """Measure bf16 against fp32 on the generated test split; set the default."""
+    from asmspotter.detect.evaluate import check_bf16
+
+    return check_bf16(out_dir, "generated-hard").model_dump_json()
+
+
+@flow(name="train-model", flow_run_name="train-{name}", log_prints=False)
+def train_model_flow(
+    name: str,
+    scene_dir: str | None = None,
+    labels: str | None = None,
+    negatives: str | None = None,
+    resolution_m: float = 10.0,
+    epochs: int = 14,
+    n_train: int = 1400,
+    seed: int = 0,
+    resume: bool = True,
+) -> str:
+    """Train ``models/<name>``, then evaluate it with the baseline and check bf16.
+
+    Args:
+        name: Model folder under the models directory.
+        scene_dir: Folder of 4-band GeoTIFF scenes; None trains on generated chips.
+        labels: GeoJSON or LabelBox NDJSON of mining polygons (with ``scene_dir``).
+        negatives: Optional GeoJSON of negative areas (dismissed false positives).
+        resolution_m: Pixel size of generated chips (without ``scene_dir``).
+        epochs: Epochs.
+        n_train: Training chips or patches.
+        seed: Seed.
+        resume: Resume from the model folder's checkpoint.
+
+    Returns:
+        The model directory.
+    """
+    logger = get_run_logger()
+    out_dir = get_settings().models_dir / name
+    metrics = train_task(
+        name,
+        out_dir,
+        Path(scene_dir) if scene_dir else None,
+        Path(labels) if labels else None,
+        Path(negatives) if negatives else None,
+        resolution_m,
+        epochs,
+        n_train,
+        seed,
+        resume,
+    )
+    logger.info("trained %s: %s", name, metrics)
+    if scene_dir is None:
+        logger.info("evaluation: %s", evaluate_task(out_dir, "generated-hard"))
+        logger.info("precision check: %s", precision_task(out_dir))
+    return str(out_dir)
+
+
+if __name__ == "__main__":
+    arguments = sys.argv[1:]
+    train_model_flow(
+        arguments[0],
+        scene_dir=arguments[1] if len(arguments) > 1 else None,
+        labels=arguments[2] if len(arguments) > 2 else None,
+    )

@@ -1,0 +1,75 @@
+"""Windowed probability writing and strip-wise vectorising equal the whole-map versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from scipy import ndimage
+
+from asmspotter.detect.infer import PROBABILITY_NODATA, write_probability_cog_by_strips
+from asmspotter.detect.vectorize import vectorize_detections, vectorize_probability_file
+
+TRANSFORM = Affine(10.0, 0.0, 500_000.0, 0.0, -10.0, 600_000.0)
+
+
+def _blobby_map(seed: int, shape: tuple[int, int]) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    field = ndimage.gaussian_filter(rng.normal(size=shape), 4)
+    return (1 / (1 + np.exp(-field * 25))).astype(np.float32)
+
+
+def _strips(prob: np.ndarray, nodata: np.ndarray, rows: int):  # type: ignore[no-untyped-def]
+    for r in range(0, prob.shape[0], rows):
+        yield r, prob[r : r + rows], nodata[r : r + rows]
+
+
+def test_windowed_cog_equals_the_map(tmp_path: Path) -> None:
+    prob = _blobby_map(0, (300, 200))
+    nodata = np.zeros(prob.shape, bool)
+    nodata[:10, :30] = True
+    path = write_probability_cog_by_strips(
+        _strips(prob, nodata, 37),
+        tmp_path / "p.tif",
+        height=300,
+        width=200,
+        transform=TRANSFORM,
+        crs="EPSG:32621",
+    )
+    with rasterio.open(path) as src:
+        data = src.read(1)
+        assert src.descriptions == ("mining_probability",)
+        assert src.nodata == PROBABILITY_NODATA
+        assert src.overviews(1) or max(src.width, src.height) <= 512
+    np.testing.assert_array_equal(data[~nodata], prob[~nodata])
+    assert (data[nodata] == PROBABILITY_NODATA).all()
+    assert not list(tmp_path.glob("partial_*"))
+
+
+@pytest.mark.parametrize("strip_px", [7, 64, 1000])
+def test_strip_vectoriser_equals_whole_map(tmp_path: Path, strip_px: int) -> None:
+    prob = _blobby_map(1, (257, 190))
+    nodata = np.zeros(prob.shape, bool)
+    nodata[100:120, :] = True
+    path = write_probability_cog_by_strips(
+        _strips(prob, nodata, 50),
+        tmp_path / "p.tif",
+        height=257,
+        width=190,
+        transform=TRANSFORM,
+        crs="EPSG:32621",
+    )
+    whole = vectorize_detections(
+        np.where(nodata, 0, prob), TRANSFORM, 32621, 0.5, 0.05, valid_mask=~nodata
+    )
+    strips = vectorize_probability_file(path, 32621, 0.5, 0.05, strip_px=strip_px)
+    assert len(whole) > 3
+    assert len(strips) == len(whole)
+    np.testing.assert_allclose(strips["area_ha"], whole["area_ha"])
+    np.testing.assert_allclose(strips["mean_probability"], whole["mean_probability"], rtol=1e-5)
+    np.testing.assert_allclose(strips["max_probability"], whole["max_probability"])
+    for a, b in zip(strips.geometry, whole.geometry, strict=True):
+        assert a.symmetric_difference(b).area < 1e-6

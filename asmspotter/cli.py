@@ -331,7 +331,7 @@ def model_train(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model.")] = False,
 ) -> None:
     """Train a U-Net on a folder of scenes + labels (or generated chips); write weights + card."""
-    from asmspotter.detect.train import train_from_scenes, train_model
+    from asmspotter.detect.train import train_detector
     from asmspotter.settings import get_settings
 
     out_dir = get_settings().models_dir / name
@@ -345,37 +345,22 @@ def model_train(
         )
 
     try:
-        if scenes is not None:
-            if labels is None:
-                raise _fail("--scenes needs --labels (a GeoJSON or LabelBox NDJSON file).")
-            card = train_from_scenes(
-                out_dir,
-                name=name,
-                scene_dir=scenes,
-                labels_path=labels,
-                negatives_path=negatives,
-                patch_px=patch_px,
-                block_px=block_px,
-                n_train_patches=train_chips,
-                epochs=epochs,
-                seed=seed,
-                progress=progress,
-                resume=resume,
-            )
-        else:
-            card = train_model(
-                out_dir,
-                name=name,
-                resolution_m=resolution_m,
-                n_train_chips=train_chips,
-                n_val_chips=max(32, train_chips // 9),
-                n_test_chips=max(64, train_chips // 6),
-                epochs=epochs,
-                seed=seed,
-                progress=progress,
-                resume=resume,
-                hard_lookalikes=hard_lookalikes,
-            )
+        card = train_detector(
+            out_dir,
+            name=name,
+            scene_dir=scenes,
+            labels_path=labels,
+            negatives_path=negatives,
+            resolution_m=resolution_m,
+            n_train=train_chips,
+            epochs=epochs,
+            seed=seed,
+            patch_px=patch_px,
+            block_px=block_px,
+            hard_lookalikes=hard_lookalikes,
+            progress=progress,
+            resume=resume,
+        )
     except (AsmspotterError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     m = card.metrics

@@ -62,38 +62,21 @@ def train_task(
     resume: bool,
 ) -> str:
     """Train and write the model; return the card's JSON summary of metrics."""
-    from asmspotter.detect.train import train_from_scenes, train_model
+    from asmspotter.detect.train import train_detector
 
-    progress = _progress_reporter(name, epochs)
-    if scene_dir is not None:
-        if labels is None:
-            raise ValueError("labels is required with scene_dir: give a GeoJSON or NDJSON.")
-        card = train_from_scenes(
-            out_dir,
-            name=name,
-            scene_dir=scene_dir,
-            labels_path=labels,
-            negatives_path=negatives,
-            n_train_patches=n_train,
-            epochs=epochs,
-            seed=seed,
-            progress=progress,
-            resume=resume,
-        )
-    else:
-        card = train_model(
-            out_dir,
-            name=name,
-            resolution_m=resolution_m,
-            n_train_chips=n_train,
-            n_val_chips=max(32, n_train // 9),
-            n_test_chips=max(64, n_train // 6),
-            epochs=epochs,
-            seed=seed,
-            progress=progress,
-            resume=resume,
-            hard_lookalikes=True,
-        )
+    card = train_detector(
+        out_dir,
+        name=name,
+        scene_dir=scene_dir,
+        labels_path=labels,
+        negatives_path=negatives,
+        resolution_m=resolution_m,
+        n_train=n_train,
+        epochs=epochs,
+        seed=seed,
+        progress=_progress_reporter(name, epochs),
+        resume=resume,
+    )
     return card.metrics.model_dump_json()
 
 

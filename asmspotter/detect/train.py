@@ -775,3 +775,62 @@ def train_from_scenes(
         keep_checkpoint=keep_checkpoint,
         resolution_jitter=True,
     )
+
+
+def train_detector(
+    out_dir: Path,
+    *,
+    name: str,
+    scene_dir: Path | None = None,
+    labels_path: Path | None = None,
+    negatives_path: Path | None = None,
+    resolution_m: float = 10.0,
+    n_train: int = 1400,
+    epochs: int = 14,
+    seed: int = 0,
+    patch_px: int = 128,
+    block_px: int | None = None,
+    hard_lookalikes: bool = True,
+    progress: ProgressCallback | None = None,
+    resume: bool = True,
+) -> ModelCard:
+    """Train on a folder of scenes + labels when one is given, else on generated chips.
+
+    The one entry point behind ``asmspotter model train`` and the ``train`` flow.
+
+    Raises:
+        ValueError: ``scene_dir`` without ``labels_path``.
+    """
+    if scene_dir is not None:
+        if labels_path is None:
+            raise ValueError(
+                "training on a scene folder needs labels: give a GeoJSON or LabelBox NDJSON "
+                "file of mining polygons (--labels)."
+            )
+        return train_from_scenes(
+            out_dir,
+            name=name,
+            scene_dir=scene_dir,
+            labels_path=labels_path,
+            negatives_path=negatives_path,
+            patch_px=patch_px,
+            block_px=block_px,
+            n_train_patches=n_train,
+            epochs=epochs,
+            seed=seed,
+            progress=progress,
+            resume=resume,
+        )
+    return train_model(
+        out_dir,
+        name=name,
+        resolution_m=resolution_m,
+        n_train_chips=n_train,
+        n_val_chips=max(32, n_train // 9),
+        n_test_chips=max(64, n_train // 6),
+        epochs=epochs,
+        seed=seed,
+        progress=progress,
+        resume=resume,
+        hard_lookalikes=hard_lookalikes,
+    )

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 import urllib.request
 import uuid
@@ -31,10 +29,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from shapely.geometry import box
 
-from asmspotter.grid import build_grid, to_lonlat
 from asmspotter.settings import PROJECT_ROOT
+from asmspotter.testing import aois
 
 pytestmark = pytest.mark.slow
 
@@ -132,35 +129,9 @@ def deploy(env: dict[str, str]) -> None:
 
 def write_tiny_aoi(root: Path) -> Path:
     """One 2.56 km synthetic AOI with three January scenes."""
-    from asmspotter.synthetic import generate_scene_series
-
-    aoi_dir, scenes = root / "aois", root / "scenes"
-    aoi_dir.mkdir()
-    lonlat = to_lonlat(box(600_000, 557_440, 602_560, 560_000).buffer(-15), 32621)
-    generate_scene_series(
-        scenes,
-        build_grid(lonlat, 10.0),
-        DATES,
-        seed=5,
-        n_static=1,
-        n_growing=1,
-        n_new=0,
-        max_cloud_fraction=0.1,
-    )
-    coords = [list(c) for c in lonlat.exterior.coords]
-    (aoi_dir / "worker-smoke.yaml").write_text(
-        textwrap.dedent(
-            f"""
-            name: worker-smoke
-            title: Worker smoke test
-            geometry: {{type: Polygon, coordinates: [{json.dumps(coords)}]}}
-            sources:
-              - provider: local
-                path: {scenes}
-            schedule: {{revisit_days: 5, window_days: 30, start_date: 2024-01-01}}
-            detection: {{model: s2-unet-v1, min_area_ha: 1.0}}
-            """
-        )
+    aoi_dir = root / "aois"
+    aois.write_tiny_aoi(
+        aoi_dir, root / "scenes", "worker-smoke", DATES, seed=5, title="Worker smoke test"
     )
     return aoi_dir
 

@@ -3,50 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import textwrap
 
 import pytest
-from shapely.geometry import box
 
-from asmspotter.grid import build_grid, to_lonlat
 from asmspotter.settings import PROJECT_ROOT
+from asmspotter.testing.aois import write_tiny_aoi
 
 DATES = [dt.date(2024, 1, d) for d in (5, 15, 25)] + [dt.date(2024, 2, d) for d in (9, 19, 27)]
 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    from asmspotter.synthetic import generate_scene_series
-
-    aoi_dir, scenes = tmp_path / "aois", tmp_path / "scenes"
-    aoi_dir.mkdir()
-    lonlat = to_lonlat(box(600_000, 557_440, 602_560, 560_000).buffer(-15), 32621)
-    generate_scene_series(
-        scenes,
-        build_grid(lonlat, 10.0),
+    aoi_dir = tmp_path / "aois"
+    write_tiny_aoi(
+        aoi_dir,
+        tmp_path / "scenes",
+        "past",
         DATES,
         seed=3,
-        n_static=1,
-        n_growing=1,
         n_new=1,
         new_from=DATES[3],
         max_cloud_fraction=0.2,
-    )
-    coords = [list(c) for c in lonlat.exterior.coords]
-    (aoi_dir / "past.yaml").write_text(
-        textwrap.dedent(
-            f"""
-            name: past
-            title: Backfilled forest
-            geometry: {{type: Polygon, coordinates: [{json.dumps(coords)}]}}
-            sources:
-              - provider: local
-                path: {scenes}
-            schedule: {{revisit_days: 30, window_days: 30, start_date: 2024-01-01}}
-            detection: {{model: s2-unet-v1, min_area_ha: 1.0}}
-            """
-        )
+        title="Backfilled forest",
+        revisit_days=30,
     )
     monkeypatch.setenv("ASMSPOTTER_AOI_DIR", str(aoi_dir))
     monkeypatch.setenv("ASMSPOTTER_DATA_DIR", str(tmp_path / "data"))

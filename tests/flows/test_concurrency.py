@@ -12,9 +12,7 @@ each AOI's alert (a real SMTP server on 127.0.0.1) arrives exactly once.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import textwrap
 import threading
 import uuid
 from collections import Counter
@@ -22,10 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
-from shapely.geometry import box
 
-from asmspotter.grid import build_grid, to_lonlat
 from asmspotter.settings import PROJECT_ROOT
+from asmspotter.testing.aois import write_tiny_aoi
 from asmspotter.testing.smtp import serve_smtp
 
 PG_URL_ENV = "ASMSPOTTER_TEST_DATABASE_URL"
@@ -67,43 +64,22 @@ def smtp_inbox():
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, smtp_inbox):
-    from asmspotter.synthetic import generate_scene_series
-
     _, port = smtp_inbox
     root = tmp_path_factory.mktemp("concurrency")
     aoi_dir = root / "aois"
-    aoi_dir.mkdir()
     for name, (x0, y0, seed) in AOIS.items():
-        utm_square = box(x0, y0 - 2_560, x0 + 2_560, y0)
-        lonlat = to_lonlat(utm_square.buffer(-15), 32621)
-        scenes = root / "scenes" / name
-        generate_scene_series(
-            scenes,
-            build_grid(lonlat, 10.0),
+        write_tiny_aoi(
+            aoi_dir,
+            root / "scenes" / name,
+            name,
             DATES,
             seed=seed,
-            n_static=1,
-            n_growing=1,
-            n_new=0,
-            max_cloud_fraction=0.1,
-            scene_prefix=f"SYN{name.upper()}",
-        )
-        coords = [list(c) for c in lonlat.exterior.coords]
-        (aoi_dir / f"{name}.yaml").write_text(
-            textwrap.dedent(
-                f"""
-                name: {name}
-                title: Concurrent {name}
-                geometry: {{type: Polygon, coordinates: [{json.dumps(coords)}]}}
-                sources:
-                  - provider: local
-                    path: {scenes}
-                schedule: {{revisit_days: 5, window_days: 30, start_date: 2024-01-01}}
-                detection: {{model: s2-unet-v1, min_area_ha: 1.0}}
-                alerts:
-                  - url: "mailto://127.0.0.1:{port}/{name}@example.org?from=asmspotter@example.org"
-                """
-            )
+            left_m=x0,
+            top_m=y0,
+            title=f"Concurrent {name}",
+            alert_urls=[
+                f"mailto://127.0.0.1:{port}/{name}@example.org?from=asmspotter@example.org"
+            ],
         )
     return root, aoi_dir
 

@@ -11,14 +11,11 @@ the cluster's workers), each into its own data folder and SQLite store. The site
 from __future__ import annotations
 
 import datetime as dt
-import json
-import textwrap
 
 import pytest
-from shapely.geometry import box
 
-from asmspotter.grid import build_grid, to_lonlat
 from asmspotter.settings import PROJECT_ROOT
+from asmspotter.testing.aois import write_tiny_aoi
 
 pytestmark = pytest.mark.slow
 
@@ -29,39 +26,18 @@ AOIS = {"delta": (600_000, 560_000, 21), "echo": (640_000, 600_000, 22)}
 
 @pytest.fixture(scope="module")
 def aoi_dir(tmp_path_factory):
-    from asmspotter.synthetic import generate_scene_series
-
     root = tmp_path_factory.mktemp("dask")
     folder = root / "aois"
-    folder.mkdir()
     for name, (x0, y0, seed) in AOIS.items():
-        lonlat = to_lonlat(box(x0, y0 - 2_560, x0 + 2_560, y0).buffer(-15), 32621)
-        scenes = root / "scenes" / name
-        generate_scene_series(
-            scenes,
-            build_grid(lonlat, 10.0),
+        write_tiny_aoi(
+            folder,
+            root / "scenes" / name,
+            name,
             DATES,
             seed=seed,
-            n_static=1,
-            n_growing=1,
-            n_new=0,
-            max_cloud_fraction=0.1,
-            scene_prefix=f"SYN{name.upper()}",
-        )
-        coords = [list(c) for c in lonlat.exterior.coords]
-        (folder / f"{name}.yaml").write_text(
-            textwrap.dedent(
-                f"""
-                name: {name}
-                title: Dask {name}
-                geometry: {{type: Polygon, coordinates: [{json.dumps(coords)}]}}
-                sources:
-                  - provider: local
-                    path: {scenes}
-                schedule: {{revisit_days: 5, window_days: 30, start_date: 2024-01-01}}
-                detection: {{model: s2-unet-v1, min_area_ha: 1.0}}
-                """
-            )
+            left_m=x0,
+            top_m=y0,
+            title=f"Dask {name}",
         )
     return folder
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from shapely.geometry import box
 
-from asmspotter.grid import build_grid, to_lonlat
 from asmspotter.settings import PROJECT_ROOT
+from asmspotter.testing.aois import write_tiny_aoi
 from asmspotter.testing.smtp import serve_smtp
 
 DATES = [dt.date(2024, 1, d) for d in (5, 15, 25)] + [dt.date(2024, 2, d) for d in (9, 19, 27)]
@@ -33,43 +32,22 @@ def smtp_inbox():
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, smtp_inbox):
     """An AOI folder with one small synthetic AOI and one broken AOI file."""
-    from asmspotter.synthetic import generate_scene_series
-
     _, port = smtp_inbox
     root = tmp_path_factory.mktemp("workspace")
-    aoi_dir, scenes = root / "aois", root / "scenes"
-    aoi_dir.mkdir()
-    # A 2.56 km square grid in UTM 21N, expressed as the lon/lat polygon of the AOI.
-    utm_square = box(600_000, 560_000 - 2_560, 600_000 + 2_560, 560_000)
-    lonlat = to_lonlat(utm_square.buffer(-15), 32621)
-    grid = build_grid(lonlat, 10.0)
-    series = generate_scene_series(
-        scenes,
-        grid,
+    aoi_dir = root / "aois"
+    series = write_tiny_aoi(
+        aoi_dir,
+        root / "scenes",
+        "tiny",
         DATES,
         seed=3,
-        n_static=1,
-        n_growing=1,
         n_new=1,
         new_from=DATES[3],
         max_cloud_fraction=0.2,
-    )
-    coords = [list(c) for c in lonlat.exterior.coords]
-    (aoi_dir / "tiny.yaml").write_text(
-        textwrap.dedent(
-            f"""
-            name: tiny
-            title: Tiny test forest
-            geometry: {{type: Polygon, coordinates: [{json.dumps(coords)}]}}
-            sources:
-              - provider: local
-                path: {scenes}
-            schedule: {{revisit_days: 5, window_days: 30, start_date: 2024-01-01}}
-            detection: {{model: s2-unet-v1, min_area_ha: 1.0}}
-            alerts:
-              - url: "mailto://127.0.0.1:{port}/field-team@example.org?from=asmspotter@example.org"
-            """
-        )
+        title="Tiny test forest",
+        alert_urls=[
+            f"mailto://127.0.0.1:{port}/field-team@example.org?from=asmspotter@example.org"
+        ],
     )
     (aoi_dir / "broken.yaml").write_text("name: broken\ntitle: Broken\nsources: [oops\n")
     return root, aoi_dir, series

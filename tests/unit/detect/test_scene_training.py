@@ -148,3 +148,11 @@ def test_evaluate_generated_split(trained: tuple[Path, Path], tmp_path: Path) ->
     assert evaluation.n_items == load_card(model_dir).training.n_test_chips
     assert evaluation.baseline is not None
     assert 0 <= evaluation.best_f1_threshold <= 1
+
+
+def test_scene_folder_without_labels_is_refused_before_any_work(tmp_path):
+    from asmspotter.detect.train import train_detector
+
+    with pytest.raises(ValueError, match="needs labels: give a GeoJSON or LabelBox NDJSON"):
+        train_detector(tmp_path / "model", name="x", scene_dir=tmp_path)
+    assert not (tmp_path / "model").exists()

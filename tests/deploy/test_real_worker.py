@@ -32,10 +32,10 @@ import sqlalchemy as sa
 
 from asmspotter.settings import PROJECT_ROOT
 from asmspotter.testing import aois
+from asmspotter.testing.postgres import fresh_database, postgres_admin_url
 
 pytestmark = pytest.mark.slow
 
-PG_URL_ENV = "ASMSPOTTER_TEST_DATABASE_URL"
 DATES = [dt.date(2024, 1, d) for d in (5, 15, 25)]
 BIN = Path(sys.executable).parent
 
@@ -44,20 +44,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextmanager
-def fresh_database(admin_url: str, prefix: str):
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield name
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
@@ -137,23 +123,18 @@ def write_tiny_aoi(root: Path) -> Path:
 
 
 def test_monitor_aoi_runs_on_a_real_worker(tmp_path):
-    admin_url = os.environ.get(PG_URL_ENV)
-    if not admin_url:
-        pytest.skip(
-            f"real-worker smoke test is off: set {PG_URL_ENV}="
-            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres to run it."
-        )
+    admin_url = postgres_admin_url("the real-worker smoke test")
     aoi_dir = write_tiny_aoi(tmp_path)
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     with ExitStack() as stack:
-        prefect_db = stack.enter_context(fresh_database(admin_url, "prefect_smoke"))
-        store_db = stack.enter_context(fresh_database(admin_url, "asm_smoke"))
-        base = sa.engine.make_url(admin_url)
-        store_url = base.set(database=store_db).render_as_string(hide_password=False)
-        prefect_db_url = base.set(
-            drivername="postgresql+asyncpg", database=prefect_db
-        ).render_as_string(hide_password=False)
+        prefect_sync_url = stack.enter_context(fresh_database(admin_url, "prefect_smoke"))
+        store_url = stack.enter_context(fresh_database(admin_url, "asm_smoke"))
+        prefect_db_url = (
+            sa.engine.make_url(prefect_sync_url)
+            .set(drivername="postgresql+asyncpg")
+            .render_as_string(hide_password=False)
+        )
         env = {
             key: value
             for key, value in os.environ.items()

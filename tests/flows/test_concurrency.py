@@ -12,9 +12,7 @@ each AOI's alert (a real SMTP server on 127.0.0.1) arrives exactly once.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,9 +21,9 @@ import sqlalchemy as sa
 
 from asmspotter.settings import PROJECT_ROOT
 from asmspotter.testing.aois import write_tiny_aoi
+from asmspotter.testing.postgres import fresh_database, postgres_admin_url
 from asmspotter.testing.smtp import serve_smtp
 
-PG_URL_ENV = "ASMSPOTTER_TEST_DATABASE_URL"
 DATES = [dt.date(2024, 1, d) for d in (5, 15, 25)]
 WINDOW_END = dt.date(2024, 1, 31)
 AOIS = {"alpha": (600_000, 560_000, 11), "bravo": (620_000, 580_000, 12)}
@@ -34,26 +32,12 @@ AOIS = {"alpha": (600_000, 560_000, 11), "bravo": (620_000, 580_000, 12)}
 
 @pytest.fixture(scope="module")
 def pg_database_url():
-    admin_url = os.environ.get(PG_URL_ENV)
-    if not admin_url:
-        pytest.skip(
-            f"concurrency test is off: set {PG_URL_ENV}="
-            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres (a user allowed to "
-            "CREATE DATABASE) to run it."
-        )
-    name = f"asm_conc_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        from asmspotter.monitor import open_store
+    from asmspotter.monitor import open_store
 
+    admin_url = postgres_admin_url("the concurrency test")
+    with fresh_database(admin_url, "asm_conc") as url:
+        yield url
         open_store.cache_clear()
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")

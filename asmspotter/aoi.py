@@ -42,7 +42,7 @@ ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SECRET_REFERENCE = re.compile(r"\{\{\s*prefect\.blocks\.secret\.([A-Za-z0-9][A-Za-z0-9_-]*)\s*\}\}")
 """A Prefect Secret block reference in an alert URL: ``{{ prefect.blocks.secret.NAME }}``
 (the syntax of Prefect's own templates); loaded only when the alert is sent."""
-EventChoice = Literal["new", "expanded", "run_failed"]
+EventChoice = Literal["new", "expanded", "run_failed", "weekly_digest"]
 """Events an alert channel can subscribe to."""
 
 

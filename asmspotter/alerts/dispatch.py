@@ -29,7 +29,15 @@ from shapely import wkt as shapely_wkt
 
 from asmspotter.alerts.deliver import Channel, channel_from_url, send_alert, write_outbox
 from asmspotter.alerts.quicklook import Quicklook
-from asmspotter.alerts.render import AlertMessage, event_key, render_alert, write_events_geojson
+from asmspotter.alerts.render import (
+    AlertMessage,
+    DigestSite,
+    digest_key,
+    event_key,
+    render_alert,
+    render_digest,
+    write_events_geojson,
+)
 from asmspotter.aoi import AOI, AlertChannelConfig
 from asmspotter.errors import AOIConfigError
 from asmspotter.events import SiteEvent
@@ -203,6 +211,51 @@ def dispatch_alerts(
                 quicklook=quicklook,
             )
         )
+    return [*outcomes, *send_weekly_digests(store, aoi, window_end, alert_dir.parent)]
+
+
+def send_weekly_digests(
+    store: Store, aoi: AOI, window_end: dt.date, run_dir: Path
+) -> list[DeliveryOutcome]:
+    """Send each ``weekly_digest`` channel the AOI's active sites, once per ISO week.
+
+    The first run of an ISO week sends the digest; later runs in the same week send
+    nothing to a channel that got it, and retry one that did not. The run's
+    ``sites.geojson`` is attached where it exists.
+
+    Returns:
+        One outcome per subscribed channel that was due.
+    """
+    subscribed = [c for c in aoi.config.alerts if "weekly_digest" in c.events]
+    if not subscribed:
+        return []
+    key = digest_key(aoi.name, window_end)
+    sites = [
+        DigestSite(
+            s.site_id, s.area_ha, s.centroid_lat, s.centroid_lon, s.first_seen, s.last_seen
+        )
+        for s in store.sites(aoi.name, status="active")
+    ]
+    message = render_digest(aoi.name, aoi.title, window_end, sites)
+    sites_geojson = run_dir / "sites.geojson"
+    attachments = [sites_geojson] if sites_geojson.exists() else []
+    outcomes = []
+    for config in subscribed:
+        try:
+            channel = channel_from_url(config.resolved_url())
+        except AOIConfigError as exc:
+            outcomes.append(DeliveryOutcome(config.url, "failed", 0, str(exc)))
+            continue
+        if store.is_digest_delivered(key, channel.channel_id):
+            continue
+        result = send_alert(message, channel, attachments)
+        status = "delivered" if result.ok else "failed"
+        store.record_digest(
+            aoi.name, key, channel.channel_id, channel.label, status, error=result.error
+        )
+        logger.info("Weekly digest %s -> %s: %s", key, channel.label, status)
+        detail = f"weekly digest {key}" + (f": {result.error}" if result.error else "")
+        outcomes.append(DeliveryOutcome(channel.label, status, len(sites), detail))
     return outcomes
 
 

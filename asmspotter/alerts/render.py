@@ -20,7 +20,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -597,3 +597,113 @@ def write_events_geojson(events: Sequence[SiteEvent], epsg: int, path: Path) -> 
         raise
     logger.info("Wrote %d site events to %s (EPSG:4326)", len(events), path)
     return path
+
+
+@dataclass(frozen=True)
+class DigestSite:
+    """One active site as the weekly digest lists it.
+
+    Attributes:
+        site_id: Persistent site id.
+        area_ha: Latest mapped area, hectares.
+        centroid_lat: Centroid latitude, decimal degrees.
+        centroid_lon: Centroid longitude, decimal degrees.
+        first_seen: Window end of the run that first detected it.
+        last_seen: Window end of the latest run that detected it.
+    """
+
+    site_id: str
+    area_ha: float
+    centroid_lat: float
+    centroid_lon: float
+    first_seen: date
+    last_seen: date
+
+
+def digest_key(aoi_name: str, window_end: date) -> str:
+    """``<aoi>:digest:<ISO year>-W<ISO week>``: one digest per AOI and ISO week."""
+    year, week, _ = window_end.isocalendar()
+    return f"{aoi_name}:digest:{year}-W{week:02d}"
+
+
+def render_digest(
+    aoi_name: str,
+    aoi_title: str,
+    window_end: date,
+    sites: Sequence[DigestSite],
+    *,
+    max_sites: int = 25,
+) -> AlertMessage:
+    """The weekly digest: every active site of an AOI, largest first, and this week's news.
+
+    "This week" is the seven days ending on ``window_end``; long lists are cut with a
+    count of what was left out (all sites are in the attached GeoJSON).
+    """
+    week_start = window_end - timedelta(days=6)
+    ordered = sorted(sites, key=lambda s: (-s.area_ha, s.site_id))
+    new_this_week = [s for s in ordered if s.first_seen >= week_start]
+    total_ha = sum(s.area_ha for s in ordered)
+    key = digest_key(aoi_name, window_end)
+    week = key.split(":")[-1]
+    title = (
+        f"asmspotter weekly digest {week}: {_plural(len(ordered), 'active mining site')} "
+        f"({total_ha:.1f} ha) in {aoi_title}"
+    )
+    summary = (
+        f"{_plural(len(new_this_week), 'site')} first seen in {week_start} – {window_end}; "
+        f"{_plural(len(ordered), 'active site')} in all, {total_ha:.1f} ha mapped."
+    )
+    shown = ordered[:max_sites]
+    cut = len(ordered) - len(shown)
+    lines = [
+        f"{s.site_id}: {s.area_ha:.1f} ha at {s.centroid_lat:.5f}, {s.centroid_lon:.5f} "
+        f"(first seen {s.first_seen}, last seen {s.last_seen}) "
+        f"{osm_url(s.centroid_lat, s.centroid_lon)}"
+        for s in shown
+    ]
+    more = f"… and {_plural(cut, 'more site')}, see the attached GeoJSON." if cut else ""
+    text = "\n".join([summary, "", *lines, *([more] if more else [])]) + "\n"
+    markdown = "\n".join(
+        [
+            _md(summary),
+            "",
+            *(
+                f"- **{_md(s.site_id)}**: {s.area_ha:.1f} ha, "
+                f"[{s.centroid_lat:.5f}, {s.centroid_lon:.5f}]"
+                f"({osm_url(s.centroid_lat, s.centroid_lon)}), last seen {s.last_seen}"
+                for s in shown
+            ),
+            *([_md(more)] if more else []),
+        ]
+    )
+    rows = "".join(
+        f'<tr><td style="{_TD_STYLE}">{_esc(s.site_id)}</td>'
+        f'<td style="{_TD_NUM_STYLE}">{s.area_ha:.1f}</td>'
+        f'<td style="{_TD_NUM_STYLE}"><a href="{_esc(osm_url(s.centroid_lat, s.centroid_lon))}">'
+        f"{s.centroid_lat:.5f}, {s.centroid_lon:.5f}</a></td>"
+        f'<td style="{_TD_STYLE}">{s.first_seen}</td><td style="{_TD_STYLE}">{s.last_seen}</td>'
+        "</tr>"
+        for s in shown
+    )
+    headers = "".join(
+        f'<th style="{_TH_STYLE}">{h}</th>'
+        for h in ("Site", "Area (ha)", "Lat, lon", "First seen", "Last seen")
+    )
+    body_html = (
+        f"<!DOCTYPE html><html><body><h2>{_esc(title)}</h2>"
+        f'<p style="{_P_STYLE}">{_esc(summary)}</p>'
+        f'<table style="{_TABLE_STYLE}"><tr>{headers}</tr>{rows}</table>'
+        + (f'<p style="{_P_STYLE}">{_esc(more)}</p>' if more else "")
+        + "</body></html>\n"
+    )
+    compact = "\n".join([f"*{title}*", summary, *(f"• {line}" for line in lines[:8])])
+    if len(lines) > 8 or cut:
+        compact += f"\n… and {_plural(len(ordered) - min(8, len(shown)), 'more site')}"
+    return AlertMessage(
+        title=title,
+        body_text=text,
+        body_html=body_html,
+        body_markdown=markdown,
+        event_keys=(key,),
+        body_compact=compact + "\n",
+    )

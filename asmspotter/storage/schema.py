@@ -260,3 +260,32 @@ class AlertDeliveryRow(Base):
     """When the delivery succeeded (UTC)."""
     last_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     """When the latest attempt was made (UTC), for retry backoff; migration 0002."""
+
+
+class DigestDeliveryRow(Base):
+    """One weekly digest of one AOI on one channel; at most one per ISO week."""
+
+    __tablename__ = "digest_delivery"
+    __table_args__ = (
+        UniqueConstraint("digest_key", "channel_id"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    """Surrogate key."""
+    aoi_name: Mapped[str] = mapped_column(ForeignKey("aoi.name", ondelete="CASCADE"), index=True)
+    """AOI the digest summarises."""
+    digest_key: Mapped[str] = mapped_column(String(255))
+    """``<aoi>:digest:<ISO year>-W<ISO week>``, e.g. ``demo:digest:2024-W09``."""
+    channel_id: Mapped[str] = mapped_column(String(64))
+    """sha256 hex digest of the channel URL; the URL itself is never stored."""
+    channel_label: Mapped[str] = mapped_column(Text)
+    """The channel URL with secrets redacted, for people."""
+    status: Mapped[str] = mapped_column(String(16))
+    """``delivered`` or ``failed``."""
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    """Delivery attempts so far."""
+    last_error: Mapped[str | None] = mapped_column(Text)
+    """Error of the latest failed attempt."""
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the delivery succeeded (UTC)."""

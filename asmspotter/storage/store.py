@@ -69,6 +69,7 @@ from asmspotter.storage.schema import (
     AlertDeliveryRow,
     AOIRow,
     Base,
+    DigestDeliveryRow,
     ObservationRow,
     RunRow,
     SceneRow,
@@ -1569,6 +1570,67 @@ class Store:
             for site_id, window_end, kind, area_ha in session.execute(stmt):
                 histories.setdefault(site_id, []).append((window_end, kind, float(area_ha)))
         return histories
+
+
+    def is_digest_delivered(self, digest_key: str, channel_id: str) -> bool:
+        """True if the digest ``digest_key`` already reached the channel ``channel_id``."""
+        stmt = select(DigestDeliveryRow.status).where(
+            DigestDeliveryRow.digest_key == digest_key,
+            DigestDeliveryRow.channel_id == channel_id,
+        )
+        with self._transaction(read_only=True) as session:
+            return session.scalar(stmt) == "delivered"
+
+    def record_digest(
+        self,
+        aoi_name: str,
+        digest_key: str,
+        channel_id: str,
+        channel_label: str,
+        status: DeliveryStatus | str,
+        error: str | None = None,
+    ) -> None:
+        """Record an attempt to send a weekly digest; ``delivered`` is never downgraded.
+
+        Args:
+            aoi_name: AOI the digest summarises.
+            digest_key: ``<aoi>:digest:<ISO year>-W<ISO week>``.
+            channel_id: :func:`channel_id_for` of the channel URL (never the URL).
+            channel_label: The channel URL with secrets redacted.
+            status: ``delivered`` or ``failed``.
+            error: Error message of a failed attempt.
+        """
+        _check_choice("status", status, DELIVERY_STATUSES)
+        delivered = status == "delivered"
+        now = _utcnow()
+        stmt = self._insert(DigestDeliveryRow).values(
+            aoi_name=aoi_name,
+            digest_key=digest_key,
+            channel_id=channel_id,
+            channel_label=channel_label,
+            status=status,
+            attempts=1,
+            last_error=None if delivered else error,
+            delivered_at=now if delivered else None,
+        )
+        was_delivered = DigestDeliveryRow.status == "delivered"
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["digest_key", "channel_id"],
+            set_={
+                "status": case((was_delivered, "delivered"), else_=stmt.excluded.status),
+                "attempts": DigestDeliveryRow.attempts + 1,
+                "last_error": case(
+                    (was_delivered, DigestDeliveryRow.last_error), else_=stmt.excluded.last_error
+                ),
+                "delivered_at": case(
+                    (was_delivered, DigestDeliveryRow.delivered_at),
+                    else_=stmt.excluded.delivered_at,
+                ),
+            },
+        )
+        with self._transaction() as session:
+            self._require_aoi(session, aoi_name)
+            session.execute(stmt)
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,9 @@ import base64
 import datetime as dt
 import json
 import textwrap
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,38 +27,17 @@ from asmspotter.composite.composite import COMPOSITE_BANDS
 from asmspotter.events import SiteEvent
 from asmspotter.storage import Store
 from asmspotter.testing.smtp import free_port, serve_smtp
+from asmspotter.testing.webhook import serve_json_webhook
 
 EPSG = 32621
 LEFT, TOP = 600_000.0, 560_000.0
 JAN, FEB = dt.date(2024, 1, 31), dt.date(2024, 2, 29)
 
 
-class Hook(BaseHTTPRequestHandler):
-    """Collects JSON POST bodies (apprise's json:// payloads)."""
-
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def webhook() -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    received: ClassVar[list[dict[str, Any]]] = []
-    handler = type("H", (Hook,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], received
-    finally:
-        server.shutdown()
+    with serve_json_webhook() as (port, received):
+        yield port, received
 
 
 def write_composite(path: Path) -> Path:
@@ -194,11 +171,7 @@ def test_down_channel_does_not_block_and_is_retried_once_next_run(tmp_path, webh
 
     # The dead channel comes back on the same URL (same channel id): serve it now.
     aoi = aoi_dead
-    handler = type("H2", (Hook,), {"received": posts})
-    revived = ThreadingHTTPServer(("127.0.0.1", dead_port), handler)
-    thread = threading.Thread(target=revived.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_json_webhook(dead_port, posts):
         feb_events = [
             site_event("tc-0001", "expanded", 260, JAN),
             site_event("tc-0002", "new", 150, FEB),
@@ -213,8 +186,6 @@ def test_down_channel_does_not_block_and_is_retried_once_next_run(tmp_path, webh
         again = run_window(store, aoi, FEB, feb_events, tmp_path)
         assert [o.status for o in again] == ["nothing-new", "nothing-new"]
         assert len(posts) == 3
-    finally:
-        revived.shutdown()
     rows = {
         (d.event_key, d.channel_label): (d.status, d.attempts)
         for r in (1, 2)

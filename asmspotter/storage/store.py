@@ -574,6 +574,23 @@ def _run_record(row: RunRow) -> RunRecord:
     )
 
 
+def _attempt_updates(
+    row: type[AlertDeliveryRow] | type[DigestDeliveryRow], excluded: Any
+) -> dict[str, Any]:
+    """Upsert values for one more delivery attempt: count it, never downgrade a delivery.
+
+    A row already ``delivered`` keeps its status, time and (empty) error whatever a
+    later attempt reports; otherwise the new attempt's values win.
+    """
+    was_delivered = row.status == "delivered"
+    return {
+        "status": case((was_delivered, "delivered"), else_=excluded.status),
+        "attempts": row.attempts + 1,
+        "last_error": case((was_delivered, row.last_error), else_=excluded.last_error),
+        "delivered_at": case((was_delivered, row.delivered_at), else_=excluded.delivered_at),
+    }
+
+
 def _site_record(row: SiteRow) -> SiteRecord:
     """Copy a site row into its dataclass."""
     return SiteRecord(
@@ -1441,19 +1458,10 @@ class Store:
             delivered_at=now if delivered else None,
             last_attempt_at=now,
         )
-        was_delivered = AlertDeliveryRow.status == "delivered"
         stmt = stmt.on_conflict_do_update(
             index_elements=["event_key", "channel_id"],
             set_={
-                "status": case((was_delivered, "delivered"), else_=stmt.excluded.status),
-                "attempts": AlertDeliveryRow.attempts + 1,
-                "last_error": case(
-                    (was_delivered, AlertDeliveryRow.last_error), else_=stmt.excluded.last_error
-                ),
-                "delivered_at": case(
-                    (was_delivered, AlertDeliveryRow.delivered_at),
-                    else_=stmt.excluded.delivered_at,
-                ),
+                **_attempt_updates(AlertDeliveryRow, stmt.excluded),
                 "channel_label": stmt.excluded.channel_label,
                 "last_attempt_at": stmt.excluded.last_attempt_at,
             },
@@ -1613,20 +1621,9 @@ class Store:
             last_error=None if delivered else error,
             delivered_at=now if delivered else None,
         )
-        was_delivered = DigestDeliveryRow.status == "delivered"
         stmt = stmt.on_conflict_do_update(
             index_elements=["digest_key", "channel_id"],
-            set_={
-                "status": case((was_delivered, "delivered"), else_=stmt.excluded.status),
-                "attempts": DigestDeliveryRow.attempts + 1,
-                "last_error": case(
-                    (was_delivered, DigestDeliveryRow.last_error), else_=stmt.excluded.last_error
-                ),
-                "delivered_at": case(
-                    (was_delivered, DigestDeliveryRow.delivered_at),
-                    else_=stmt.excluded.delivered_at,
-                ),
-            },
+            set_=_attempt_updates(DigestDeliveryRow, stmt.excluded),
         )
         with self._transaction() as session:
             self._require_aoi(session, aoi_name)

@@ -591,6 +591,26 @@ def _attempt_updates(
     }
 
 
+def _observation_record(obs: ObservationRow, window_end: dt.date) -> ObservationRecord:
+    """Copy an observation row, with its run's window end, into its dataclass."""
+    return ObservationRecord(
+        site_id=obs.site_id,
+        run_id=obs.run_id,
+        window_end=window_end,
+        kind=obs.kind,
+        area_ha=obs.area_ha,
+        previous_area_ha=obs.previous_area_ha,
+        growth_ha=obs.growth_ha,
+        growth_pct=obs.growth_pct,
+        mean_probability=obs.mean_probability,
+        clear_observations=obs.clear_observations,
+        geometry_wkt=obs.geometry_wkt,
+        epsg=obs.epsg,
+        centroid_lon=obs.centroid_lon,
+        centroid_lat=obs.centroid_lat,
+    )
+
+
 def _site_record(row: SiteRow) -> SiteRecord:
     """Copy a site row into its dataclass."""
     return SiteRecord(
@@ -1348,23 +1368,7 @@ class Store:
             if session.get(SiteRow, site_id) is None:
                 raise RecordNotFoundError(f"site {site_id!r} is not in the store ({self.url}).")
             return [
-                ObservationRecord(
-                    site_id=obs.site_id,
-                    run_id=obs.run_id,
-                    window_end=window_end,
-                    kind=obs.kind,
-                    area_ha=obs.area_ha,
-                    previous_area_ha=obs.previous_area_ha,
-                    growth_ha=obs.growth_ha,
-                    growth_pct=obs.growth_pct,
-                    mean_probability=obs.mean_probability,
-                    clear_observations=obs.clear_observations,
-                    geometry_wkt=obs.geometry_wkt,
-                    epsg=obs.epsg,
-                    centroid_lon=obs.centroid_lon,
-                    centroid_lat=obs.centroid_lat,
-                )
-                for obs, window_end in session.execute(stmt)
+                _observation_record(obs, window_end) for obs, window_end in session.execute(stmt)
             ]
 
     def dismiss_site(self, site_id: str, reason: str) -> None:
@@ -1512,22 +1516,7 @@ class Store:
             return [
                 FailedDelivery(
                     delivery=_delivery_record(row),
-                    observation=ObservationRecord(
-                        site_id=obs.site_id,
-                        run_id=obs.run_id,
-                        window_end=window_end,
-                        kind=obs.kind,
-                        area_ha=obs.area_ha,
-                        previous_area_ha=obs.previous_area_ha,
-                        growth_ha=obs.growth_ha,
-                        growth_pct=obs.growth_pct,
-                        mean_probability=obs.mean_probability,
-                        clear_observations=obs.clear_observations,
-                        geometry_wkt=obs.geometry_wkt,
-                        epsg=obs.epsg,
-                        centroid_lon=obs.centroid_lon,
-                        centroid_lat=obs.centroid_lat,
-                    ),
+                    observation=_observation_record(obs, window_end),
                     last_attempt_at=_as_utc_or_none(row.last_attempt_at),
                 )
                 for row, obs, window_end in session.execute(stmt)
@@ -1578,7 +1567,6 @@ class Store:
             for site_id, window_end, kind, area_ha in session.execute(stmt):
                 histories.setdefault(site_id, []).append((window_end, kind, float(area_ha)))
         return histories
-
 
     def is_digest_delivered(self, digest_key: str, channel_id: str) -> bool:
         """True if the digest ``digest_key`` already reached the channel ``channel_id``."""

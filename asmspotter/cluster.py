@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from asmspotter.memory import gdal_cache_limit_mb
+
 logger = logging.getLogger(__name__)
 
 SCHEDULER_SETTING = "ASMSPOTTER_DASK_SCHEDULER"
@@ -35,6 +37,19 @@ def is_on_dask_worker() -> bool:
     except ValueError:
         return False
     return True
+
+
+def dask_worker_threads() -> int | None:
+    """Threads of the Dask worker this code runs on, or None off a worker.
+
+    A worker runs that many tasks at once, so a task should use that many cores:
+    two single-threaded workers on a 2-core machine must not each start 2 threads.
+    """
+    if not is_on_dask_worker():
+        return None
+    from distributed import get_worker
+
+    return int(get_worker().state.nthreads)
 
 
 @contextmanager
@@ -71,6 +86,12 @@ def dask_client(address: str | None) -> Iterator[Any | None]:
         ) from exc
     try:
         logger.info("computing on the Dask cluster at %s", address)
+        cache_mb = gdal_cache_limit_mb()
+        if cache_mb is not None:
+            # Workers read and write the AOI's rasters too: same flat memory budget.
+            from asmspotter.dask_plugins import GdalCachePlugin
+
+            client.register_plugin(GdalCachePlugin(cache_mb))
         yield client
     finally:
         client.close()  # type: ignore[no-untyped-call]

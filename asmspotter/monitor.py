@@ -25,7 +25,7 @@ from shapely import wkt
 from shapely.geometry.base import BaseGeometry
 
 from asmspotter.aoi import AOI, find_aoi
-from asmspotter.cluster import dask_client, is_on_dask_worker
+from asmspotter.cluster import dask_client
 from asmspotter.composite.composite import COMPOSITE_BANDS, CompositeResult, build_composite
 from asmspotter.errors import (
     AsmspotterError,
@@ -36,6 +36,7 @@ from asmspotter.errors import (
 )
 from asmspotter.events import SiteEvent
 from asmspotter.grid import AOIGrid, build_grid
+from asmspotter.memory import limit_gdal_cache
 from asmspotter.providers import resolve_provider
 from asmspotter.providers.base import LocalScene, Provider, SceneRef, TimeWindow
 from asmspotter.schedule import resolve_window
@@ -242,6 +243,7 @@ def composite_scenes(ctx: RunContext, scenes: Sequence[LocalScene]) -> Composite
             f"provider {ctx.source.provider}; check sources[] in {ctx.aoi.path} "
             "or run a later window."
         )
+    limit_gdal_cache(ctx.settings.gdal_cache_mb)
     return build_composite(
         scenes,
         ctx.grid,
@@ -257,26 +259,18 @@ def detect_sites(ctx: RunContext, composite_path: Path) -> DetectionResult:
     detection = ctx.aoi.config.detection
     model_dir = ctx.settings.models_dir / detection.model
     probability_path = ctx.run_dir / "probability.tif"
-    if ctx.settings.dask_scheduler and not is_on_dask_worker():
-        # Inference runs in a Dask worker's process (its memory, its cores), tile by tile.
-        with dask_client(ctx.settings.dask_scheduler) as client:
-            assert client is not None  # a scheduler is set and we are not on a worker
-            detections = client.submit(
-                detect_mines,
-                composite_path,
-                model_dir,
-                probability_path,
-                threshold=detection.threshold,
-                min_area_ha=detection.min_area_ha,
-                pure=False,
-            ).result()
-    else:
+    limit_gdal_cache(ctx.settings.gdal_cache_mb)
+    # With a cluster, row strips of the composite are predicted on all its workers at
+    # once; on a worker already (monitor_all's DaskTaskRunner) or without a cluster,
+    # tile rows run in this process.
+    with dask_client(ctx.settings.dask_scheduler) as client:
         detections = detect_mines(
             composite_path,
             model_dir,
             probability_path,
             threshold=detection.threshold,
             min_area_ha=detection.min_area_ha,
+            client=client,
         )
     detections_path = ctx.run_dir / "detections.gpkg"
     detections.to_file(detections_path, driver="GPKG")

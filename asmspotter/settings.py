@@ -47,6 +47,14 @@ class Settings(BaseSettings):
         ge=1,
         description="AOIs monitor_all runs at once without a Dask cluster (threads).",
     )
+    gdal_cache_mb: int = Field(
+        default=256,
+        ge=16,
+        description=(
+            "GDAL block cache per process, in MB (GDAL's own default is 5% of RAM, which "
+            "grows with the AOI until it is full); also applied to Dask workers."
+        ),
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -231,9 +231,7 @@ def send_weekly_digests(
         return []
     key = digest_key(aoi.name, window_end)
     sites = [
-        DigestSite(
-            s.site_id, s.area_ha, s.centroid_lat, s.centroid_lon, s.first_seen, s.last_seen
-        )
+        DigestSite(s.site_id, s.area_ha, s.centroid_lat, s.centroid_lon, s.first_seen, s.last_seen)
         for s in store.sites(aoi.name, status="active")
     ]
     message = render_digest(aoi.name, aoi.title, window_end, sites)

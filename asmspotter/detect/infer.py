@@ -15,6 +15,7 @@ only the (H, W) float32 output and its blending weights are held whole.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -32,6 +33,7 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 from torch import nn
 
+from asmspotter.cluster import dask_worker_threads
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.detect.model_card import (
     DERIVED_BANDS,
@@ -40,7 +42,7 @@ from asmspotter.detect.model_card import (
     check_model_fits,
     load_card,
 )
-from asmspotter.detect.tiling import blend_weights, tile_windows
+from asmspotter.detect.tiling import blend_weights, row_strips, tile_windows
 from asmspotter.detect.unet import UNet
 from asmspotter.detect.vectorize import vectorize_probability_file
 from asmspotter.errors import ModelMismatchError, ModelNotFoundError, SceneReadError
@@ -102,11 +104,16 @@ def configure_torch_threads() -> int:
     torch defaults to the machine's physical cores, which oversubscribes a container
     or a Dask worker pinned to fewer cores
     (https://pytorch.org/docs/stable/notes/cpu_threading_torchscript_inference.html).
+    On a Dask worker the worker's thread count is the budget: two one-thread workers
+    on two cores use one core each.
 
     Returns:
         The number of threads set.
     """
     n = available_cpu_count()
+    worker_threads = dask_worker_threads()
+    if worker_threads is not None:
+        n = max(1, min(n, worker_threads))
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
@@ -247,6 +254,7 @@ def _predict_strips(
     batch_size: int,
     progress: ProgressCallback | None,
     precision: Precision,
+    row_range: tuple[int, int] | None = None,
 ) -> Iterator[tuple[int, NDArray[np.float32], NDArray[np.bool_]]]:
     """Yield finished row strips ``(row_off, probability, nodata)`` top to bottom.
 
@@ -254,6 +262,12 @@ def _predict_strips(
     final (no later tile covers them), so they are blended, yielded and dropped. Memory
     is one tile row of accumulators (``tile_px`` x W x 8 bytes) plus the tile batch,
     whatever the image height.
+
+    ``row_range=(start, stop)`` predicts only those rows: it runs every tile of the
+    whole image's tiling that covers one of them, so each row blends the same tiles
+    as in a whole-image run and strips predicted apart (on several Dask workers) join
+    without seams or differences. Tile rows that straddle ``start`` or ``stop`` are
+    run by both neighbouring strips.
     """
     card = model.card
     if len(features.shape) != 3:
@@ -276,13 +290,18 @@ def _predict_strips(
     mean = np.asarray(card.normalisation.mean, dtype=np.float32)[:, None, None]
     std = np.asarray(card.normalisation.std, dtype=np.float32)[:, None, None]
     windows = tile_windows(height, width, card.tile_px, card.overlap_px)
+    first_row, stop_row = (0, height) if row_range is None else row_range
+    if not 0 <= first_row < stop_row <= height:
+        raise ValueError(f"row_range {row_range} is not inside the image's {height} rows.")
+    windows = [w for w in windows if w[0] < stop_row and w[0] + w[2] > first_row]
     tile_h, tile_w = windows[0][2], windows[0][3]
     weights = blend_weights(card.tile_px, card.overlap_px)
     buf_rows = tile_h
     value_sum = np.zeros((buf_rows, width), dtype=np.float32)
     weight_sum = np.zeros((buf_rows, width), dtype=np.float32)
     nodata = np.zeros((buf_rows, width), dtype=bool)
-    buf_r0 = 0
+    buf_r0 = windows[0][0]
+    end_row = max(row + h for row, _, h, _ in windows)
     multiple = int(getattr(model.module, "size_multiple", 1))
     pad_h = math.ceil(tile_h / multiple) * multiple - tile_h
     pad_w = math.ceil(tile_w / multiple) * multiple - tile_w
@@ -306,6 +325,14 @@ def _predict_strips(
         buf_r0 = upto
         return out
 
+    def in_range(
+        strip: tuple[int, NDArray[np.float32], NDArray[np.bool_]],
+    ) -> Iterator[tuple[int, NDArray[np.float32], NDArray[np.bool_]]]:
+        row, prob, bad = strip
+        lo, hi = max(row, first_row), min(row + len(prob), stop_row)
+        if hi > lo:
+            yield lo, prob[lo - row : hi - row], bad[lo - row : hi - row]
+
     done = 0
     with torch.inference_mode(), autocast:
         for batch in _batches(windows, batch_size):
@@ -328,7 +355,7 @@ def _predict_strips(
             probs = torch.sigmoid(model.module(x).float())[:, 0].cpu().numpy()
             for (row, col, h, w), prob, bad in zip(batch, probs, bads, strict=True):
                 if row > buf_r0:
-                    yield flush(row)
+                    yield from in_range(flush(row))
                 r = row - buf_r0
                 nodata[r : r + h, col : col + w] |= bad
                 weight = weights[:h, :w]
@@ -337,9 +364,11 @@ def _predict_strips(
             done += len(batch)
             if progress is not None:
                 progress(done, len(windows))
-    yield flush(height)
+    yield from in_range(flush(end_row))
     logger.info(
-        "predicted %dx%d px in %d tiles of %d px (overlap %d) on %s, %s",
+        "predicted rows %d..%d of %dx%d px in %d tiles of %d px (overlap %d) on %s, %s",
+        first_row,
+        stop_row,
         height,
         width,
         len(windows),
@@ -607,6 +636,158 @@ def write_probability_cog_by_strips(
     return path
 
 
+def _open_composite(composite_path: Path) -> rasterio.io.DatasetReader:
+    """Open a composite COG, naming the file in the error."""
+    try:
+        return rasterio.open(composite_path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise SceneReadError(
+            f"{composite_path}: cannot read the composite: {exc}; check that the file exists "
+            "and is a GeoTIFF written by the composite stage."
+        ) from exc
+
+
+def _check_composite(
+    dataset: rasterio.io.DatasetReader, card: ModelCard, model_dir: Path, composite_path: Path
+) -> int:
+    """Check the model fits the composite (bands, pixel size); return the composite's EPSG."""
+    band_names = list(band_indexes(dataset))
+    res_x, res_y = dataset.res
+    if not math.isclose(res_x, res_y, rel_tol=1e-3):
+        logger.warning(
+            "%s: non-square pixels %.3f x %.3f m; checking the model against the mean",
+            composite_path,
+            res_x,
+            res_y,
+        )
+    check_model_fits(
+        card, [b for b in band_names if b != "valid"], (res_x + res_y) / 2.0, model_dir=model_dir
+    )
+    epsg = dataset.crs.to_epsg() if dataset.crs is not None else None
+    if epsg is None:
+        raise SceneReadError(
+            f"{composite_path}: CRS {dataset.crs} has no EPSG code; composites must be on "
+            "an AOI grid (a UTM zone)."
+        )
+    return int(epsg)
+
+
+def _composite_inputs(
+    dataset: rasterio.io.DatasetReader, card: ModelCard, composite_path: Path
+) -> tuple[RasterFeatures, RasterValid | None]:
+    """Tile readers of a composite: the model's features and the ``valid`` mask."""
+    band_names = list(band_indexes(dataset))
+    valid_mask: RasterValid | None = None
+    if "valid" in band_names:
+        valid_mask = RasterValid(dataset, band_names.index("valid") + 1)
+    else:
+        logger.warning("%s: no 'valid' band; treating every pixel as observed", composite_path)
+    return RasterFeatures(dataset, card.bands), valid_mask
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_model(model_dir: Path, device: str | None, weights_mtime_ns: int) -> LoadedModel:
+    """One loaded model per process (a Dask worker predicts many strips with it).
+
+    ``weights_mtime_ns`` is part of the key so that re-trained weights are reloaded.
+    """
+    return load_model(model_dir, device=device)
+
+
+def predict_composite_rows(
+    composite_path: Path,
+    model_dir: Path,
+    rows: tuple[int, int],
+    *,
+    device: str | None = None,
+    batch_size: int = 8,
+    precision: Precision = "fp32",
+) -> tuple[int, NDArray[np.float32], NDArray[np.bool_]]:
+    """Predict rows ``start..stop`` of a composite COG: one task of a distributed run.
+
+    Runs every tile that covers those rows (see ``row_range`` of the tiled predictor),
+    so strips predicted apart join exactly. The model is loaded once per process.
+
+    Returns:
+        ``(start, probability, nodata)`` for the rows, as :func:`detect_mines` writes them.
+    """
+    weights = Path(model_dir) / WEIGHTS_FILENAME
+    mtime = weights.stat().st_mtime_ns if weights.is_file() else 0
+    model = _cached_model(Path(model_dir), device, mtime)
+    with _open_composite(Path(composite_path)) as dataset:
+        features, valid_mask = _composite_inputs(dataset, model.card, Path(composite_path))
+        parts = list(
+            _predict_strips(
+                features,
+                model,
+                valid_mask=valid_mask,
+                batch_size=batch_size,
+                progress=None,
+                precision=precision,
+                row_range=rows,
+            )
+        )
+    probability = np.concatenate([prob for _, prob, _ in parts])
+    nodata = np.concatenate([bad for _, _, bad in parts])
+    return rows[0], probability, nodata
+
+
+def _predict_on_cluster(
+    client: Any,
+    composite_path: Path,
+    model_dir: Path,
+    *,
+    height: int,
+    width: int,
+    card: ModelCard,
+    device: str | None,
+    batch_size: int,
+    precision: Precision,
+    progress: ProgressCallback | None,
+) -> Iterator[tuple[int, NDArray[np.float32], NDArray[np.bool_]]]:
+    """Predict row strips on a Dask cluster's workers; yield them as they finish.
+
+    Two strips per worker thread keep every worker busy to the end; each strip costs
+    one extra row of tiles at its boundary (:func:`asmspotter.detect.tiling.row_strips`).
+    """
+    from distributed import as_completed
+
+    n_threads = max(1, sum(client.nthreads().values()))
+    strips = row_strips(height, card.tile_px, card.overlap_px, 2 * n_threads)
+    windows = tile_windows(height, width, card.tile_px, card.overlap_px)
+    tiles = {
+        strip: sum(1 for w in windows if w[0] < strip[1] and w[0] + w[2] > strip[0])
+        for strip in strips
+    }
+    logger.info(
+        "predicting %d row strips of %s on %d Dask worker threads",
+        len(strips),
+        composite_path,
+        n_threads,
+    )
+    futures = {
+        client.submit(
+            predict_composite_rows,
+            composite_path,
+            model_dir,
+            strip,
+            device=device,
+            batch_size=batch_size,
+            precision=precision,
+            pure=False,
+        ): strip
+        for strip in strips
+    }
+    done = 0
+    for future in as_completed(futures):  # type: ignore[no-untyped-call]
+        row, probability, nodata = future.result()
+        strip = futures.pop(future)  # drop our reference: the worker frees the result
+        done += tiles[strip]
+        if progress is not None:
+            progress(done, sum(tiles.values()))
+        yield row, probability, nodata
+
+
 def detect_mines(
     composite_path: Path,
     model_dir: Path,
@@ -618,6 +799,7 @@ def detect_mines(
     batch_size: int = 8,
     precision: Precision | None = None,
     progress: ProgressCallback | None = None,
+    client: Any | None = None,
 ) -> gpd.GeoDataFrame:
     """Find mining sites in a composite COG: probability COG and polygons.
 
@@ -650,6 +832,10 @@ def detect_mines(
         precision: ``"fp32"`` or ``"bf16"`` autocast; None uses the card's ``precision``
             (chosen from its bf16-vs-fp32 check).
         progress: Called as ``progress(tiles_done, tiles_total)``.
+        client: A ``distributed.Client``: row strips of the composite are predicted on
+            its workers at once (:func:`predict_composite_rows`; the composite and the
+            model must be on storage the workers share) and written here as they
+            finish; the result equals a local run's. None: tile rows in this process.
 
     Memory is bounded by one row of tiles: the probability is written to the COG strip
     by strip (:func:`write_probability_cog_by_strips`) and polygons are built strip by
@@ -669,57 +855,38 @@ def detect_mines(
     composite_path = Path(composite_path)
     model = load_model(Path(model_dir), device=device)
     card = model.card
-    try:
-        dataset = rasterio.open(composite_path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise SceneReadError(
-            f"{composite_path}: cannot read the composite: {exc}; check that the file exists "
-            "and is a GeoTIFF written by the composite stage."
-        ) from exc
-    with dataset:
-        band_names = list(band_indexes(dataset))
-        res_x, res_y = dataset.res
-        if not math.isclose(res_x, res_y, rel_tol=1e-3):
-            logger.warning(
-                "%s: non-square pixels %.3f x %.3f m; checking the model against the mean",
-                composite_path,
-                res_x,
-                res_y,
+    with _open_composite(composite_path) as dataset:
+        epsg = _check_composite(dataset, card, Path(model_dir), composite_path)
+        height, width = dataset.height, dataset.width
+        transform, crs = dataset.transform, dataset.crs
+        if client is None:
+            features, valid_mask = _composite_inputs(dataset, card, composite_path)
+            strips = _predict_strips(
+                features,
+                model,
+                valid_mask=valid_mask,
+                batch_size=batch_size,
+                progress=progress,
+                precision=precision or card.precision,
             )
-        resolution_m = (res_x + res_y) / 2.0
-        check_model_fits(
-            card,
-            [b for b in band_names if b != "valid"],
-            resolution_m,
-            model_dir=Path(model_dir),
-        )
-        epsg = dataset.crs.to_epsg() if dataset.crs is not None else None
-        if epsg is None:
-            raise SceneReadError(
-                f"{composite_path}: CRS {dataset.crs} has no EPSG code; composites must be on "
-                "an AOI grid (a UTM zone)."
-            )
-        valid_mask: RasterValid | None = None
-        if "valid" in band_names:
-            valid_mask = RasterValid(dataset, band_names.index("valid") + 1)
         else:
-            logger.warning("%s: no 'valid' band; treating every pixel as observed", composite_path)
-        features = RasterFeatures(dataset, card.bands)
-        strips = _predict_strips(
-            features,
-            model,
-            valid_mask=valid_mask,
-            batch_size=batch_size,
-            progress=progress,
-            precision=precision or card.precision,
-        )
-        transform = dataset.transform
-        crs = dataset.crs
+            strips = _predict_on_cluster(
+                client,
+                composite_path,
+                Path(model_dir),
+                height=height,
+                width=width,
+                card=card,
+                device=device,
+                batch_size=batch_size,
+                precision=precision or card.precision,
+                progress=progress,
+            )
         write_probability_cog_by_strips(
             strips,
             out_probability_path,
-            height=dataset.height,
-            width=dataset.width,
+            height=height,
+            width=width,
             transform=transform,
             crs=crs,
         )

@@ -11,6 +11,7 @@ and ``weight`` per pixel and divides at the end.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -72,6 +73,47 @@ def tile_windows(height: int, width: int, tile_px: int, overlap_px: int) -> list
         for row in _axis_offsets(height, tile_px, overlap_px)
         for col in _axis_offsets(width, tile_px, overlap_px)
     ]
+
+
+def row_strips(height: int, tile_px: int, overlap_px: int, n_strips: int) -> list[tuple[int, int]]:
+    """Split an image's rows into up to ``n_strips`` ranges to predict apart.
+
+    A strip predicted on its own must run every tile that covers one of its rows, so a
+    row of tiles that straddles a boundary runs twice. Boundaries are put just past an
+    overlap zone (a tile row's offset + ``overlap_px``), where one row of tiles covers
+    both sides: each boundary costs one extra row of tiles, not two.
+
+    Args:
+        height: Image height in pixels.
+        tile_px: Tile size in pixels.
+        overlap_px: Overlap between neighbouring tiles in pixels.
+        n_strips: Strips wanted; fewer come back when the image has too few tile rows.
+
+    Returns:
+        ``(start, stop)`` row ranges, contiguous, covering ``0..height``.
+
+    Raises:
+        ValueError: If ``n_strips < 1`` or the tiling is invalid.
+    """
+    _check_tiling(tile_px, overlap_px)
+    if n_strips < 1:
+        raise ValueError(f"n_strips must be >= 1, got {n_strips}.")
+    offsets = _axis_offsets(height, tile_px, overlap_px)
+
+    def straddling(cut: int) -> int:
+        return sum(1 for o in offsets if o < cut < o + tile_px)
+
+    cuts = [o + overlap_px for o in offsets[1:] if 0 < o + overlap_px < height]
+    candidates = [c for c in cuts if straddling(c) == 1] or cuts
+    bounds = [0]
+    for i in range(1, n_strips):
+        later = [c for c in candidates if c > bounds[-1]]
+        if not later:
+            break
+        target = i * height / n_strips
+        bounds.append(min(later, key=lambda c: abs(c - target)))
+    bounds.append(height)
+    return list(itertools.pairwise(bounds))
 
 
 def blend_weights(tile_px: int, overlap_px: int) -> NDArray[np.float32]:

@@ -8,7 +8,9 @@ import sys
 
 def loaded_after(statement: str) -> set[str]:
     code = f"import sys; {statement}; print(','.join(sorted(sys.modules)))"
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     return set(output.stdout.strip().split(","))
 
 

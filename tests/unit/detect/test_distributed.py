@@ -1,0 +1,189 @@
+"""Inference split into row strips: exact against a whole-image run, locally and on Dask.
+
+A composite predicted as strips on a ``LocalCluster`` of two worker processes must
+give the probability map (to float rounding) and polygons that one process gives,
+since both run the same tiles for every row (``row_range`` and ``row_strips``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from affine import Affine
+
+from asmspotter.detect.infer import (
+    WEIGHTS_FILENAME,
+    _predict_strips,
+    build_model,
+    detect_mines,
+    load_model,
+    predict_probabilities,
+)
+from asmspotter.detect.model_card import Architecture, ModelCard, save_card
+from asmspotter.detect.tiling import row_strips, tile_windows
+
+
+def _unet_dir(model_dir: Path, card: ModelCard) -> Path:
+    torch.manual_seed(0)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    save_card(card, model_dir)
+    torch.save(build_model(card).state_dict(), model_dir / WEIGHTS_FILENAME)
+    return model_dir
+
+
+@pytest.mark.parametrize(("height", "n_strips"), [(900, 3), (901, 8), (200, 4), (40, 2)])
+def test_row_strips_cover_the_image_and_cut_where_one_tile_row_covers(
+    height: int, n_strips: int
+) -> None:
+    tile_px, overlap_px = 64, 16
+    strips = row_strips(height, tile_px, overlap_px, n_strips)
+    assert strips[0][0] == 0 and strips[-1][1] == height
+    assert all(a < b for a, b in strips)
+    assert all(prev[1] == nxt[0] for prev, nxt in itertools.pairwise(strips))
+    assert len(strips) <= n_strips
+    rows = sorted({w[0] for w in tile_windows(height, 8, tile_px, overlap_px)})
+    for _, boundary in strips[:-1]:
+        covering = [
+            r for r in rows if r <= boundary - 1 < r + tile_px or r <= boundary < r + tile_px
+        ]
+        # One tile row spans both sides of the cut: the cut costs one extra tile row.
+        assert len([r for r in covering if r <= boundary - 1 and boundary < r + tile_px]) == 1
+
+
+def test_row_strips_give_more_strips_on_taller_images() -> None:
+    assert len(row_strips(900, 64, 16, 4)) == 4
+    assert row_strips(50, 64, 16, 4) == [(0, 50)]
+    with pytest.raises(ValueError, match="n_strips"):
+        row_strips(900, 64, 16, 0)
+
+
+def test_strips_predicted_apart_equal_the_whole_image(
+    tmp_path: Path, card_factory: Callable[..., ModelCard]
+) -> None:
+    card = card_factory(
+        tile_px=32, overlap_px=8, architecture=Architecture(base_channels=4, depth=2)
+    )
+    model = load_model(_unet_dir(tmp_path / "m", card), device="cpu")
+    features = np.random.default_rng(1).normal(size=(6, 150, 70)).astype(np.float32)
+    whole = predict_probabilities(features, model, batch_size=3)
+    joined = np.full(whole.shape, np.nan, np.float32)
+    for start, stop in [(0, 1), (1, 61), (61, 150)]:  # arbitrary cuts, not only row_strips'
+        for row, prob, _ in _predict_strips(
+            features,
+            model,
+            valid_mask=None,
+            batch_size=3,
+            progress=None,
+            precision="fp32",
+            row_range=(start, stop),
+        ):
+            assert start <= row and row + len(prob) <= stop
+            assert np.isnan(joined[row : row + len(prob)]).all(), "a row came twice"
+            joined[row : row + len(prob)] = prob
+    np.testing.assert_array_equal(joined, whole)
+    with pytest.raises(ValueError, match="row_range"):
+        next(
+            _predict_strips(
+                features,
+                model,
+                valid_mask=None,
+                batch_size=3,
+                progress=None,
+                precision="fp32",
+                row_range=(10, 151),
+            )
+        )
+
+
+def _write_composite(path: Path, height: int, width: int) -> None:
+    """Forest with scattered ponds (NDWI > 0) and a stripe never observed (valid 0)."""
+    rng = np.random.default_rng(5)
+    green = np.full((height, width), 0.06, np.float32)
+    nir = np.full((height, width), 0.30, np.float32)
+    for _ in range(12):
+        r, c = rng.integers(0, height - 12), rng.integers(0, width - 12)
+        green[r : r + 10, c : c + 9] = 0.09
+        nir[r : r + 10, c : c + 9] = 0.05
+    bands = {
+        "blue": np.full((height, width), 0.03, np.float32),
+        "green": green,
+        "red": np.full((height, width), 0.035, np.float32),
+        "nir": nir,
+    }
+    bands["ndwi"] = (green - nir) / (green + nir)
+    bands["ndvi"] = (bands["red"] - nir) / (bands["red"] + nir)
+    valid = np.full((height, width), 3, np.float32)
+    valid[:, 50:53] = 0
+    bands["valid"] = valid
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=height,
+        width=width,
+        count=len(bands),
+        dtype="float32",
+        crs="EPSG:32621",
+        transform=Affine(10, 0, 600_000, 0, -10, 500_000),
+    ) as dst:
+        for i, (name, data) in enumerate(bands.items(), start=1):
+            dst.write(data, i)
+            dst.set_band_description(i, name)
+
+
+@pytest.mark.slow
+def test_detect_mines_on_a_local_cluster_equals_one_process(
+    tmp_path: Path, card_factory: Callable[..., ModelCard]
+) -> None:
+    from distributed import Client, LocalCluster
+
+    card = card_factory(
+        tile_px=32, overlap_px=8, threshold=0.5, architecture=Architecture(base_channels=4, depth=2)
+    )
+    model_dir = _unet_dir(tmp_path / "model", card)
+    composite = tmp_path / "composite.tif"
+    _write_composite(composite, height=300, width=120)
+    # An untrained net: threshold at its top decile so that there are polygons to compare.
+    local = detect_mines(composite, model_dir, tmp_path / "local.tif", min_area_ha=0.0)
+    with rasterio.open(tmp_path / "local.tif") as src:
+        probability = src.read(1)
+    threshold = float(np.quantile(probability[probability >= 0], 0.9))
+    local = detect_mines(
+        composite, model_dir, tmp_path / "local.tif", threshold=threshold, min_area_ha=0.0
+    )
+    progress: list[tuple[int, int]] = []
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        distributed = detect_mines(
+            composite,
+            model_dir,
+            tmp_path / "cluster.tif",
+            threshold=threshold,
+            min_area_ha=0.0,
+            client=client,
+            progress=lambda done, total: progress.append((done, total)),
+        )
+        # Both workers predicted strips; each loaded the model once, with one torch thread.
+        threads = client.run(torch.get_num_threads)
+    assert set(threads.values()) == {1}
+    with rasterio.open(tmp_path / "local.tif") as a, rasterio.open(tmp_path / "cluster.tif") as b:
+        # Equal to float rounding: batches and torch threads differ (1 per worker).
+        np.testing.assert_allclose(a.read(1), b.read(1), rtol=0, atol=1e-6)
+        assert a.transform == b.transform and a.crs == b.crs
+    assert len(local) > 0
+    assert len(local) == len(distributed)
+    assert local.geometry.geom_equals(distributed.geometry).all()
+    np.testing.assert_allclose(local["area_ha"], distributed["area_ha"])
+    # Four strips (two per worker thread), progress counted in tiles up to the total.
+    assert len(progress) == 4
+    assert progress[-1][0] == progress[-1][1] >= len(tile_windows(300, 120, 32, 8))

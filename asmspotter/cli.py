@@ -329,6 +329,9 @@ def model_train(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     resume: Annotated[bool, typer.Option(help="Resume from the model's checkpoint.")] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model.")] = False,
+    device: Annotated[
+        str | None, typer.Option(help="Torch device, e.g. cpu or cuda (default: CUDA if present).")
+    ] = None,
 ) -> None:
     """Train a U-Net on a folder of scenes + labels (or generated chips); write weights + card."""
     from asmspotter.detect.train import train_detector
@@ -360,6 +363,7 @@ def model_train(
             hard_lookalikes=hard_lookalikes,
             progress=progress,
             resume=resume,
+            device=device,
         )
     except (AsmspotterError, ValueError) as exc:
         raise _fail(str(exc)) from exc

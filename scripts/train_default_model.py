@@ -2,6 +2,9 @@
 
 ``--preset s2`` (default) or ``--preset ps`` sets the name, output directory and pixel
 size; each finishes in about 15 minutes on 2 idle CPU cores (1,400 chips, 14 epochs).
+Training runs on a GPU when one is there (``--device``; ``--bf16`` for bfloat16
+autocast on CUDA), chips render in ``--render-workers`` processes (the same chips
+whatever their number), and ``--hard-fraction`` mixes standard and hard look-alike chips.
 The card records the settings, the seed, the software versions and the held-out test
 metrics; then ``asmspotter model evaluate models/<name> generated-hard`` adds the
 evaluation with the spectral baseline and the PR curve.
@@ -13,6 +16,8 @@ Usage::
     python scripts/train_default_model.py --hard-lookalikes              # models/s2-unet-v1
     python scripts/train_default_model.py --preset ps --hard-lookalikes  # models/ps-unet-v1
     python scripts/train_default_model.py --epochs 1 --n-train-chips 64 --out-dir /tmp/m
+    python scripts/train_default_model.py --hard-fraction 0.5 --n-train-chips 10000 \
+        --n-val-chips 800 --epochs 40 --batch-size 32 --device cuda --bf16 --render-workers 15
 """
 
 from __future__ import annotations
@@ -46,7 +51,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-val-chips", type=int, default=150, help="validation chips")
     parser.add_argument("--n-test-chips", type=int, default=250, help="held-out test chips")
     parser.add_argument(
-        "--hard-lookalikes", action="store_true", help="harder negatives in the chips"
+        "--hard-lookalikes", action="store_true", help="harder negatives in all chips"
+    )
+    parser.add_argument(
+        "--hard-fraction",
+        type=float,
+        default=None,
+        help="share of train/val chips with the harder negatives, 0..1 "
+        "(default 1 with --hard-lookalikes, else 0)",
+    )
+    parser.add_argument(
+        "--render-workers", type=int, default=1, help="processes rendering the chips"
+    )
+    parser.add_argument(
+        "--device", default=None, help="torch device, e.g. cpu or cuda (default: CUDA if present)"
+    )
+    parser.add_argument(
+        "--bf16", action="store_true", help="bfloat16 autocast in training (CUDA only)"
     )
     parser.add_argument("--chip-px", type=int, default=128, help="chip size, pixels")
     parser.add_argument("--epochs", type=int, default=14, help="epochs")
@@ -78,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         version=args.version,
         resolution_m=args.resolution_m or PRESETS[args.preset][1],
         hard_lookalikes=args.hard_lookalikes,
+        hard_fraction=args.hard_fraction,
+        render_workers=args.render_workers,
+        device=args.device,
+        bf16=args.bf16,
         n_train_chips=args.n_train_chips,
         n_val_chips=args.n_val_chips,
         n_test_chips=args.n_test_chips,

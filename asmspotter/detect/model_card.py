@@ -137,6 +137,11 @@ class TrainingInfo(_Strict):
     """Augmentations applied to training chips."""
     seconds: float = Field(default=0.0, ge=0, description="Training wall time in seconds.")
     """Training wall time in seconds."""
+    device: str | None = Field(
+        default=None, description="Device trained on, e.g. 'cpu' or 'cuda (<GPU>), bf16 autocast'."
+    )
+    """Device the model was trained on, with the GPU's name and bf16 autocast if used;
+    None for cards written before it was recorded."""
     software: SoftwareVersions = Field(description="Software versions.")
     """Software versions."""
 

@@ -8,7 +8,10 @@ AdamW and a cosine learning-rate schedule. It keeps the weights of the epoch wit
 best validation IoU, tunes the threshold on validation, evaluates pixel and object
 metrics on the test split, and writes ``weights.pt`` and ``model_card.json``
 (:mod:`asmspotter.detect.model_card`). A checkpoint after every epoch lets an
-interrupted run resume. ``scripts/train_default_model.py`` trains the bundled model.
+interrupted run resume. Chips can be rendered in several processes
+(:mod:`asmspotter.detect.chips`, same chips whatever their number) with a share of
+hard look-alike chips, and training runs on a GPU when one is there (bf16 autocast
+optional). ``scripts/train_default_model.py`` trains the bundled model.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from numpy.typing import NDArray
 from torch import nn
 
 import asmspotter
-from asmspotter.detect.infer import configure_torch_threads
+from asmspotter.detect.chips import render_chips, render_sequence
+from asmspotter.detect.infer import configure_torch_threads, resolve_device
 from asmspotter.detect.metrics import (
     object_metrics,
     object_params,
@@ -75,37 +79,6 @@ RESOLUTION_JITTER = (
 _HAZE = (0.12, 0.11, 0.10, 0.08)
 
 ProgressCallback = Callable[[dict[str, Any]], None]
-
-
-def render_chips(
-    rng: np.random.Generator,
-    n_chips: int,
-    chip_px: int,
-    resolution_m: float,
-    mining_probability: float,
-    hard_lookalikes: bool = False,
-) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-    """Render ``n_chips`` generated chips.
-
-    Returns:
-        Reflectance (N, 4, H, W) float32 in blue, green, red, nir order, and mining
-        masks (N, H, W) bool.
-    """
-    from asmspotter.synthetic import render_training_pair
-
-    reflectance = np.empty((n_chips, 4, chip_px, chip_px), dtype=np.float32)
-    masks = np.empty((n_chips, chip_px, chip_px), dtype=bool)
-    for i in range(n_chips):
-        refl, mask = render_training_pair(
-            rng,
-            size_px=chip_px,
-            resolution_m=resolution_m,
-            mining_probability=mining_probability,
-            hard_lookalikes=hard_lookalikes,
-        )
-        reflectance[i] = refl
-        masks[i] = mask
-    return reflectance, masks
 
 
 def reflectance_to_features(reflectance: torch.Tensor, bands: Sequence[str]) -> torch.Tensor:
@@ -156,6 +129,32 @@ def _features_in_chunks(
     return torch.cat(parts)
 
 
+def _band_mean_std(
+    reflectance: NDArray[np.float32], bands: Sequence[str], chunk: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-band mean and sample standard deviation (float64, std >= 1e-6) of the features.
+
+    Chunk by chunk, merged with Chan et al.'s pairwise update, so memory stays at one
+    chunk's features however many chips there are.
+    """
+    count = 0
+    mean = torch.zeros(len(bands), dtype=torch.float64)
+    m2 = torch.zeros(len(bands), dtype=torch.float64)
+    for i in range(0, len(reflectance), chunk):
+        f = reflectance_to_features(torch.from_numpy(reflectance[i : i + chunk]), bands)
+        f = f.double().transpose(0, 1).reshape(len(bands), -1)
+        n = f.shape[1]
+        chunk_mean = f.mean(dim=1)
+        chunk_m2 = ((f - chunk_mean[:, None]) ** 2).sum(dim=1)
+        delta = chunk_mean - mean
+        total = count + n
+        mean = mean + delta * (n / total)
+        m2 = m2 + chunk_m2 + delta**2 * (count * n / total)
+        count = total
+    std = (m2 / max(count - 1, 1)).sqrt().clamp_min(1e-6)
+    return mean, std
+
+
 def _rescale(
     refl: torch.Tensor, mask: torch.Tensor, scale: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,30 +180,42 @@ def _augment(
     *,
     resolution_jitter: bool = False,
 ) -> Any:
-    """Rotate/flip each chip with its mask, jitter brightness and haze (and pixel size)."""
+    """Rotate/flip each chip with its mask, jitter brightness and haze (and pixel size).
+
+    The random draws come from ``gen`` (a CPU generator) in a fixed order, so the result
+    does not depend on the device the chips are on. Chips sharing a rotation and flip
+    are transformed together (8 groups), not one by one.
+    """
     n = reflectance.shape[0]
-    ks = torch.randint(0, 4, (n,), generator=gen).tolist()
-    flips = torch.rand(n, generator=gen).lt(0.5).tolist()
+    device = reflectance.device
+    ks = torch.randint(0, 4, (n,), generator=gen)
+    flips = torch.rand(n, generator=gen).lt(0.5)
     scales = (0.8 + 0.45 * torch.rand(n, generator=gen)).tolist() if resolution_jitter else []
     jitter = torch.rand(n, generator=gen).lt(0.5).tolist() if resolution_jitter else []
-    refl_out, mask_out = [], []
-    for i in range(n):
-        r, m = reflectance[i], masks[i]
-        if ks[i]:
-            r, m = torch.rot90(r, ks[i], dims=(1, 2)), torch.rot90(m, ks[i], dims=(1, 2))
-        if flips[i]:
-            r, m = torch.flip(r, dims=(2,)), torch.flip(m, dims=(2,))
-        if resolution_jitter and jitter[i]:
-            r, m = _rescale(r, m, scales[i])
-        refl_out.append(r)
-        mask_out.append(m)
-    refl = torch.stack(refl_out)
-    gain = 0.8 + 0.4 * torch.rand(n, 1, 1, 1, generator=gen)
+    refl = torch.empty_like(reflectance)
+    mask = torch.empty_like(masks)
+    for k in range(4):
+        for flip in (False, True):
+            sel = torch.nonzero((ks == k) & (flips == flip))[:, 0]
+            if not len(sel):
+                continue
+            sel = sel.to(device)
+            r, m = reflectance[sel], masks[sel]
+            if k:
+                r, m = torch.rot90(r, k, dims=(2, 3)), torch.rot90(m, k, dims=(2, 3))
+            if flip:
+                r, m = torch.flip(r, dims=(3,)), torch.flip(m, dims=(3,))
+            refl[sel], mask[sel] = r, m
+    if resolution_jitter:
+        for i in range(n):
+            if jitter[i]:
+                refl[i], mask[i] = _rescale(refl[i], mask[i], scales[i])
+    gain = (0.8 + 0.4 * torch.rand(n, 1, 1, 1, generator=gen)).to(device)
     haze_weight = 0.15 * torch.rand(n, 1, 1, 1, generator=gen)
-    haze_weight = haze_weight * torch.rand(n, 1, 1, 1, generator=gen).lt(0.5)
-    haze = torch.tensor(_HAZE, dtype=refl.dtype)[None, :, None, None]
+    haze_weight = (haze_weight * torch.rand(n, 1, 1, 1, generator=gen).lt(0.5)).to(device)
+    haze = torch.tensor(_HAZE, dtype=refl.dtype, device=device)[None, :, None, None]
     refl = ((refl * gain) * (1 - haze_weight) + haze * haze_weight).clamp(0.0, 1.0)
-    return refl, torch.stack(mask_out)
+    return refl, mask
 
 
 def _loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -219,13 +230,18 @@ def _loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def _predict_chips(
     model: nn.Module, features: torch.Tensor, batch_size: int
 ) -> NDArray[np.float32]:
-    """Return probabilities (N, H, W) of normalised features (N, C, H, W)."""
+    """Return probabilities (N, H, W) of normalised features (N, C, H, W), in fp32.
+
+    ``features`` may be on the CPU or on the model's device; batches are moved there.
+    """
     model.eval()
+    device = next(model.parameters()).device
     out = []
     with torch.inference_mode():
         for i in range(0, len(features), batch_size):
-            x = features[i : i + batch_size].contiguous(memory_format=torch.channels_last)
-            out.append(torch.sigmoid(model(x))[:, 0].numpy())
+            x = features[i : i + batch_size].to(device)
+            x = x.contiguous(memory_format=torch.channels_last)
+            out.append(torch.sigmoid(model(x).float())[:, 0].cpu().numpy())
     return np.concatenate(out).astype(np.float32)
 
 
@@ -236,7 +252,37 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 
 def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    """A CPU copy of the model's weights (what ``weights.pt`` holds, whatever the device)."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+
+
+def describe_device(device: torch.device, bf16: bool = False) -> str:
+    """Human-readable training device for the card, e.g. ``cuda (NVIDIA H100), bf16 autocast``."""
+    text = device.type
+    if device.type == "cuda":
+        text += f" ({torch.cuda.get_device_name(device)})"
+    return text + (", bf16 autocast" if bf16 else "")
+
+
+def resolve_training_device(device: str | torch.device | None, bf16: bool) -> torch.device:
+    """``device`` as a torch device (None: CUDA when available, else CPU); checks ``bf16``.
+
+    Raises:
+        ValueError: If ``bf16`` is asked for on a device other than CUDA, or CUDA is
+            asked for and not available.
+    """
+    torch_device = device if isinstance(device, torch.device) else resolve_device(device)
+    if torch_device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"training device {str(torch_device)!r} asked for, but CUDA is not available "
+            "here; pass device='cpu' (--device cpu) or leave it unset."
+        )
+    if bf16 and torch_device.type != "cuda":
+        raise ValueError(
+            f"bf16 autocast in training runs on CUDA only, and the device is {torch_device}; "
+            "drop bf16 (--bf16) or train on a GPU."
+        )
+    return torch_device
 
 
 def train_model(
@@ -260,16 +306,28 @@ def train_model(
     resume: bool = True,
     keep_checkpoint: bool = False,
     hard_lookalikes: bool = False,
+    hard_fraction: float | None = None,
+    render_workers: int = 1,
+    device: str | torch.device | None = None,
+    bf16: bool = False,
 ) -> ModelCard:
     """Train a U-Net on generated chips and write ``weights.pt`` and ``model_card.json``.
 
-    Chips are rendered once per call (train, validation and test from three disjoint
-    ``numpy.random.SeedSequence(seed).spawn(3)`` streams) and kept in memory:
+    Chips are rendered once per call from three disjoint
+    ``numpy.random.SeedSequence(seed).spawn(3)`` streams and kept in memory:
     ``(n_train + n_val + n_test) * 4 * chip_px**2 * 4`` bytes, e.g. 0.3 GB for 1,000
-    chips of 128 px. Each epoch shuffles and augments the training chips, trains with
-    BCE + Dice, AdamW and a per-step cosine schedule, and measures validation IoU at
-    0.5; the best epoch's weights are kept. Then the threshold maximising validation
-    pixel F1 over 0.30..0.70 is chosen and the test split is scored at it.
+    chips of 128 px (on a GPU the training chips are copied there too). Train and
+    validation chips are seeded one by one from their stream
+    (:func:`asmspotter.detect.chips.render_chips`), so ``render_workers`` processes
+    give the same chips as one, and ``hard_fraction`` of them get the harder
+    look-alikes. The test split is the third stream rendered in sequence, once with
+    the standard look-alikes (unless ``hard_fraction`` is 1) and once with the hard
+    ones (if ``hard_fraction`` > 0): exactly the chips ``asmspotter model evaluate
+    <model> generated`` and ``generated-hard`` replay. Each epoch shuffles and
+    augments the training chips, trains with BCE + Dice, AdamW and a per-step cosine
+    schedule, and measures validation IoU at 0.5; the best epoch's weights are kept.
+    Then the threshold maximising validation pixel F1 over 0.30..0.70 is chosen and
+    the test split is scored at it.
 
     Args:
         out_dir: Model directory to write (``models/<name>``); created if missing.
@@ -277,7 +335,7 @@ def train_model(
         resolution_m: Pixel size of the generated chips in metres.
         n_train_chips: Training chips.
         n_val_chips: Validation chips (best epoch and threshold).
-        n_test_chips: Held-out test chips (metrics in the card).
+        n_test_chips: Held-out test chips per look-alike kind (metrics in the card).
         chip_px: Chip size in pixels; a multiple of ``2**depth``.
         epochs: Epochs to train.
         batch_size: Chips per optimiser step.
@@ -292,15 +350,23 @@ def train_model(
         resume: Resume from ``out_dir/checkpoint.pt`` if it exists (same settings only).
         keep_checkpoint: Keep the checkpoint after a successful run (else it is deleted,
             leaving only the weights and the card).
-        hard_lookalikes: Render chips with the harder look-alikes
-            (:func:`asmspotter.synthetic.render_labelled_chip`).
+        hard_lookalikes: All chips with the harder look-alikes
+            (:func:`asmspotter.synthetic.render_labelled_chip`); the same as
+            ``hard_fraction=1``.
+        hard_fraction: Share of train and validation chips with the harder look-alikes
+            (0..1); default 1 with ``hard_lookalikes``, else 0.
+        render_workers: Processes rendering the train and validation chips.
+        device: Torch device to train on (``"cpu"``, ``"cuda"``); None picks CUDA when
+            available, else CPU. Recorded in the card.
+        bf16: bfloat16 autocast for the forward passes in training (CUDA only).
 
     Returns:
         The model card written.
 
     Raises:
-        ValueError: If an argument is out of range, or the checkpoint was written with
-            other settings (pass ``resume=False`` to start over).
+        ValueError: If an argument is out of range, ``hard_lookalikes`` contradicts
+            ``hard_fraction``, ``bf16`` is asked for off CUDA, or the checkpoint was
+            written with other settings (pass ``resume=False`` to start over).
     """
     for arg, value in {
         "n_train_chips": n_train_chips,
@@ -308,6 +374,7 @@ def train_model(
         "n_test_chips": n_test_chips,
         "epochs": epochs,
         "batch_size": batch_size,
+        "render_workers": render_workers,
     }.items():
         if value < 1:
             raise ValueError(f"train_model: {arg} must be >= 1, got {value}.")
@@ -316,6 +383,16 @@ def train_model(
         raise ValueError(
             f"train_model: chip_px must be a multiple of 2**depth = {multiple}, got {chip_px}."
         )
+    if hard_fraction is None:
+        hard_fraction = 1.0 if hard_lookalikes else 0.0
+    elif hard_lookalikes and hard_fraction != 1.0:
+        raise ValueError(
+            f"train_model: hard_lookalikes means hard_fraction=1, got hard_fraction="
+            f"{hard_fraction}; give one of them."
+        )
+    if not 0.0 <= hard_fraction <= 1.0:
+        raise ValueError(f"train_model: hard_fraction must be within 0..1, got {hard_fraction}.")
+    torch_device = resolve_training_device(device, bf16)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     n_threads = configure_torch_threads()
@@ -335,33 +412,66 @@ def train_model(
         "lr": float(lr),
         "mining_probability": float(mining_probability),
         "bands": bands,
+        # Chips seeded one by one (asmspotter.detect.chips); older checkpoints were
+        # trained on chips rendered in sequence and must not be resumed on these.
+        "chip_seeding": "per-chip",
+        "hard_fraction": float(hard_fraction),
     }
-    if hard_lookalikes:
-        config["hard_lookalikes"] = True
 
     started = time.perf_counter()
-    train_rng, val_rng, test_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+    train_seq, val_seq, test_seq = np.random.SeedSequence(seed).spawn(3)
+    chip_args = (chip_px, resolution_m, mining_probability, hard_fraction)
+    train_refl, train_masks = render_chips(
+        train_seq, n_train_chips, *chip_args, workers=render_workers, label="train"
     )
-    chip_args = (chip_px, resolution_m, mining_probability, hard_lookalikes)
-    train_refl, train_masks = render_chips(train_rng, n_train_chips, *chip_args)
-    val_refl, val_masks = render_chips(val_rng, n_val_chips, *chip_args)
-    test_refl, test_masks = render_chips(test_rng, n_test_chips, *chip_args)
+    val_refl, val_masks = render_chips(
+        val_seq, n_val_chips, *chip_args, workers=render_workers, label="val"
+    )
+    # Standard and/or hard look-alike test chips: what `model evaluate` replays.
+    test_kinds = [
+        hard for hard in (False, True) if (hard_fraction > 0 if hard else hard_fraction < 1)
+    ]
+    test_parts = [
+        render_sequence(
+            np.random.default_rng(test_seq),
+            n_test_chips,
+            chip_px,
+            resolution_m,
+            mining_probability,
+            hard_lookalikes=hard,
+        )
+        for hard in test_kinds
+    ]
+    test_refl = np.concatenate([part[0] for part in test_parts])
+    test_masks = np.concatenate([part[1] for part in test_parts])
     logger.info(
-        "rendered %d/%d/%d train/val/test chips of %d px in %.1f s (%d threads)",
+        "rendered %d/%d/%d train/val/test chips of %d px in %.1f s (%d render processes, "
+        "%d torch threads)",
         n_train_chips,
         n_val_chips,
-        n_test_chips,
+        len(test_refl),
         chip_px,
         time.perf_counter() - started,
+        render_workers,
         n_threads,
     )
 
+    if hard_fraction == 0:
+        lookalikes = ""
+    elif hard_fraction == 1:
+        lookalikes = ", hard look-alikes"
+    else:
+        lookalikes = f", hard look-alikes in {hard_fraction:.0%} of train/val chips"
+    test_text = " and ".join(
+        "hard-look-alike (= generated-hard)" if hard else "standard (= generated)"
+        for hard in test_kinds
+    )
     data_description = (
         "generated chips from asmspotter.synthetic.render_training_pair "
-        f"(mining_probability={mining_probability}, {resolution_m:g} m pixels"
-        f"{', hard look-alikes' if hard_lookalikes else ''}); "
-        "train/val/test from numpy SeedSequence(seed).spawn(3), one stream each"
+        f"(mining_probability={mining_probability}, {resolution_m:g} m pixels{lookalikes}); "
+        "streams numpy SeedSequence(seed).spawn(3): train/val chip i seeded by its "
+        f"stream's child i; test: stream 3 rendered in sequence, {n_test_chips} chips "
+        f"{test_text}"
     )
     return fit_and_write(
         out_dir,
@@ -380,6 +490,9 @@ def train_model(
         progress=progress,
         resume=resume,
         keep_checkpoint=keep_checkpoint,
+        device=torch_device,
+        bf16=bf16,
+        card_n_test_chips=n_test_chips,
     )
 
 
@@ -414,6 +527,9 @@ def fit_and_write(
     resume: bool = True,
     keep_checkpoint: bool = False,
     resolution_jitter: bool = False,
+    device: str | torch.device | None = None,
+    bf16: bool = False,
+    card_n_test_chips: int | None = None,
 ) -> ModelCard:
     """Train on in-memory patches, pick the best epoch and threshold, write weights + card.
 
@@ -424,9 +540,22 @@ def fit_and_write(
     pixel + object metrics on the test split. A checkpoint after every epoch
     (``checkpoint.pt``) makes the run resumable; ``config`` must match to resume.
 
+    On ``device`` (None: CUDA when available, else CPU) the training chips, the
+    augmentation and the forward and backward passes run there, under bfloat16
+    autocast with ``bf16`` (CUDA only; the loss and the evaluation stay fp32). The
+    weights are saved as CPU tensors, and the card records the device. On CUDA, runs
+    are not bit-for-bit reproducible (cuDNN picks its algorithms by timing).
+
+    ``card_n_test_chips`` is the test split size to record in the card's training
+    section when the test arrays hold several renderings of one stream (see
+    :func:`train_model`); by default the number of test patches.
+
     Raises:
-        ValueError: If the checkpoint was written with another ``config``.
+        ValueError: If the checkpoint was written with another ``config``, or ``bf16``
+            is asked for off CUDA.
     """
+    torch_device = resolve_training_device(device, bf16)
+    on_cuda = torch_device.type == "cuda"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     configure_torch_threads()
@@ -442,19 +571,21 @@ def fit_and_write(
                 f"fit_and_write: the {split} split is empty; give more scenes or a larger "
                 "area (each split needs at least one block of patches)."
             )
-    train_features = _features_in_chunks(train_refl, bands)
-    mean_t = train_features.double().mean(dim=(0, 2, 3))
-    std_t = train_features.double().std(dim=(0, 2, 3)).clamp_min(1e-6)
-    del train_features
+    mean_t, std_t = _band_mean_std(train_refl, bands)
     mean = mean_t.float()[None, :, None, None]
     std = std_t.float()[None, :, None, None]
     val_features = (_features_in_chunks(val_refl, bands) - mean) / std
-    train_refl_t = torch.from_numpy(train_refl)
-    train_masks_t = torch.from_numpy(train_masks)[:, None].float()
+    train_refl_t = torch.from_numpy(train_refl).to(torch_device)
+    train_masks_t = torch.from_numpy(train_masks)[:, None].to(torch_device)
+    mean_d, std_d = mean.to(torch_device), std.to(torch_device)
+    cudnn_benchmark = torch.backends.cudnn.benchmark
+    if on_cuda:
+        torch.backends.cudnn.benchmark = True  # fixed chip size: time the algorithms once
+        val_features = val_features.to(torch_device)
 
     torch.manual_seed(seed)
     model = UNet(len(bands), 1, base_channels=base_channels, depth=depth)
-    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model = model.to(torch_device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil(n_train_chips / batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -495,21 +626,27 @@ def fit_and_write(
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         order = torch.randperm(n_train_chips, generator=gen)
         model.train()
-        loss_sum = 0.0
+        # Summed on the device: no host round trip per step.
+        loss_sum = torch.zeros((), device=torch_device)
         for step in range(steps_per_epoch):
-            idx = order[step * batch_size : (step + 1) * batch_size]
+            idx = order[step * batch_size : (step + 1) * batch_size].to(torch_device)
             refl, target = _augment(
-                train_refl_t[idx], train_masks_t[idx], gen, resolution_jitter=resolution_jitter
+                train_refl_t[idx],
+                train_masks_t[idx].float(),
+                gen,
+                resolution_jitter=resolution_jitter,
             )
-            x = (reflectance_to_features(refl, bands) - mean) / std
+            x = (reflectance_to_features(refl, bands) - mean_d) / std_d
             x = x.contiguous(memory_format=torch.channels_last)
             optimiser.zero_grad(set_to_none=True)
-            loss = _loss(model(x), target)
+            with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(x)
+            loss = _loss(logits.float(), target)
             loss.backward()  # type: ignore[no-untyped-call]
             optimiser.step()
             scheduler.step()
-            loss_sum += float(loss.detach()) * len(idx)
-        epoch_loss = loss_sum / n_train_chips
+            loss_sum += loss.detach() * len(idx)
+        epoch_loss = float(loss_sum) / n_train_chips
         val_prob = _predict_chips(model, val_features, batch_size)
         val_iou = pixel_metrics(val_prob >= 0.5, val_masks)["iou"]
         if val_iou > best_iou:
@@ -552,6 +689,8 @@ def fit_and_write(
         if progress is not None:
             progress(record)
     train_seconds = elapsed_before + time.perf_counter() - train_started
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    del train_refl_t, train_masks_t
 
     model.load_state_dict(best_state)
     val_prob = _predict_chips(model, val_features, batch_size)
@@ -601,12 +740,13 @@ def fit_and_write(
             chip_px=chip_px,
             n_train_chips=n_train_chips,
             n_val_chips=n_val_chips,
-            n_test_chips=n_test_chips,
+            n_test_chips=card_n_test_chips or n_test_chips,
             batch_size=batch_size,
             lr=lr,
             loss="bce+dice",
             augmentation=AUGMENTATION + (RESOLUTION_JITTER if resolution_jitter else ""),
             seconds=round(train_seconds, 1),
+            device=describe_device(torch_device, bf16),
             software=SoftwareVersions(
                 torch=torch.__version__,
                 numpy=np.__version__,
@@ -654,6 +794,7 @@ def train_from_scenes(
     progress: ProgressCallback | None = None,
     resume: bool = True,
     keep_checkpoint: bool = False,
+    device: str | torch.device | None = None,
 ) -> ModelCard:
     """Train a U-Net on a folder of scenes and label polygons; write weights + card.
 
@@ -692,6 +833,7 @@ def train_from_scenes(
         progress: Called after each epoch (see :func:`train_model`).
         resume: Resume from the checkpoint if it exists.
         keep_checkpoint: Keep the checkpoint after success.
+        device: Torch device to train on; None picks CUDA when available, else CPU.
 
     Returns:
         The card written.
@@ -774,6 +916,7 @@ def train_from_scenes(
         resume=resume,
         keep_checkpoint=keep_checkpoint,
         resolution_jitter=True,
+        device=device,
     )
 
 
@@ -793,6 +936,7 @@ def train_detector(
     hard_lookalikes: bool = True,
     progress: ProgressCallback | None = None,
     resume: bool = True,
+    device: str | None = None,
 ) -> ModelCard:
     """Train on a folder of scenes + labels when one is given, else on generated chips.
 
@@ -820,6 +964,7 @@ def train_detector(
             seed=seed,
             progress=progress,
             resume=resume,
+            device=device,
         )
     return train_model(
         out_dir,
@@ -833,4 +978,5 @@ def train_detector(
         progress=progress,
         resume=resume,
         hard_lookalikes=hard_lookalikes,
+        device=device,
     )

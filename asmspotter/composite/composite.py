@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import rasterio
-import rasterio.shutil
 import rioxarray
 import xarray as xr
 from affine import Affine
@@ -33,6 +32,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from asmspotter.cluster import dask_client
+from asmspotter.cog import staging_profile, staging_to_cog
 from asmspotter.composite.cloudmask import BINARY_MASK_NODATA, clear_from_binary_mask
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.errors import NoScenesError, SceneReadError
@@ -184,7 +184,6 @@ def write_composite(dataset: xr.Dataset, path: Path, client: Any | None = None) 
     stacked = stacked.rio.write_nodata(np.nan, encoded=False)
     stacked.attrs["long_name"] = COMPOSITE_BANDS
     staging = path.with_name(f"partial_{path.stem}.staging.tif")
-    partial = path.with_name(f"partial_{path.name}")
     if client is None:
         lock: Any = threading.Lock()
     else:
@@ -194,27 +193,15 @@ def write_composite(dataset: xr.Dataset, path: Path, client: Any | None = None) 
             lock = Lock(f"asmspotter-write-{staging}")  # type: ignore[no-untyped-call]
     # The staging file is uncompressed: chunks are written one at a time under the
     # lock, and deflating float32 there made the write ~4x slower than the median
-    # itself (benchmarks/README.md); the COG copy below compresses once. It costs
-    # 28 bytes per pixel of temporary disk (3.4 GB at 12,000 km², 10 m).
-    delayed = stacked.rio.to_raster(
-        staging,
-        tiled=True,
-        blockxsize=512,
-        blockysize=512,
-        lock=lock,
-        compute=False,
-    )
+    # itself (benchmarks/README.md); the COG copy compresses once (asmspotter.cog).
+    # It costs 28 bytes per pixel of temporary disk (3.4 GB at 12,000 km², 10 m).
+    delayed = stacked.rio.to_raster(staging, **staging_profile(), lock=lock, compute=False)
     if client is None:
         # Explicitly threads: on a Dask worker the default would be the worker's client.
         delayed.compute(scheduler="threads")
     else:
         client.compute(delayed).result()
-    rasterio.shutil.copy(
-        staging, partial, driver="COG", compress="DEFLATE", predictor="3", blocksize=512
-    )
-    staging.unlink()
-    partial.replace(path)
-    return path
+    return staging_to_cog(staging, path)
 
 
 def clear_footprint_from_valid(

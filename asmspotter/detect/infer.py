@@ -34,6 +34,7 @@ from rasterio.windows import Window
 from torch import nn
 
 from asmspotter.cluster import dask_worker_threads
+from asmspotter.cog import staging_profile, staging_to_cog
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.detect.model_card import (
     DERIVED_BANDS,
@@ -591,49 +592,28 @@ def write_probability_cog_by_strips(
 ) -> Path:
     """Write row strips ``(row_off, probability, nodata)`` into a probability COG.
 
-    The strips go by windows into a tiled GeoTIFF (``partial_<name>.tmp.tif``), which
-    GDAL's COG driver then copies into ``path`` with overviews, reading block by block
-    (https://gdal.org/drivers/raster/cog.html); neither step holds the whole map.
+    The strips (in any order) go by windows into an uncompressed tiled GeoTIFF
+    (``partial_<name>.tmp.tif``), which :func:`asmspotter.cog.staging_to_cog` turns into
+    the COG with overviews; neither step holds the whole map.
     """
-    from rasterio.shutil import copy as rio_copy
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f"partial_{path.stem}.tmp.tif")
-    tmp = path.with_name(f"partial_{path.name}")
-    profile = {
-        "driver": "GTiff",
-        "height": height,
-        "width": width,
-        "count": 1,
-        "dtype": "float32",
-        "crs": crs,
-        "transform": transform,
-        "nodata": PROBABILITY_NODATA,
-        "tiled": True,
-        "blockxsize": 512,
-        "blockysize": 512,
-        "compress": "deflate",
-        "predictor": 3,
-        "BIGTIFF": "IF_SAFER",
-    }
+    profile = staging_profile(
+        height=height,
+        width=width,
+        count=1,
+        dtype="float32",
+        crs=crs,
+        transform=transform,
+        nodata=PROBABILITY_NODATA,
+    )
     with rasterio.open(staging, "w", **profile) as dst:
         for row, prob, bad in strips:
             data = np.where(bad, np.float32(PROBABILITY_NODATA), prob).astype(np.float32)
             dst.write(data, 1, window=Window(0, row, width, len(prob)))  # type: ignore[call-arg]
         dst.set_band_description(1, PROBABILITY_BAND)
-    rio_copy(
-        staging,
-        tmp,
-        driver="COG",
-        compress="DEFLATE",
-        predictor="3",
-        overview_resampling="average",
-        BIGTIFF="IF_SAFER",
-    )
-    staging.unlink(missing_ok=True)
-    tmp.replace(path)
-    return path
+    return staging_to_cog(staging, path)
 
 
 def _open_composite(composite_path: Path) -> rasterio.io.DatasetReader:

@@ -1,0 +1,81 @@
+"""Turn a staging GeoTIFF into a Cloud-Optimised GeoTIFF without holding it in memory.
+
+The composite and the probability map are first streamed, window by window, into an
+uncompressed tiled GeoTIFF (the *staging* file). This module builds its overviews in
+place and lets GDAL's COG driver copy blocks and overviews into the final layout,
+compressing once (https://gdal.org/drivers/raster/cog.html).
+
+Why overviews are built here and not by the COG driver: the driver writes them into
+a compressed temporary file; with several bands interleaved by pixel, each block of
+it is written once per band, and a compressed block that is rewritten is appended
+anew unless GDAL's block cache holds the whole overview level. With the cache capped
+(:mod:`asmspotter.memory`) a 12,000 km² composite's temporary file grew past 20 GB.
+Uncompressed staging blocks are rewritten in place, whatever the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import rasterio
+import rasterio.shutil
+from rasterio.enums import Resampling
+
+logger = logging.getLogger(__name__)
+
+BLOCK_PX = 512
+"""Block size of staging files and COGs."""
+
+
+def overview_factors(width: int, height: int, smallest_px: int = BLOCK_PX) -> list[int]:
+    """Decimation factors 2, 4, 8, ... until the overview fits in ``smallest_px``."""
+    factors: list[int] = []
+    factor = 2
+    while max(width, height) / (factor // 2) > smallest_px:
+        factors.append(factor)
+        factor *= 2
+    return factors
+
+
+def staging_profile(**profile: object) -> dict[str, object]:
+    """Creation options of a staging GeoTIFF: tiled, uncompressed, BigTIFF when needed."""
+    return {
+        "driver": "GTiff",
+        "tiled": True,
+        "blockxsize": BLOCK_PX,
+        "blockysize": BLOCK_PX,
+        "BIGTIFF": "IF_SAFER",
+        **profile,
+    }
+
+
+def staging_to_cog(staging: Path, path: Path, *, predictor: str = "3") -> Path:
+    """Build ``staging``'s overviews, copy it into the COG ``path`` and delete it.
+
+    The COG appears under ``partial_<name>`` first and is renamed when complete.
+
+    Args:
+        staging: An uncompressed tiled GeoTIFF (:func:`staging_profile`).
+        path: The COG to write.
+        predictor: DEFLATE predictor: ``"3"`` for floating point, ``"2"`` for integers.
+    """
+    with rasterio.open(staging, "r+") as dst:
+        factors = overview_factors(dst.width, dst.height)
+        if factors:
+            dst.build_overviews(factors, Resampling.average)
+    partial = path.with_name(f"partial_{path.name}")
+    rasterio.shutil.copy(
+        staging,
+        partial,
+        driver="COG",
+        compress="DEFLATE",
+        predictor=predictor,
+        blocksize=BLOCK_PX,
+        overviews="FORCE_USE_EXISTING" if factors else "NONE",
+        BIGTIFF="IF_SAFER",
+    )
+    staging.unlink()
+    partial.replace(path)
+    logger.debug("wrote COG %s with overviews %s", path, factors)
+    return path

@@ -31,6 +31,7 @@ from asmspotter.detect.model_card import (
     Normalisation,
     save_card,
 )
+from asmspotter.detect.tiling import tile_windows
 from asmspotter.errors import ModelMismatchError, ModelNotFoundError
 
 torch.set_num_threads(2)
@@ -114,9 +115,10 @@ def test_tiled_prediction_equals_single_pass(card_factory: Callable[..., ModelCa
         reader, model, batch_size=3, progress=lambda d, n: calls.append((d, n))
     )
     np.testing.assert_allclose(tiled, _reference(features, card, model), atol=1e-5)
-    # Memory is bounded by tiles: no read is larger than one tile.
-    assert max(h * w for _, h, w in reader.reads) <= 16 * 16
-    assert calls[-1][0] == calls[-1][1] == len(reader.reads)
+    # Memory is bounded by a row of tiles: one read per row of tiles, 16 rows high.
+    windows = tile_windows(45, 37, 16, 5)
+    assert [(h, w) for _, h, w in reader.reads] == [(16, 37)] * len({w[0] for w in windows})
+    assert calls[-1][0] == calls[-1][1] == len(windows)
 
 
 def test_image_smaller_than_a_tile(card_factory: Callable[..., ModelCard]) -> None:

@@ -59,6 +59,25 @@ def clean_mask(mask: NDArray[np.bool_], cleanup_px: int = 1) -> NDArray[np.bool_
     return opened[pad:-pad, pad:-pad]  # type: ignore[no-any-return]
 
 
+def region_statistics(
+    labels: NDArray[np.integer], n: int, prob: NDArray[np.floating]
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """Pixel count, probability sum and maximum of regions ``1..n`` of ``labels``.
+
+    Works on the labelled pixels only, with ``bincount`` and ``maximum.at``:
+    ``scipy.ndimage.maximum`` sorts the whole map by label, which took 7 of 46 s of
+    inference at 3,000 km².
+    """
+    inside = labels > 0
+    region = labels[inside]
+    values = prob[inside].astype(np.float64)
+    counts = np.bincount(region, minlength=n + 1)[1:].astype(np.int64)
+    sums = np.bincount(region, weights=values, minlength=n + 1)[1:].astype(np.float64)
+    maxima = np.full(n + 1, -np.inf, dtype=np.float64)
+    np.maximum.at(maxima, region, values)
+    return counts, sums, maxima[1:]
+
+
 def empty_detections(epsg: int) -> gpd.GeoDataFrame:
     """Return an empty detections frame with the right columns and CRS."""
     return gpd.GeoDataFrame(
@@ -126,10 +145,9 @@ def vectorize_detections(
         return empty_detections(epsg)
 
     pixel_area_ha = abs(transform.a * transform.e - transform.b * transform.d) / 10_000.0
-    index = np.arange(1, n + 1)
-    counts = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    means = np.asarray(ndimage.mean(prob, labels, index), dtype=np.float32)
-    maxima = np.asarray(ndimage.maximum(prob, labels, index), dtype=np.float32)
+    counts, sums, maxima_64 = region_statistics(labels, n, prob)
+    means = (sums / counts).astype(np.float32)
+    maxima = maxima_64.astype(np.float32)
     areas_ha = counts * pixel_area_ha
     # A hair of tolerance so 9 px at 10 m (0.09 ha) passes min_area_ha=0.09.
     keep = areas_ha >= min_area_ha * (1 - 1e-9)
@@ -140,7 +158,7 @@ def vectorize_detections(
         kept_labels, mask=kept_labels > 0, connectivity=4, transform=transform
     ):
         geometries[int(value)] = shape(geom)
-    ids = [i for i in index if keep[i - 1]]
+    ids = [i for i in range(1, n + 1) if keep[i - 1]]
     if not ids:
         logger.info(
             "vectorised 0 detections (%d regions below %.2f ha, threshold %.2f)",
@@ -225,10 +243,7 @@ def vectorize_probability_file(
             labels, n = ndimage.label(mask, structure=_STRUCTURE)
             base = len(parts)
             if n:
-                index = np.arange(1, n + 1)
-                counts = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-                sums = np.asarray(ndimage.sum(prob, labels, index), dtype=np.float64)
-                maxima = np.asarray(ndimage.maximum(prob, labels, index), dtype=np.float64)
+                counts, sums, maxima = region_statistics(labels, n, prob)
                 strip_tf = transform * Affine.translation(0, r0)
                 geoms: dict[int, list[Any]] = {}
                 for geom, value in rasterio.features.shapes(

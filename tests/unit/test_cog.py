@@ -40,7 +40,7 @@ def test_staging_becomes_a_compressed_cog_with_overviews(tmp_path: Path) -> None
     assert not staging.exists() and not (tmp_path / "partial_x.tif").exists()
     with rasterio.open(out) as src:
         assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
-        assert src.compression.name == "deflate"
+        assert src.compression.name == "zstd"
         assert src.overviews(1) == [2, 4]
         assert src.block_shapes[0] == (512, 512)
         np.testing.assert_array_equal(src.read(), data)

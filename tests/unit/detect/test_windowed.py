@@ -73,3 +73,42 @@ def test_strip_vectoriser_equals_whole_map(tmp_path: Path, strip_px: int) -> Non
     np.testing.assert_allclose(strips["max_probability"], whole["max_probability"])
     for a, b in zip(strips.geometry, whole.geometry, strict=True):
         assert a.symmetric_difference(b).area < 1e-6
+
+
+class _CountingDataset:
+    """A rasterio dataset whose reads are recorded as (row_off, height)."""
+
+    def __init__(self, dataset: rasterio.io.DatasetReader) -> None:
+        self._dataset = dataset
+        self.reads: list[tuple[int, int]] = []
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._dataset, name)
+
+    def read(self, *args, window, **kwargs):  # type: ignore[no-untyped-def]
+        self.reads.append((int(window.row_off), int(window.height)))
+        return self._dataset.read(*args, window=window, **kwargs)
+
+
+def test_row_reader_reads_each_row_once_going_down(tmp_path: Path) -> None:
+    from asmspotter.detect.infer import RowReader
+
+    data = np.arange(3 * 50 * 20, dtype=np.float32).reshape(3, 50, 20)
+    data[1, 5, 5] = -9999.0
+    path = tmp_path / "r.tif"
+    profile = {"driver": "GTiff", "height": 50, "width": 32, "count": 3, "dtype": "float32"}
+    profile |= {"tiled": True, "blockxsize": 16, "blockysize": 16}
+    data = np.concatenate([data, np.zeros((3, 50, 12), np.float32)], axis=2)
+    with rasterio.open(path, "w", **profile, nodata=-9999.0, transform=TRANSFORM) as dst:
+        dst.write(data)
+    with rasterio.open(path) as src:
+        counting = _CountingDataset(src)
+        reader = RowReader(counting, [3, 2])  # type: ignore[arg-type]
+        for start in range(0, 40, 6):  # overlapping windows of 10 rows, top to bottom
+            rows = reader.rows(start, start + 10)
+            np.testing.assert_array_equal(rows[0], data[2, start : start + 10])
+            assert rows.shape == (2, 10, 32)
+        # Rows 0..45 were asked for: read once each, in whole rows of 16 px blocks.
+        assert counting.reads == [(0, 16), (16, 16), (32, 16)]
+        assert np.isnan(reader.rows(5, 6)[1, 0, 5])  # nodata became NaN
+        assert counting.reads[-1] == (5, 11)  # above the kept rows: read again, to a block edge

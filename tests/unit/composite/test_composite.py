@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 
 import numpy as np
 import pytest
@@ -117,3 +118,20 @@ def test_indices_on_known_values():
     assert ndwi(green, nir) == pytest.approx(-0.5)
     assert ndvi(red, nir) == pytest.approx(0.25 / 0.35)
     assert ndwi(np.zeros(2), np.zeros(2)).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("n_dates", [1, 2, 3, 4, 7])
+def test_nanmedian_over_dates_equals_numpy(n_dates: int) -> None:
+    from asmspotter.composite.composite import nanmedian_last_axis
+
+    rng = np.random.default_rng(n_dates)
+    values = rng.random((3, 40, 50, n_dates), dtype=np.float32)
+    values[rng.random(values.shape) < 0.35] = np.nan
+    values[0, 0, 0, :] = np.nan  # never clear
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(values, axis=-1)
+    result = nanmedian_last_axis(values)
+    assert result.dtype == np.float32
+    np.testing.assert_allclose(result, expected, rtol=1e-6, equal_nan=True)
+    assert np.isnan(result[0, 0, 0])

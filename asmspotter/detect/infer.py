@@ -788,7 +788,8 @@ def _predict_on_cluster(
         for strip in strips
     }
     done = 0
-    for future in as_completed(futures):  # type: ignore[no-untyped-call]
+    # The loop of our client: dask_client() does not make it the default client.
+    for future in as_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
         row, probability, nodata = future.result()
         strip = futures.pop(future)  # drop our reference: the worker frees the result
         done += tiles[strip]

@@ -162,7 +162,7 @@ def test_detect_mines_on_a_local_cluster_equals_one_process(
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
-        Client(cluster) as client,
+        Client(cluster, set_as_default=False) as client,  # as dask_client() makes it
     ):
         distributed = detect_mines(
             composite,

@@ -59,6 +59,9 @@ ProgressCallback = Callable[[int, int], None]
 PROBABILITY_BAND = "mining_probability"
 """Band description of the probability COG."""
 
+CLUSTER_STRIP_ROWS = 2048
+"""Most rows of one strip predicted on a Dask worker (its result is rows x width x 5 B)."""
+
 PROBABILITY_NODATA = -1.0
 """Nodata value of the probability COG (pixels without a clear observation)."""
 
@@ -756,13 +759,16 @@ def _predict_on_cluster(
 ) -> Iterator[tuple[int, NDArray[np.float32], NDArray[np.bool_]]]:
     """Predict row strips on a Dask cluster's workers; yield them as they finish.
 
-    Two strips per worker thread keep every worker busy to the end; each strip costs
-    one extra row of tiles at its boundary (:func:`asmspotter.detect.tiling.row_strips`).
+    Each strip costs one extra row of tiles at its boundary
+    (:func:`asmspotter.detect.tiling.row_strips`).
     """
     from distributed import as_completed
 
     n_threads = max(1, sum(client.nthreads().values()))
-    strips = row_strips(height, card.tile_px, card.overlap_px, 2 * n_threads)
+    # Two strips per worker thread keep workers busy to the end; strips of at most
+    # CLUSTER_STRIP_ROWS keep what a worker holds and returns independent of the AOI.
+    n_strips = max(2 * n_threads, math.ceil(height / CLUSTER_STRIP_ROWS))
+    strips = row_strips(height, card.tile_px, card.overlap_px, n_strips)
     windows = tile_windows(height, width, card.tile_px, card.overlap_px)
     tiles = {
         strip: sum(1 for w in windows if w[0] < strip[1] and w[0] + w[2] > strip[0])

@@ -32,6 +32,13 @@ COLUMNS = ["geometry", "area_ha", "mean_probability", "max_probability"]
 # corner would give self-touching rings).
 _STRUCTURE = ndimage.generate_binary_structure(2, 1)
 
+STRIP_BYTES_PER_PX = 20
+"""Working memory of the strip vectoriser per pixel (probability, mask, labels, copies)."""
+
+STRIP_BUDGET_BYTES = 128 * 2**20
+"""Memory a strip may use; at 12,000 km² (10,954 px wide) a fixed 2,048-row strip took
+450 MB, the largest width-dependent term of inference (benchmarks/README.md)."""
+
 
 def clean_mask(mask: NDArray[np.bool_], cleanup_px: int = 1) -> NDArray[np.bool_]:
     """Remove speckle and strands thinner than ``2 * cleanup_px + 1`` pixels (an opening).
@@ -195,7 +202,7 @@ def vectorize_probability_file(
     min_area_ha: float,
     *,
     cleanup_px: int = 1,
-    strip_px: int = 2048,
+    strip_px: int | None = None,
 ) -> gpd.GeoDataFrame:
     """Polygonise a probability GeoTIFF strip by strip, in memory bounded by the strip.
 
@@ -212,7 +219,9 @@ def vectorize_probability_file(
         threshold: Probability at or above which a pixel is mining.
         min_area_ha: Smallest polygon kept, hectares.
         cleanup_px: Speckle-removing opening radius (:func:`clean_mask`).
-        strip_px: Rows per strip; memory is about 20 bytes x width x strip rows.
+        strip_px: Rows per strip; memory is about 20 bytes x width x strip rows. None:
+            as many rows as fit in ``STRIP_BUDGET_BYTES`` (at least 256), so memory
+            stays the same however wide the map.
 
     Returns:
         The detections frame, as :func:`vectorize_detections`.
@@ -232,6 +241,8 @@ def vectorize_probability_file(
 
     with rasterio.open(path) as src:
         height, width, transform = src.height, src.width, src.transform
+        if strip_px is None:
+            strip_px = max(256, STRIP_BUDGET_BYTES // (STRIP_BYTES_PER_PX * width))
         prev_bottom: NDArray[np.int64] | None = None
         for r0 in range(0, height, strip_px):
             r1 = min(height, r0 + strip_px)

@@ -49,8 +49,12 @@ def test_windowed_cog_equals_the_map(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("partial_*"))
 
 
-@pytest.mark.parametrize("strip_px", [7, 64, 1000])
-def test_strip_vectoriser_equals_whole_map(tmp_path: Path, strip_px: int) -> None:
+@pytest.mark.parametrize("strip_px", [7, 64, 1000, None])
+def test_strip_vectoriser_equals_whole_map(
+    tmp_path: Path, strip_px: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # None: rows from the memory budget; this budget gives 256-row strips (2 strips).
+    monkeypatch.setattr("asmspotter.detect.vectorize.STRIP_BUDGET_BYTES", 190 * 20 * 100)
     prob = _blobby_map(1, (257, 190))
     nodata = np.zeros(prob.shape, bool)
     nodata[100:120, :] = True

@@ -42,7 +42,9 @@ def aoi_dir(tmp_path, monkeypatch):
 def add_scene(folder, lonlat, resolution_m, day):
     grid = build_grid(lonlat, resolution_m)
     reflectance = np.full((4, *grid.shape), 0.05, dtype=np.float32)
-    write_scene(folder / f"S_{day}.tif", grid, reflectance, dt.datetime(2024, 1, day, tzinfo=dt.UTC))
+    write_scene(
+        folder / f"S_{day}.tif", grid, reflectance, dt.datetime(2024, 1, day, tzinfo=dt.UTC)
+    )
 
 
 def test_falls_back_to_the_next_source_and_its_pixel_size(aoi_dir, tmp_path):

@@ -2,9 +2,11 @@
 
 With the setting ``ASMSPOTTER_DASK_SCHEDULER`` (e.g. ``tcp://dask-scheduler:8786``)
 compositing (:mod:`asmspotter.composite.composite`) computes its chunks on that
-cluster and U-Net inference (:mod:`asmspotter.monitor`) runs on one of its workers;
-without it both run on the local threaded scheduler. Memory per worker is bounded
-by the chunk size (1024 px composite chunks), not by the AOI size.
+cluster and U-Net inference (:func:`asmspotter.detect.infer.detect_mines`) predicts
+row strips of the composite on all its workers; without it both run on the local
+threaded scheduler. Memory per worker is bounded by the chunk size (1024 px
+composite chunks), a strip (at most 2,048 rows) and GDAL's capped block cache
+(:mod:`asmspotter.memory`), not by the AOI's area.
 
 Code already running on a Dask worker (``monitor_all`` fanning AOIs out with
 prefect-dask's ``DaskTaskRunner``: one AOI per worker) computes on that worker's
@@ -14,6 +16,7 @@ own threads, so AOI tasks never wait on chunks queued behind other AOI tasks.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -37,6 +40,14 @@ def is_on_dask_worker() -> bool:
     except ValueError:
         return False
     return True
+
+
+def available_cpu_count() -> int:
+    """Return the number of CPU cores this process may run on (affinity-aware)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no sched_getaffinity
+        return max(1, os.cpu_count() or 1)
 
 
 def dask_worker_threads() -> int | None:

@@ -16,12 +16,13 @@ Uncompressed staging blocks are rewritten in place, whatever the cache.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import rasterio
 import rasterio.shutil
 from rasterio.enums import Resampling
+
+from asmspotter.cluster import available_cpu_count
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def staging_to_cog(staging: Path, path: Path, *, predictor: str = "3") -> Path:
         path: The COG to write.
         predictor: Compression predictor: ``"3"`` for floating point, ``"2"`` for integers.
     """
-    threads = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    threads = str(available_cpu_count())
     # Both steps are single-threaded GDAL unless told: overviews with GDAL_NUM_THREADS,
     # compression of the COG's blocks with NUM_THREADS.
     with rasterio.Env(GDAL_NUM_THREADS=threads):

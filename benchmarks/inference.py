@@ -41,9 +41,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from asmspotter.cluster import available_cpu_count
 from asmspotter.detect.evaluate import cpu_has_native_bf16
 from asmspotter.detect.infer import (
-    available_cpu_count,
     configure_torch_threads,
     load_model,
     predict_probabilities,

@@ -20,7 +20,6 @@ import functools
 import itertools
 import logging
 import math
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 from torch import nn
 
-from asmspotter.cluster import dask_worker_threads
+from asmspotter.cluster import available_cpu_count, dask_worker_threads
 from asmspotter.cog import staging_profile, staging_to_cog
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.detect.model_card import (
@@ -45,7 +44,12 @@ from asmspotter.detect.model_card import (
     check_model_fits,
     load_card,
 )
-from asmspotter.detect.tiling import blend_weights, row_strips, tile_windows
+from asmspotter.detect.tiling import (
+    blend_weights,
+    row_strips,
+    tile_windows,
+    tiles_covering_rows,
+)
 from asmspotter.detect.unet import UNet
 from asmspotter.detect.vectorize import vectorize_probability_file
 from asmspotter.errors import ModelMismatchError, ModelNotFoundError, SceneReadError
@@ -94,14 +98,6 @@ class LoadedModel:
     module: nn.Module
     device: torch.device
     model_dir: Path | None = None
-
-
-def available_cpu_count() -> int:
-    """Return the number of CPU cores this process may run on (affinity-aware)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS and Windows have no sched_getaffinity
-        return max(1, os.cpu_count() or 1)
 
 
 def configure_torch_threads() -> int:
@@ -337,7 +333,7 @@ def _predict_strips(
     first_row, stop_row = (0, height) if row_range is None else row_range
     if not 0 <= first_row < stop_row <= height:
         raise ValueError(f"row_range {row_range} is not inside the image's {height} rows.")
-    windows = [w for w in windows if w[0] < stop_row and w[0] + w[2] > first_row]
+    windows = tiles_covering_rows(windows, first_row, stop_row)
     tile_h, tile_w = windows[0][2], windows[0][3]
     weights = blend_weights(card.tile_px, card.overlap_px)
     buf_rows = tile_h
@@ -422,11 +418,16 @@ def _predict(
     batch_size: int,
     progress: ProgressCallback | None,
     precision: Precision,
+    row_range: tuple[int, int] | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-    """Return (probability, no-data mask) whole; see :func:`predict_probabilities`."""
+    """Return (probability, no-data mask) of ``row_range`` (default: the whole image).
+
+    See :func:`predict_probabilities` and :func:`_predict_strips`.
+    """
     height, width = int(features.shape[1]), int(features.shape[2])
-    probability = np.zeros((height, width), dtype=np.float32)
-    nodata = np.zeros((height, width), dtype=bool)
+    first_row, stop_row = (0, height) if row_range is None else row_range
+    probability = np.zeros((stop_row - first_row, width), dtype=np.float32)
+    nodata = np.zeros((stop_row - first_row, width), dtype=bool)
     for row, prob, bad in _predict_strips(
         features,
         model,
@@ -434,9 +435,10 @@ def _predict(
         batch_size=batch_size,
         progress=progress,
         precision=precision,
+        row_range=row_range,
     ):
-        probability[row : row + len(prob)] = prob
-        nodata[row : row + len(prob)] = bad
+        probability[row - first_row : row - first_row + len(prob)] = prob
+        nodata[row - first_row : row - first_row + len(prob)] = bad
     return probability, nodata
 
 
@@ -728,19 +730,15 @@ def predict_composite_rows(
     model = _cached_model(Path(model_dir), device, mtime)
     with _open_composite(Path(composite_path)) as dataset:
         features, valid_mask = _composite_inputs(dataset, model.card, Path(composite_path))
-        parts = list(
-            _predict_strips(
-                features,
-                model,
-                valid_mask=valid_mask,
-                batch_size=batch_size,
-                progress=None,
-                precision=precision,
-                row_range=rows,
-            )
+        probability, nodata = _predict(
+            features,
+            model,
+            valid_mask=valid_mask,
+            batch_size=batch_size,
+            progress=None,
+            precision=precision,
+            row_range=rows,
         )
-    probability = np.concatenate([prob for _, prob, _ in parts])
-    nodata = np.concatenate([bad for _, _, bad in parts])
     return rows[0], probability, nodata
 
 
@@ -770,10 +768,7 @@ def _predict_on_cluster(
     n_strips = max(2 * n_threads, math.ceil(height / CLUSTER_STRIP_ROWS))
     strips = row_strips(height, card.tile_px, card.overlap_px, n_strips)
     windows = tile_windows(height, width, card.tile_px, card.overlap_px)
-    tiles = {
-        strip: sum(1 for w in windows if w[0] < strip[1] and w[0] + w[2] > strip[0])
-        for strip in strips
-    }
+    tiles = {strip: len(tiles_covering_rows(windows, *strip)) for strip in strips}
     logger.info(
         "predicting %d row strips of %s on %d Dask worker threads",
         len(strips),

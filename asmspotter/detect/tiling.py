@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -73,6 +74,11 @@ def tile_windows(height: int, width: int, tile_px: int, overlap_px: int) -> list
         for row in _axis_offsets(height, tile_px, overlap_px)
         for col in _axis_offsets(width, tile_px, overlap_px)
     ]
+
+
+def tiles_covering_rows(windows: Sequence[Window], start: int, stop: int) -> list[Window]:
+    """The windows that cover at least one of the rows ``start..stop``."""
+    return [w for w in windows if w[0] < stop and w[0] + w[2] > start]
 
 
 def row_strips(height: int, tile_px: int, overlap_px: int, n_strips: int) -> list[tuple[int, int]]:

@@ -9,8 +9,12 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import rasterio.features
+import torch
+from affine import Affine
 from shapely.geometry import shape
 
+from asmspotter.detect.infer import WEIGHTS_FILENAME, build_model
+from asmspotter.detect.model_card import ModelCard, save_card
 from asmspotter.grid import AOIGrid
 from asmspotter.scene_io import write_scene
 from asmspotter.synthetic import render_labelled_chip
@@ -76,3 +80,33 @@ def labelbox_row(external_id: str, polygons: list[list[tuple[float, float]]], na
         "projects": {"p1": {"labels": [{"annotations": {"objects": objects}}]}},
     }
     return json.dumps(record)
+
+
+def save_random_unet(model_dir: Path, card: ModelCard, seed: int = 0) -> Path:
+    """A model directory: ``card`` and the seeded, untrained U-Net it describes."""
+    torch.manual_seed(seed)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    save_card(card, model_dir)
+    torch.save(build_model(card).state_dict(), model_dir / WEIGHTS_FILENAME)
+    return model_dir
+
+
+def write_composite_bands(
+    path: Path, bands: dict[str, np.ndarray], resolution_m: float = 10.0
+) -> None:
+    """A composite-like float32 GeoTIFF in UTM 21N, one band per entry, described by name."""
+    height, width = next(iter(bands.values())).shape
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=height,
+        width=width,
+        count=len(bands),
+        dtype="float32",
+        crs="EPSG:32621",
+        transform=Affine(resolution_m, 0, 600_000, 0, -resolution_m, 500_000),
+    ) as dst:
+        for i, (name, data) in enumerate(bands.items(), start=1):
+            dst.write(data, i)
+            dst.set_band_description(i, name)

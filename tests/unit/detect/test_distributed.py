@@ -15,26 +15,17 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from affine import Affine
+from scene_builders import save_random_unet, write_composite_bands
 
+from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.detect.infer import (
-    WEIGHTS_FILENAME,
     _predict_strips,
-    build_model,
     detect_mines,
     load_model,
     predict_probabilities,
 )
-from asmspotter.detect.model_card import Architecture, ModelCard, save_card
+from asmspotter.detect.model_card import Architecture, ModelCard
 from asmspotter.detect.tiling import row_strips, tile_windows
-
-
-def _unet_dir(model_dir: Path, card: ModelCard) -> Path:
-    torch.manual_seed(0)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    save_card(card, model_dir)
-    torch.save(build_model(card).state_dict(), model_dir / WEIGHTS_FILENAME)
-    return model_dir
 
 
 @pytest.mark.parametrize(("height", "n_strips"), [(900, 3), (901, 8), (200, 4), (40, 2)])
@@ -69,7 +60,7 @@ def test_strips_predicted_apart_equal_the_whole_image(
     card = card_factory(
         tile_px=32, overlap_px=8, architecture=Architecture(base_channels=4, depth=2)
     )
-    model = load_model(_unet_dir(tmp_path / "m", card), device="cpu")
+    model = load_model(save_random_unet(tmp_path / "m", card), device="cpu")
     features = np.random.default_rng(1).normal(size=(6, 150, 70)).astype(np.float32)
     whole = predict_probabilities(features, model, batch_size=3)
     joined = np.full(whole.shape, np.nan, np.float32)
@@ -116,25 +107,12 @@ def _write_composite(path: Path, height: int, width: int) -> None:
         "red": np.full((height, width), 0.035, np.float32),
         "nir": nir,
     }
-    bands["ndwi"] = (green - nir) / (green + nir)
-    bands["ndvi"] = (bands["red"] - nir) / (bands["red"] + nir)
+    bands["ndwi"] = ndwi(green, nir)
+    bands["ndvi"] = ndvi(bands["red"], nir)
     valid = np.full((height, width), 3, np.float32)
     valid[:, 50:53] = 0
     bands["valid"] = valid
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=height,
-        width=width,
-        count=len(bands),
-        dtype="float32",
-        crs="EPSG:32621",
-        transform=Affine(10, 0, 600_000, 0, -10, 500_000),
-    ) as dst:
-        for i, (name, data) in enumerate(bands.items(), start=1):
-            dst.write(data, i)
-            dst.set_band_description(i, name)
+    write_composite_bands(path, bands)
 
 
 @pytest.mark.slow
@@ -146,7 +124,7 @@ def test_detect_mines_on_a_local_cluster_equals_one_process(
     card = card_factory(
         tile_px=32, overlap_px=8, threshold=0.5, architecture=Architecture(base_channels=4, depth=2)
     )
-    model_dir = _unet_dir(tmp_path / "model", card)
+    model_dir = save_random_unet(tmp_path / "model", card)
     composite = tmp_path / "composite.tif"
     _write_composite(composite, height=300, width=120)
     # An untrained net: threshold at its top decile so that there are polygons to compare.

@@ -11,6 +11,7 @@ import pytest
 import rasterio
 import torch
 from affine import Affine
+from scene_builders import save_random_unet, write_composite_bands
 from torch import nn
 
 from asmspotter.composite.indices import ndvi, ndwi
@@ -19,13 +20,11 @@ from asmspotter.detect.infer import (
     PROBABILITY_BAND,
     LoadedModel,
     build_features,
-    build_model,
     detect_mines,
     load_model,
     predict_probabilities,
 )
 from asmspotter.detect.model_card import (
-    WEIGHTS_FILENAME,
     Architecture,
     ModelCard,
     Normalisation,
@@ -150,17 +149,11 @@ def test_wrong_band_count_is_a_mismatch(card_factory: Callable[..., ModelCard]) 
         predict_probabilities(np.zeros((4, 8, 8), np.float32), model)
 
 
-def _save_model(model_dir: Path, card: ModelCard, seed: int = 0) -> None:
-    torch.manual_seed(seed)
-    save_card(card, model_dir)
-    torch.save(build_model(card).state_dict(), model_dir / WEIGHTS_FILENAME)
-
-
 def test_load_model_and_predict_with_a_unet(
     tmp_path: Path, card_factory: Callable[..., ModelCard]
 ) -> None:
     card = card_factory(tile_px=32, overlap_px=8)
-    _save_model(tmp_path, card)
+    save_random_unet(tmp_path, card)
     model = load_model(tmp_path, device="cpu")
     assert not model.module.training
     assert model.card == card
@@ -184,7 +177,7 @@ def test_load_model_missing_weights(tmp_path: Path, card_factory: Callable[..., 
 def test_load_model_weights_of_another_architecture(
     tmp_path: Path, card_factory: Callable[..., ModelCard]
 ) -> None:
-    _save_model(tmp_path, card_factory())
+    save_random_unet(tmp_path, card_factory())
     save_card(card_factory(architecture=Architecture(base_channels=8, depth=2)), tmp_path)
     with pytest.raises(ModelMismatchError, match="re-train the model"):
         load_model(tmp_path)
@@ -210,21 +203,7 @@ def _write_composite(path: Path, resolution_m: float = 10.0) -> None:
     valid = np.full((height, width), 5, np.float32)
     valid[30:, :] = 0
     bands["valid"] = valid
-    transform = Affine(resolution_m, 0, 600_000, 0, -resolution_m, 500_000)
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=height,
-        width=width,
-        count=len(bands),
-        dtype="float32",
-        crs="EPSG:32621",
-        transform=transform,
-    ) as dst:
-        for i, (name, data) in enumerate(bands.items(), start=1):
-            dst.write(data, i)
-            dst.set_band_description(i, name)
+    write_composite_bands(path, bands, resolution_m)
 
 
 def _ndwi_model(card: ModelCard) -> LoadedModel:

@@ -27,6 +27,7 @@ import logging
 import sys
 from pathlib import Path
 
+from asmspotter.detect.model_card import DEFAULT_ARCHITECTURE, Architecture
 from asmspotter.detect.train import train_model
 
 logger = logging.getLogger("train_default_model")
@@ -72,8 +73,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--chip-px", type=int, default=128, help="chip size, pixels")
     parser.add_argument("--epochs", type=int, default=14, help="epochs")
     parser.add_argument("--batch-size", type=int, default=16, help="chips per step")
-    parser.add_argument("--base-channels", type=int, default=16, help="U-Net base channels")
-    parser.add_argument("--depth", type=int, default=4, help="U-Net depth")
+    parser.add_argument(
+        "--base-channels",
+        type=int,
+        default=DEFAULT_ARCHITECTURE.base_channels,
+        help="U-Net base channels",
+    )
+    parser.add_argument("--depth", type=int, default=DEFAULT_ARCHITECTURE.depth, help="U-Net depth")
+    parser.add_argument(
+        "--upsampling",
+        choices=["bilinear", "transpose"],
+        default=DEFAULT_ARCHITECTURE.upsampling,
+        help="decoder upsampling",
+    )
+    parser.add_argument(
+        "--space-to-depth",
+        type=int,
+        default=DEFAULT_ARCHITECTURE.space_to_depth,
+        help="pixel block folded into channels before the net (1: off)",
+    )
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     parser.add_argument("--seed", type=int, default=0, help="seed")
     parser.add_argument(
@@ -110,8 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
-        base_channels=args.base_channels,
-        depth=args.depth,
+        architecture=Architecture(
+            base_channels=args.base_channels,
+            depth=args.depth,
+            upsampling=args.upsampling,
+            space_to_depth=args.space_to_depth,
+        ),
         lr=args.lr,
         resume=args.resume,
     )

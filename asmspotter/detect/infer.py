@@ -40,6 +40,7 @@ from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.detect.model_card import (
     DERIVED_BANDS,
     WEIGHTS_FILENAME,
+    Architecture,
     ModelCard,
     check_model_fits,
     load_card,
@@ -130,13 +131,18 @@ def resolve_device(device: str | None = None) -> torch.device:
 
 def build_model(card: ModelCard) -> UNet:
     """Build the (untrained) network the card describes."""
-    arch = card.architecture
+    return build_network(card.architecture, n_bands=len(card.bands))
+
+
+def build_network(architecture: Architecture, n_bands: int) -> UNet:
+    """Build an untrained U-Net of ``architecture`` for ``n_bands`` inputs, one logit out."""
     return UNet(
-        in_channels=len(card.bands),
+        in_channels=n_bands,
         out_channels=1,
-        base_channels=arch.base_channels,
-        depth=arch.depth,
-        upsampling=arch.upsampling,
+        base_channels=architecture.base_channels,
+        depth=architecture.depth,
+        upsampling=architecture.upsampling,
+        space_to_depth=architecture.space_to_depth,
     )
 
 

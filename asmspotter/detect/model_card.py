@@ -54,6 +54,27 @@ class Architecture(_Strict):
         default="bilinear", description="Decoder upsampling."
     )
     """Decoder upsampling: bilinear or transposed convolution."""
+    space_to_depth: int = Field(
+        default=1, ge=1, description="Pixel block folded into channels before the net (1: off)."
+    )
+    """Side of the pixel block folded into channels before the first level (1: off)."""
+
+    @property
+    def size_multiple(self) -> int:
+        """Chip and tile sides must be multiples of this many pixels."""
+        return int(self.space_to_depth * 2**self.depth)
+
+
+DEFAULT_ARCHITECTURE = Architecture(
+    base_channels=32, depth=3, upsampling="transpose", space_to_depth=2
+)
+"""What new models are trained with: the shipped models' layout.
+
+Field defaults above describe the classic layout (base 16, depth 4, bilinear, no
+space-to-depth) that cards written before ``space_to_depth`` existed were trained
+with; new training uses this one, which runs about 2.5x faster on a CPU for the same
+parameter count (see :mod:`asmspotter.detect.unet`).
+"""
 
 
 class Normalisation(_Strict):

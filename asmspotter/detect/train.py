@@ -33,7 +33,7 @@ from torch import nn
 
 import asmspotter
 from asmspotter.detect.chips import render_chips, render_sequence
-from asmspotter.detect.infer import configure_torch_threads, resolve_device
+from asmspotter.detect.infer import build_network, configure_torch_threads, resolve_device
 from asmspotter.detect.metrics import (
     object_metrics,
     object_params,
@@ -41,6 +41,7 @@ from asmspotter.detect.metrics import (
     precision_recall_f1,
 )
 from asmspotter.detect.model_card import (
+    DEFAULT_ARCHITECTURE,
     DEFAULT_BANDS,
     WEIGHTS_FILENAME,
     Architecture,
@@ -51,7 +52,6 @@ from asmspotter.detect.model_card import (
     TrainingInfo,
     save_card,
 )
-from asmspotter.detect.unet import UNet
 
 logger = logging.getLogger(__name__)
 
@@ -297,8 +297,7 @@ def train_model(
     epochs: int,
     batch_size: int = 16,
     seed: int = 0,
-    base_channels: int = 16,
-    depth: int = 4,
+    architecture: Architecture = DEFAULT_ARCHITECTURE,
     lr: float = 2e-3,
     mining_probability: float = 0.6,
     version: str = "1.0.0",
@@ -336,12 +335,11 @@ def train_model(
         n_train_chips: Training chips.
         n_val_chips: Validation chips (best epoch and threshold).
         n_test_chips: Held-out test chips per look-alike kind (metrics in the card).
-        chip_px: Chip size in pixels; a multiple of ``2**depth``.
+        chip_px: Chip size in pixels; a multiple of ``architecture.size_multiple``.
         epochs: Epochs to train.
         batch_size: Chips per optimiser step.
         seed: Seed of the chip streams, the weight initialisation and the shuffling.
-        base_channels: U-Net channels at the first level.
-        depth: U-Net down-sampling steps.
+        architecture: The network's layout (written to the card).
         lr: Peak learning rate.
         mining_probability: Share of chips with mining, passed to the chip renderer.
         version: Model version for the card.
@@ -378,10 +376,11 @@ def train_model(
     }.items():
         if value < 1:
             raise ValueError(f"train_model: {arg} must be >= 1, got {value}.")
-    multiple = 2**depth
+    multiple = architecture.size_multiple
     if chip_px < multiple or chip_px % multiple:
         raise ValueError(
-            f"train_model: chip_px must be a multiple of 2**depth = {multiple}, got {chip_px}."
+            f"train_model: chip_px must be a multiple of the net's size multiple {multiple} "
+            f"(space_to_depth x 2**depth), got {chip_px}."
         )
     if hard_fraction is None:
         hard_fraction = 1.0 if hard_lookalikes else 0.0
@@ -407,8 +406,7 @@ def train_model(
         "epochs": epochs,
         "batch_size": batch_size,
         "seed": seed,
-        "base_channels": base_channels,
-        "depth": depth,
+        "architecture": architecture.model_dump(),
         "lr": float(lr),
         "mining_probability": float(mining_probability),
         "bands": bands,
@@ -484,8 +482,7 @@ def train_model(
         epochs=epochs,
         batch_size=batch_size,
         seed=seed,
-        base_channels=base_channels,
-        depth=depth,
+        architecture=architecture,
         lr=lr,
         progress=progress,
         resume=resume,
@@ -520,8 +517,7 @@ def fit_and_write(
     epochs: int,
     batch_size: int,
     seed: int,
-    base_channels: int,
-    depth: int,
+    architecture: Architecture,
     lr: float,
     progress: ProgressCallback | None = None,
     resume: bool = True,
@@ -584,7 +580,7 @@ def fit_and_write(
         val_features = val_features.to(torch_device)
 
     torch.manual_seed(seed)
-    model = UNet(len(bands), 1, base_channels=base_channels, depth=depth)
+    model = build_network(architecture, n_bands=len(bands))
     model = model.to(torch_device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps_per_epoch = math.ceil(n_train_chips / batch_size)
@@ -717,7 +713,7 @@ def fit_and_write(
     card = ModelCard(
         name=name,
         version=version,
-        architecture=Architecture(name="unet", base_channels=base_channels, depth=depth),
+        architecture=architecture,
         bands=bands,
         normalisation=Normalisation(mean=[float(v) for v in mean_t], std=[float(v) for v in std_t]),
         resolution_m=resolution_m,
@@ -787,8 +783,7 @@ def train_from_scenes(
     epochs: int = 14,
     batch_size: int = 16,
     seed: int = 0,
-    base_channels: int = 16,
-    depth: int = 4,
+    architecture: Architecture = DEFAULT_ARCHITECTURE,
     lr: float = 2e-3,
     version: str = "1.0.0",
     progress: ProgressCallback | None = None,
@@ -820,14 +815,13 @@ def train_from_scenes(
         scene_dir: Folder of 4-band GeoTIFFs (local scene format).
         labels_path: Mining polygons: GeoJSON or a LabelBox NDJSON export.
         negatives_path: Optional GeoJSON of negative areas (dismissed false positives).
-        patch_px: Patch size in pixels (multiple of ``2**depth``).
+        patch_px: Patch size in pixels (multiple of ``architecture.size_multiple``).
         block_px: Split block size in pixels (default 2 x ``patch_px``).
         n_train_patches: Training patches drawn per run (with replacement).
         epochs: Epochs.
         batch_size: Patches per step.
         seed: Seed of the split, sampling, weights and shuffling.
-        base_channels: U-Net base channels.
-        depth: U-Net depth.
+        architecture: The network's layout (written to the card).
         lr: Peak learning rate.
         version: Model version for the card.
         progress: Called after each epoch (see :func:`train_model`).
@@ -852,9 +846,12 @@ def train_from_scenes(
     )
     from asmspotter.detect.labels import load_labels
 
-    multiple = 2**depth
+    multiple = architecture.size_multiple
     if patch_px < multiple or patch_px % multiple:
-        raise ValueError(f"patch_px must be a multiple of 2**depth = {multiple}, got {patch_px}.")
+        raise ValueError(
+            f"patch_px must be a multiple of the net's size multiple {multiple} "
+            f"(space_to_depth x 2**depth), got {patch_px}."
+        )
     labels = load_labels(Path(labels_path), negatives_path)
     scenes = load_labelled_scenes(Path(scene_dir), labels)
     resolutions = sorted(s.resolution_m for s in scenes)
@@ -885,8 +882,7 @@ def train_from_scenes(
         "epochs": epochs,
         "batch_size": batch_size,
         "seed": seed,
-        "base_channels": base_channels,
-        "depth": depth,
+        "architecture": architecture.model_dump(),
         "lr": float(lr),
     }
     description = (
@@ -909,8 +905,7 @@ def train_from_scenes(
         epochs=epochs,
         batch_size=batch_size,
         seed=seed,
-        base_channels=base_channels,
-        depth=depth,
+        architecture=architecture,
         lr=lr,
         progress=progress,
         resume=resume,

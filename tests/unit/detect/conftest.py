@@ -22,7 +22,9 @@ def build_card(**overrides: Any) -> ModelCard:
     n_bands = len(overrides.get("bands", ["red", "green", "blue", "nir", "ndwi", "ndvi"]))
     fields: dict[str, Any] = {
         "name": "test-unet",
-        "architecture": Architecture(base_channels=4, depth=2),
+        "architecture": Architecture(
+            base_channels=4, depth=2, upsampling="transpose", space_to_depth=2
+        ),
         "normalisation": Normalisation(mean=[0.0] * n_bands, std=[1.0] * n_bands),
         "resolution_m": 10.0,
         "threshold": 0.5,

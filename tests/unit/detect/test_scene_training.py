@@ -20,7 +20,7 @@ from asmspotter.detect.baseline import baseline_score
 from asmspotter.detect.evaluate import check_bf16, evaluate_model, parse_data_spec
 from asmspotter.detect.infer import load_model, predict_probabilities
 from asmspotter.detect.metrics import pixel_metrics
-from asmspotter.detect.model_card import load_card
+from asmspotter.detect.model_card import Architecture, load_card
 from asmspotter.detect.train import train_from_scenes
 from asmspotter.synthetic import render_training_pair
 
@@ -42,8 +42,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         n_train_patches=48,
         epochs=2,
         batch_size=16,
-        base_channels=8,
-        depth=3,
+        architecture=Architecture(
+            base_channels=8, depth=2, upsampling="transpose", space_to_depth=2
+        ),
         seed=0,
     )
     return scenes, model_dir

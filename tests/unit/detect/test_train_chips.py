@@ -17,6 +17,7 @@ import torch
 
 from asmspotter.detect.chips import chip_seed, hard_chip_flags, render_chips
 from asmspotter.detect.evaluate import generated_test_split
+from asmspotter.detect.model_card import Architecture
 from asmspotter.detect.train import _augment, resolve_training_device, train_model
 from asmspotter.synthetic import render_training_pair
 
@@ -32,8 +33,9 @@ TINY: dict[str, Any] = {
     "chip_px": 32,
     "epochs": 1,
     "batch_size": 8,
-    "base_channels": 4,
-    "depth": 2,
+    "architecture": Architecture(
+        base_channels=4, depth=1, upsampling="transpose", space_to_depth=2
+    ),
     "seed": 5,
 }
 

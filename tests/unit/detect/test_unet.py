@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from asmspotter.detect.infer import build_network
+from asmspotter.detect.model_card import DEFAULT_ARCHITECTURE, Architecture
 from asmspotter.detect.unet import UNet
 
 torch.set_num_threads(2)
@@ -19,6 +21,44 @@ def test_output_has_input_height_and_width(depth: int, upsampling: str) -> None:
         out = net(torch.randn(2, 6, size, size * 2))
     assert out.shape == (2, 1, size, size * 2)
     assert net.size_multiple == 2**depth
+
+
+@pytest.mark.parametrize("space_to_depth", [2, 4])
+def test_space_to_depth_keeps_height_and_width(space_to_depth: int) -> None:
+    net = UNet(base_channels=4, depth=2, upsampling="transpose", space_to_depth=space_to_depth)
+    size = space_to_depth * 4
+    with torch.inference_mode():
+        out = net.eval()(torch.randn(2, 6, size, size * 3))
+    assert out.shape == (2, 1, size, size * 3)
+    assert net.size_multiple == space_to_depth * 4
+    # The first conv sees every pixel of a block as its own channel.
+    assert net.inc[0].in_channels == 6 * space_to_depth**2
+
+
+def test_space_to_depth_output_pixels_are_not_tied_to_their_block() -> None:
+    """Each pixel of a 2x2 block gets its own logit, not one logit per block."""
+    torch.manual_seed(0)
+    net = UNet(base_channels=4, depth=1, upsampling="transpose", space_to_depth=2).eval()
+    with torch.inference_mode():
+        out = net(torch.randn(1, 6, 8, 8))[0, 0]
+    blocks = out.reshape(4, 2, 4, 2)
+    assert not torch.allclose(blocks[:, 0, :, 0], blocks[:, 1, :, 1])
+
+
+def test_shipped_layout_is_as_small_as_the_classic_one() -> None:
+    """The default training layout keeps the classic net's parameter count (±10 %)."""
+    classic = sum(p.numel() for p in UNet().parameters())
+    shipped = build_network(DEFAULT_ARCHITECTURE, n_bands=6)
+    n_params = sum(p.numel() for p in shipped.parameters())
+    assert abs(n_params - classic) / classic < 0.1
+    assert shipped.size_multiple == DEFAULT_ARCHITECTURE.size_multiple == 16
+
+
+def test_cards_without_space_to_depth_mean_the_classic_layout() -> None:
+    arch = Architecture.model_validate({"name": "unet", "base_channels": 16, "depth": 4})
+    assert arch.space_to_depth == 1
+    assert arch.upsampling == "bilinear"
+    assert build_network(arch, n_bands=6).size_multiple == 16
 
 
 def test_default_net_is_small() -> None:
@@ -45,6 +85,7 @@ def test_channels_last_gives_the_same_logits() -> None:
         ({"depth": 0}, "depth must be >= 1"),
         ({"base_channels": 0}, "base_channels"),
         ({"upsampling": "nearest"}, "'bilinear' or 'transpose'"),
+        ({"space_to_depth": 0}, "space_to_depth"),
     ],
 )
 def test_bad_arguments_raise(kwargs: dict[str, object], match: str) -> None:

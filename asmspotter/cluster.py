@@ -3,9 +3,9 @@
 With the setting ``ASMSPOTTER_DASK_SCHEDULER`` (e.g. ``tcp://dask-scheduler:8786``)
 compositing (:mod:`asmspotter.composite.composite`) computes its chunks on that
 cluster and U-Net inference (:func:`asmspotter.detect.infer.detect_mines`) predicts
-row strips of the composite on all its workers; without it both run on the local
+blocks of the composite on all its workers; without it both run on the local
 threaded scheduler. Memory per worker is bounded by the chunk size (1024 px
-composite chunks), a strip (at most 2,048 rows) and GDAL's capped block cache
+composite chunks), a block (at most 4,096 px square) and GDAL's capped block cache
 (:mod:`asmspotter.memory`), not by the AOI's area.
 
 Code already running on a Dask worker (``monitor_all`` fanning AOIs out with

@@ -260,9 +260,9 @@ def detect_sites(ctx: RunContext, composite_path: Path) -> DetectionResult:
     model_dir = ctx.settings.models_dir / detection.model
     probability_path = ctx.run_dir / "probability.tif"
     limit_gdal_cache(ctx.settings.gdal_cache_mb)
-    # With a cluster, row strips of the composite are predicted on all its workers at
+    # With a cluster, blocks of the composite are predicted on all its workers at
     # once; on a worker already (monitor_all's DaskTaskRunner) or without a cluster,
-    # tile rows run in this process.
+    # column blocks run one after another in this process.
     with dask_client(ctx.settings.dask_scheduler) as client:
         detections = detect_mines(
             composite_path,

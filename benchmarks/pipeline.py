@@ -355,7 +355,7 @@ def format_report(
         f"({mpx:.2f} Mpx), {facts['scenes']} dates, composite chunk {DEFAULT_CHUNK_PX} px",
         f"cores {context['cores']} (physical {context['physical_cores']}), "
         f"compute: {context['compute']}, torch threads in this process "
-        f"{context['torch_threads']} (with --workers inference runs as row strips on the "
+        f"{context['torch_threads']} (with --workers inference runs as blocks on the "
         "Dask workers, one torch thread per worker thread)",
         f"load average before/after: {context['load_before']} / {context['load_after']}; "
         f"scene generation {context['generate_s']:.1f} s (not timed below"

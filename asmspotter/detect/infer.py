@@ -47,9 +47,9 @@ from asmspotter.detect.model_card import (
 )
 from asmspotter.detect.tiling import (
     blend_weights,
-    row_strips,
+    split_axis,
     tile_windows,
-    tiles_covering_rows,
+    tiles_covering,
 )
 from asmspotter.detect.unet import UNet
 from asmspotter.detect.vectorize import vectorize_probability_file
@@ -64,8 +64,15 @@ ProgressCallback = Callable[[int, int], None]
 PROBABILITY_BAND = "mining_probability"
 """Band description of the probability COG."""
 
-CLUSTER_STRIP_ROWS = 2048
-"""Most rows of one strip predicted on a Dask worker (its result is rows x width x 5 B)."""
+BLOCK_PX = 4096
+"""Widest column block predicted at once, and most rows of one block on a Dask worker.
+
+What inference holds grows with the width of what it predicts (rows of composite
+blocks and of tiles, about 50 KB per column of float32 bands and temporaries): a
+wide AOI is predicted in column blocks of at most this many pixels, so its peak
+memory does not grow with the AOI's size. Each block edge runs one column of tiles
+twice (about 5 % more tiles per edge at this width).
+"""
 
 PROBABILITY_NODATA = -1.0
 """Nodata value of the probability COG (pixels without a clear observation)."""
@@ -292,6 +299,18 @@ def _prepared_tiles(
             yield window, tile, bad[:, col : col + width]
 
 
+Strip = tuple[int, int, NDArray[np.float32], NDArray[np.bool_]]
+"""A finished piece of the probability map: ``(row_off, col_off, probability, nodata)``."""
+
+
+def _check_range(name: str, value: tuple[int, int] | None, length: int) -> tuple[int, int]:
+    """``value`` (default: the whole axis) after checking it lies inside ``0..length``."""
+    start, stop = (0, length) if value is None else value
+    if not 0 <= start < stop <= length:
+        raise ValueError(f"{name} {value} is not inside the image's {length} pixels.")
+    return start, stop
+
+
 def _predict_strips(
     features: NDArray[np.float32] | FeatureArray,
     model: LoadedModel,
@@ -301,19 +320,21 @@ def _predict_strips(
     progress: ProgressCallback | None,
     precision: Precision,
     row_range: tuple[int, int] | None = None,
-) -> Iterator[tuple[int, NDArray[np.float32], NDArray[np.bool_]]]:
-    """Yield finished row strips ``(row_off, probability, nodata)`` top to bottom.
+    col_range: tuple[int, int] | None = None,
+) -> Iterator[Strip]:
+    """Yield finished strips ``(row_off, col_off, probability, nodata)`` top to bottom.
 
     Tiles are visited row of tiles by row of tiles; rows above the current tile row are
     final (no later tile covers them), so they are blended, yielded and dropped. Memory
-    is one tile row of accumulators (``tile_px`` x W x 8 bytes) plus the tile batch,
+    is one tile row of accumulators (``tile_px`` x width x 9 bytes) plus the tile batch,
     whatever the image height.
 
-    ``row_range=(start, stop)`` predicts only those rows: it runs every tile of the
-    whole image's tiling that covers one of them, so each row blends the same tiles
-    as in a whole-image run and strips predicted apart (on several Dask workers) join
-    without seams or differences. Tile rows that straddle ``start`` or ``stop`` are
-    run by both neighbouring strips.
+    ``row_range=(start, stop)`` and ``col_range`` predict only that block of the image:
+    it runs every tile of the whole image's tiling that covers one of its pixels, so
+    each pixel blends the same tiles as in a whole-image run and blocks predicted apart
+    (column blocks of a wide AOI, strips on several Dask workers) join without seams or
+    differences. Tile rows (columns) that straddle a block edge are run by both
+    neighbouring blocks.
     """
     card = model.card
     if len(features.shape) != 3:
@@ -330,22 +351,26 @@ def _predict_strips(
         )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    first_row, stop_row = _check_range("row_range", row_range, height)
+    first_col, stop_col = _check_range("col_range", col_range, width)
     if model.device.type == "cpu":
         configure_torch_threads()
 
     mean = np.asarray(card.normalisation.mean, dtype=np.float32)[:, None, None]
     std = np.asarray(card.normalisation.std, dtype=np.float32)[:, None, None]
-    windows = tile_windows(height, width, card.tile_px, card.overlap_px)
-    first_row, stop_row = (0, height) if row_range is None else row_range
-    if not 0 <= first_row < stop_row <= height:
-        raise ValueError(f"row_range {row_range} is not inside the image's {height} rows.")
-    windows = tiles_covering_rows(windows, first_row, stop_row)
+    windows = tiles_covering(
+        tile_windows(height, width, card.tile_px, card.overlap_px),
+        (first_row, stop_row),
+        (first_col, stop_col),
+    )
     tile_h, tile_w = windows[0][2], windows[0][3]
+    # Accumulators span the columns of the tiles run: the block plus the tiles' margins.
+    span_c0 = min(col for _, col, _, _ in windows)
+    span = max(col + w for _, col, _, w in windows) - span_c0
     weights = blend_weights(card.tile_px, card.overlap_px)
-    buf_rows = tile_h
-    value_sum = np.zeros((buf_rows, width), dtype=np.float32)
-    weight_sum = np.zeros((buf_rows, width), dtype=np.float32)
-    nodata = np.zeros((buf_rows, width), dtype=bool)
+    value_sum = np.zeros((tile_h, span), dtype=np.float32)
+    weight_sum = np.zeros((tile_h, span), dtype=np.float32)
+    nodata = np.zeros((tile_h, span), dtype=bool)
     buf_r0 = windows[0][0]
     end_row = max(row + h for row, _, h, _ in windows)
     multiple = int(getattr(model.module, "size_multiple", 1))
@@ -357,27 +382,28 @@ def _predict_strips(
         device_type=model.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"
     )
 
-    def flush(upto: int) -> tuple[int, NDArray[np.float32], NDArray[np.bool_]]:
+    def flush(upto: int) -> Iterator[Strip]:
+        """Blend rows ``buf_r0..upto``, yield their part inside the block, drop them."""
         nonlocal value_sum, weight_sum, nodata, buf_r0
         n = upto - buf_r0
-        prob = np.zeros((n, width), dtype=np.float32)
-        np.divide(value_sum[:n], weight_sum[:n], out=prob, where=weight_sum[:n] > 0)
-        bad = nodata[:n].copy()
-        prob[bad] = 0.0
-        out = (buf_r0, prob, bad)
-        value_sum = np.concatenate([value_sum[n:], np.zeros((n, width), np.float32)])
-        weight_sum = np.concatenate([weight_sum[n:], np.zeros((n, width), np.float32)])
-        nodata = np.concatenate([nodata[n:], np.zeros((n, width), bool)])
-        buf_r0 = upto
-        return out
-
-    def in_range(
-        strip: tuple[int, NDArray[np.float32], NDArray[np.bool_]],
-    ) -> Iterator[tuple[int, NDArray[np.float32], NDArray[np.bool_]]]:
-        row, prob, bad = strip
-        lo, hi = max(row, first_row), min(row + len(prob), stop_row)
+        lo, hi = max(buf_r0, first_row), min(upto, stop_row)
         if hi > lo:
-            yield lo, prob[lo - row : hi - row], bad[lo - row : hi - row]
+            rows = slice(lo - buf_r0, hi - buf_r0)
+            cols = slice(first_col - span_c0, stop_col - span_c0)
+            prob = np.zeros((hi - lo, stop_col - first_col), dtype=np.float32)
+            np.divide(
+                value_sum[rows, cols],
+                weight_sum[rows, cols],
+                out=prob,
+                where=weight_sum[rows, cols] > 0,
+            )
+            bad = nodata[rows, cols].copy()
+            prob[bad] = 0.0
+            yield lo, first_col, prob, bad
+        value_sum = np.concatenate([value_sum[n:], np.zeros((n, span), np.float32)])
+        weight_sum = np.concatenate([weight_sum[n:], np.zeros((n, span), np.float32)])
+        nodata = np.concatenate([nodata[n:], np.zeros((n, span), bool)])
+        buf_r0 = upto
 
     done = 0
     tiles = _prepared_tiles(features, valid_mask, windows, mean, std, pad_h, pad_w)
@@ -392,20 +418,23 @@ def _predict_strips(
             probs = torch.sigmoid(model.module(x).float())[:, 0].cpu().numpy()
             for (row, col, h, w), prob, bad in zip(batch, probs, bads, strict=True):
                 if row > buf_r0:
-                    yield from in_range(flush(row))
-                r = row - buf_r0
-                nodata[r : r + h, col : col + w] |= bad
+                    yield from flush(row)
+                r, c = row - buf_r0, col - span_c0
+                nodata[r : r + h, c : c + w] |= bad
                 weight = weights[:h, :w]
-                value_sum[r : r + h, col : col + w] += weight * prob[:h, :w]
-                weight_sum[r : r + h, col : col + w] += weight
+                value_sum[r : r + h, c : c + w] += weight * prob[:h, :w]
+                weight_sum[r : r + h, c : c + w] += weight
             done += len(batch)
             if progress is not None:
                 progress(done, len(windows))
-    yield from in_range(flush(end_row))
+    yield from flush(end_row)
     logger.info(
-        "predicted rows %d..%d of %dx%d px in %d tiles of %d px (overlap %d) on %s, %s",
+        "predicted rows %d..%d, columns %d..%d of %dx%d px in %d tiles of %d px (overlap %d) "
+        "on %s, %s",
         first_row,
         stop_row,
+        first_col,
+        stop_col,
         height,
         width,
         len(windows),
@@ -425,23 +454,26 @@ def _predict(
     progress: ProgressCallback | None,
     precision: Precision,
     row_range: tuple[int, int] | None = None,
+    col_range: tuple[int, int] | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-    """Return (probability, no-data mask) of ``row_range`` (default: the whole image).
+    """Return (probability, no-data mask) of a block (default: the whole image).
 
     See :func:`predict_probabilities` and :func:`_predict_strips`.
     """
     height, width = int(features.shape[1]), int(features.shape[2])
-    first_row, stop_row = (0, height) if row_range is None else row_range
-    probability = np.zeros((stop_row - first_row, width), dtype=np.float32)
-    nodata = np.zeros((stop_row - first_row, width), dtype=bool)
-    for row, prob, bad in _predict_strips(
+    first_row, stop_row = _check_range("row_range", row_range, height)
+    first_col, stop_col = _check_range("col_range", col_range, width)
+    probability = np.zeros((stop_row - first_row, stop_col - first_col), dtype=np.float32)
+    nodata = np.zeros(probability.shape, dtype=bool)
+    for row, _, prob, bad in _predict_strips(
         features,
         model,
         valid_mask=valid_mask,
         batch_size=batch_size,
         progress=progress,
         precision=precision,
-        row_range=row_range,
+        row_range=(first_row, stop_row),
+        col_range=(first_col, stop_col),
     ):
         probability[row - first_row : row - first_row + len(prob)] = prob
         nodata[row - first_row : row - first_row + len(prob)] = bad
@@ -494,15 +526,16 @@ def predict_probabilities(
 
 
 class RowReader:
-    """Read full-width rows of some bands of a raster, each row once while reads move down.
+    """Read rows of some bands of a raster, each row once while reads move down.
 
     Tiled inference asks for overlapping rows of tiles top to bottom; reading them
     straight from a compressed COG decompressed every block once per request, and
     GDAL's capped block cache (:mod:`asmspotter.memory`) cannot hold a wide AOI's
-    row of blocks for all bands. This keeps the rows read last and reads only the
-    new ones, a whole row of blocks at a time (``bands x rows x width`` float32 in
-    memory: about one row of tiles plus one row of blocks); a read above the kept
-    rows starts over.
+    row of blocks for all bands. This keeps the rows read last, over the columns
+    asked for, and reads only the new ones, a whole row of blocks at a time
+    (``bands x rows x columns`` float32 in memory: about one row of tiles plus one row
+    of blocks of one column block); a read above the kept rows, or of other columns,
+    starts over.
 
     Args:
         dataset: An open rasterio dataset.
@@ -515,19 +548,27 @@ class RowReader:
         nodata = dataset.nodata
         self._nodata = None if nodata is None or math.isnan(nodata) else float(nodata)
         self._first = 0
+        self._cols = (0, dataset.width)
         self._rows = np.empty((len(self.indexes), 0, dataset.width), np.float32)
 
-    def rows(self, start: int, stop: int) -> NDArray[np.float32]:
-        """Rows ``start..stop`` of the bands, (bands, rows, width) float32, nodata as NaN."""
+    def rows(
+        self, start: int, stop: int, cols: tuple[int, int] | None = None
+    ) -> NDArray[np.float32]:
+        """Rows ``start..stop`` of columns ``cols`` (default all), (bands, rows, columns).
+
+        float32, nodata as NaN.
+        """
+        c0, c1 = (0, self.dataset.width) if cols is None else cols
         kept_stop = self._first + self._rows.shape[1]
-        if start < self._first or start > kept_stop:
-            self._first, self._rows = start, self._rows[:, :0]
+        if start < self._first or start > kept_stop or (c0, c1) != self._cols:
+            self._first, self._cols = start, (c0, c1)
+            self._rows = np.empty((len(self.indexes), 0, c1 - c0), np.float32)
             kept_stop = start
         if stop > kept_stop:
             # Whole rows of blocks at a time: GDAL reads block-aligned windows ~3x faster.
             block_rows = self.dataset.block_shapes[0][0]
             read_stop = min(self.dataset.height, -(-stop // block_rows) * block_rows)
-            window = Window(0, kept_stop, self.dataset.width, read_stop - kept_stop)  # type: ignore[call-arg]
+            window = Window(c0, kept_stop, c1 - c0, read_stop - kept_stop)  # type: ignore[call-arg]
             new = self.dataset.read(self.indexes, window=window, out_dtype="float32")
             if self._nodata is not None:
                 new[new == self._nodata] = np.nan
@@ -582,7 +623,7 @@ class RasterFeatures:
     def _window(self, rows: slice, cols: slice) -> dict[str, NDArray[np.float32]]:
         r0, r1, _ = rows.indices(self.dataset.height)
         c0, c1, _ = cols.indices(self.dataset.width)
-        data = self._rows.rows(r0, r1)[:, :, c0:c1]
+        data = self._rows.rows(r0, r1, (c0, c1))
         return dict(zip(self._read, data, strict=True))
 
     def __getitem__(self, key: tuple[slice, slice, slice]) -> NDArray[np.float32]:
@@ -624,7 +665,7 @@ def band_indexes(dataset: rasterio.io.DatasetReader) -> dict[str, int]:
 
 
 def write_probability_cog_by_strips(
-    strips: Iterator[tuple[int, NDArray[np.float32], NDArray[np.bool_]]],
+    strips: Iterator[Strip],
     path: Path,
     *,
     height: int,
@@ -632,7 +673,7 @@ def write_probability_cog_by_strips(
     transform: Affine,
     crs: Any,
 ) -> Path:
-    """Write row strips ``(row_off, probability, nodata)`` into a probability COG.
+    """Write strips ``(row_off, col_off, probability, nodata)`` into a probability COG.
 
     The strips (in any order) go by windows into an uncompressed tiled GeoTIFF
     (``partial_<name>.tmp.tif``), which :func:`asmspotter.cog.staging_to_cog` turns into
@@ -651,9 +692,10 @@ def write_probability_cog_by_strips(
         nodata=PROBABILITY_NODATA,
     )
     with rasterio.open(staging, "w", **profile) as dst:
-        for row, prob, bad in strips:
+        for row, col, prob, bad in strips:
             data = np.where(bad, np.float32(PROBABILITY_NODATA), prob).astype(np.float32)
-            dst.write(data, 1, window=Window(0, row, width, len(prob)))  # type: ignore[call-arg]
+            window = Window(col, row, prob.shape[1], prob.shape[0])  # type: ignore[call-arg]
+            dst.write(data, 1, window=window)
         dst.set_band_description(1, PROBABILITY_BAND)
     return staging_to_cog(staging, path)
 
@@ -714,22 +756,25 @@ def _cached_model(model_dir: Path, device: str | None, weights_mtime_ns: int) ->
     return load_model(model_dir, device=device)
 
 
-def predict_composite_rows(
+def predict_composite_block(
     composite_path: Path,
     model_dir: Path,
     rows: tuple[int, int],
+    cols: tuple[int, int],
     *,
     device: str | None = None,
     batch_size: int = 8,
     precision: Precision = "fp32",
-) -> tuple[int, NDArray[np.float32], NDArray[np.bool_]]:
-    """Predict rows ``start..stop`` of a composite COG: one task of a distributed run.
+) -> Strip:
+    """Predict one block (rows x columns) of a composite COG: one task of a distributed run.
 
-    Runs every tile that covers those rows (see ``row_range`` of the tiled predictor),
-    so strips predicted apart join exactly. The model is loaded once per process.
+    Runs every tile that covers the block (see ``row_range``/``col_range`` of the
+    tiled predictor), so blocks predicted apart join exactly. The model is loaded once
+    per process.
 
     Returns:
-        ``(start, probability, nodata)`` for the rows, as :func:`detect_mines` writes them.
+        ``(row_off, col_off, probability, nodata)`` of the block, as
+        :func:`detect_mines` writes it.
     """
     weights = Path(model_dir) / WEIGHTS_FILENAME
     mtime = weights.stat().st_mtime_ns if weights.is_file() else 0
@@ -744,8 +789,57 @@ def predict_composite_rows(
             progress=None,
             precision=precision,
             row_range=rows,
+            col_range=cols,
         )
-    return rows[0], probability, nodata
+    return rows[0], cols[0], probability, nodata
+
+
+def column_blocks(width: int, card: ModelCard) -> list[tuple[int, int]]:
+    """Column ranges of at most about :data:`BLOCK_PX` to predict one after another."""
+    return split_axis(width, card.tile_px, card.overlap_px, math.ceil(width / BLOCK_PX))
+
+
+def _tiles_per_block(
+    blocks: Sequence[tuple[tuple[int, int], tuple[int, int]]],
+    height: int,
+    width: int,
+    card: ModelCard,
+) -> list[int]:
+    """Tiles each (rows, cols) block runs: the progress total counts the repeated ones."""
+    windows = tile_windows(height, width, card.tile_px, card.overlap_px)
+    return [len(tiles_covering(windows, rows, cols)) for rows, cols in blocks]
+
+
+def _predict_by_column_blocks(
+    features: RasterFeatures,
+    valid_mask: RasterValid | None,
+    model: LoadedModel,
+    *,
+    batch_size: int,
+    precision: Precision,
+    progress: ProgressCallback | None,
+) -> Iterator[Strip]:
+    """Predict a composite column block by column block in this process."""
+    _, height, width = features.shape
+    blocks = [((0, height), cols) for cols in column_blocks(width, model.card)]
+    totals = _tiles_per_block(blocks, height, width, model.card)
+    for i, (rows, cols) in enumerate(blocks):
+        before = sum(totals[:i])
+
+        def block_progress(done: int, _total: int, before: int = before) -> None:
+            if progress is not None:
+                progress(before + done, sum(totals))
+
+        yield from _predict_strips(
+            features,
+            model,
+            valid_mask=valid_mask,
+            batch_size=batch_size,
+            progress=block_progress,
+            precision=precision,
+            row_range=rows,
+            col_range=cols,
+        )
 
 
 def _predict_on_cluster(
@@ -760,49 +854,53 @@ def _predict_on_cluster(
     batch_size: int,
     precision: Precision,
     progress: ProgressCallback | None,
-) -> Iterator[tuple[int, NDArray[np.float32], NDArray[np.bool_]]]:
-    """Predict row strips on a Dask cluster's workers; yield them as they finish.
+) -> Iterator[Strip]:
+    """Predict blocks of rows x columns on a Dask cluster's workers; yield them as they finish.
 
-    Each strip costs one extra row of tiles at its boundary
-    (:func:`asmspotter.detect.tiling.row_strips`).
+    Each block edge costs one extra row (column) of tiles
+    (:func:`asmspotter.detect.tiling.split_axis`).
     """
     from distributed import as_completed
 
     n_threads = max(1, sum(client.nthreads().values()))
-    # Two strips per worker thread keep workers busy to the end; strips of at most
-    # CLUSTER_STRIP_ROWS keep what a worker holds and returns independent of the AOI.
-    n_strips = max(2 * n_threads, math.ceil(height / CLUSTER_STRIP_ROWS))
-    strips = row_strips(height, card.tile_px, card.overlap_px, n_strips)
-    windows = tile_windows(height, width, card.tile_px, card.overlap_px)
-    tiles = {strip: len(tiles_covering_rows(windows, *strip)) for strip in strips}
+    col_ranges = column_blocks(width, card)
+    # Two blocks per worker thread keep workers busy to the end; blocks of at most
+    # BLOCK_PX square keep what a worker holds and returns independent of the AOI.
+    n_row_strips = max(math.ceil(2 * n_threads / len(col_ranges)), math.ceil(height / BLOCK_PX))
+    row_ranges = split_axis(height, card.tile_px, card.overlap_px, n_row_strips)
+    blocks = list(itertools.product(row_ranges, col_ranges))
+    tiles = dict(zip(blocks, _tiles_per_block(blocks, height, width, card), strict=True))
     logger.info(
-        "predicting %d row strips of %s on %d Dask worker threads",
-        len(strips),
+        "predicting %d blocks (%d row strips x %d column blocks) of %s on %d Dask worker threads",
+        len(blocks),
+        len(row_ranges),
+        len(col_ranges),
         composite_path,
         n_threads,
     )
     futures = {
         client.submit(
-            predict_composite_rows,
+            predict_composite_block,
             composite_path,
             model_dir,
-            strip,
+            rows,
+            cols,
             device=device,
             batch_size=batch_size,
             precision=precision,
             pure=False,
-        ): strip
-        for strip in strips
+        ): (rows, cols)
+        for rows, cols in blocks
     }
     done = 0
     # The loop of our client: dask_client() does not make it the default client.
     for future in as_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
-        row, probability, nodata = future.result()
-        strip = futures.pop(future)  # drop our reference: the worker frees the result
-        done += tiles[strip]
+        strip = future.result()
+        block = futures.pop(future)  # drop our reference: the worker frees the result
+        done += tiles[block]
         if progress is not None:
             progress(done, sum(tiles.values()))
-        yield row, probability, nodata
+        yield strip
 
 
 def detect_mines(
@@ -849,15 +947,18 @@ def detect_mines(
         precision: ``"fp32"`` or ``"bf16"`` autocast; None uses the card's ``precision``
             (chosen from its bf16-vs-fp32 check).
         progress: Called as ``progress(tiles_done, tiles_total)``.
-        client: A ``distributed.Client``: row strips of the composite are predicted on
-            its workers at once (:func:`predict_composite_rows`; the composite and the
-            model must be on storage the workers share) and written here as they
-            finish; the result equals a local run's. None: tile rows in this process.
+        client: A ``distributed.Client``: blocks of the composite (row strips x column
+            blocks) are predicted on its workers at once
+            (:func:`predict_composite_block`; the composite and the model must be on
+            storage the workers share) and written here as they finish; the result
+            equals a local run's. None: column block by column block in this process.
 
-    Memory is bounded by one row of tiles: the probability is written to the COG strip
-    by strip (:func:`write_probability_cog_by_strips`) and polygons are built strip by
-    strip from the file (:func:`asmspotter.detect.vectorize.vectorize_probability_file`),
-    so a 20,000 x 20,000 px composite runs in well under 4 GiB
+    Memory is bounded by one row of tiles of one column block (at most
+    :data:`BLOCK_PX` wide), whatever the AOI's size: the probability is written to the
+    COG strip by strip (:func:`write_probability_cog_by_strips`) and polygons are built
+    strip by strip from the file
+    (:func:`asmspotter.detect.vectorize.vectorize_probability_file`), so a
+    20,000 x 20,000 px composite runs in well under 4 GiB
     (``benchmarks/inference.py --memory``).
 
     Returns:
@@ -878,10 +979,10 @@ def detect_mines(
         transform, crs = dataset.transform, dataset.crs
         if client is None:
             features, valid_mask = _composite_inputs(dataset, card, composite_path)
-            strips = _predict_strips(
+            strips = _predict_by_column_blocks(
                 features,
+                valid_mask,
                 model,
-                valid_mask=valid_mask,
                 batch_size=batch_size,
                 progress=progress,
                 precision=precision or card.precision,

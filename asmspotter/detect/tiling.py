@@ -76,49 +76,57 @@ def tile_windows(height: int, width: int, tile_px: int, overlap_px: int) -> list
     ]
 
 
-def tiles_covering_rows(windows: Sequence[Window], start: int, stop: int) -> list[Window]:
-    """The windows that cover at least one of the rows ``start..stop``."""
-    return [w for w in windows if w[0] < stop and w[0] + w[2] > start]
+def tiles_covering(
+    windows: Sequence[Window], rows: tuple[int, int], cols: tuple[int, int]
+) -> list[Window]:
+    """The windows that cover at least one pixel of rows ``rows`` x columns ``cols``."""
+    (r0, r1), (c0, c1) = rows, cols
+    return [
+        (row, col, h, w)
+        for row, col, h, w in windows
+        if row < r1 and row + h > r0 and col < c1 and col + w > c0
+    ]
 
 
-def row_strips(height: int, tile_px: int, overlap_px: int, n_strips: int) -> list[tuple[int, int]]:
-    """Split an image's rows into up to ``n_strips`` ranges to predict apart.
+def split_axis(length: int, tile_px: int, overlap_px: int, n_parts: int) -> list[tuple[int, int]]:
+    """Split an image's rows (or columns) into up to ``n_parts`` ranges to predict apart.
 
-    A strip predicted on its own must run every tile that covers one of its rows, so a
+    A range predicted on its own must run every tile that covers one of its rows, so a
     row of tiles that straddles a boundary runs twice. Boundaries are put just past an
     overlap zone (a tile row's offset + ``overlap_px``), where one row of tiles covers
-    both sides: each boundary costs one extra row of tiles, not two.
+    both sides: each boundary costs one extra row of tiles, not two. Columns work the
+    same way with columns of tiles.
 
     Args:
-        height: Image height in pixels.
+        length: Image height (or width) in pixels.
         tile_px: Tile size in pixels.
         overlap_px: Overlap between neighbouring tiles in pixels.
-        n_strips: Strips wanted; fewer come back when the image has too few tile rows.
+        n_parts: Ranges wanted; fewer come back when the image has too few tile rows.
 
     Returns:
-        ``(start, stop)`` row ranges, contiguous, covering ``0..height``.
+        ``(start, stop)`` ranges, contiguous, covering ``0..length``.
 
     Raises:
-        ValueError: If ``n_strips < 1`` or the tiling is invalid.
+        ValueError: If ``n_parts < 1`` or the tiling is invalid.
     """
     _check_tiling(tile_px, overlap_px)
-    if n_strips < 1:
-        raise ValueError(f"n_strips must be >= 1, got {n_strips}.")
-    offsets = _axis_offsets(height, tile_px, overlap_px)
+    if n_parts < 1:
+        raise ValueError(f"n_parts must be >= 1, got {n_parts}.")
+    offsets = _axis_offsets(length, tile_px, overlap_px)
 
     def straddling(cut: int) -> int:
         return sum(1 for o in offsets if o < cut < o + tile_px)
 
-    cuts = [o + overlap_px for o in offsets[1:] if 0 < o + overlap_px < height]
+    cuts = [o + overlap_px for o in offsets[1:] if 0 < o + overlap_px < length]
     candidates = [c for c in cuts if straddling(c) == 1] or cuts
     bounds = [0]
-    for i in range(1, n_strips):
+    for i in range(1, n_parts):
         later = [c for c in candidates if c > bounds[-1]]
         if not later:
             break
-        target = i * height / n_strips
+        target = i * length / n_parts
         bounds.append(min(later, key=lambda c: abs(c - target)))
-    bounds.append(height)
+    bounds.append(length)
     return list(itertools.pairwise(bounds))
 
 

@@ -1,8 +1,9 @@
-"""Inference split into row strips: exact against a whole-image run, locally and on Dask.
+"""Inference split into blocks: exact against a whole-image run, locally and on Dask.
 
-A composite predicted as strips on a ``LocalCluster`` of two worker processes must
-give the probability map (to float rounding) and polygons that one process gives,
-since both run the same tiles for every row (``row_range`` and ``row_strips``).
+A composite predicted as blocks on a ``LocalCluster`` of two worker processes, or
+column block by column block in one process, must give the probability map and
+polygons that one whole-image pass gives, since every pixel blends the same tiles
+(``row_range``/``col_range`` and ``split_axis``).
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ from asmspotter.detect.infer import (
     predict_probabilities,
 )
 from asmspotter.detect.model_card import Architecture, ModelCard
-from asmspotter.detect.tiling import row_strips, tile_windows
+from asmspotter.detect.tiling import split_axis, tile_windows
 
 
 @pytest.mark.parametrize(("height", "n_strips"), [(900, 3), (901, 8), (200, 4), (40, 2)])
-def test_row_strips_cover_the_image_and_cut_where_one_tile_row_covers(
+def test_split_axis_covers_the_image_and_cuts_where_one_tile_row_covers(
     height: int, n_strips: int
 ) -> None:
     tile_px, overlap_px = 64, 16
-    strips = row_strips(height, tile_px, overlap_px, n_strips)
+    strips = split_axis(height, tile_px, overlap_px, n_strips)
     assert strips[0][0] == 0 and strips[-1][1] == height
     assert all(a < b for a, b in strips)
     assert all(prev[1] == nxt[0] for prev, nxt in itertools.pairwise(strips))
@@ -47,14 +48,14 @@ def test_row_strips_cover_the_image_and_cut_where_one_tile_row_covers(
         assert len([r for r in covering if r <= boundary - 1 and boundary < r + tile_px]) == 1
 
 
-def test_row_strips_give_more_strips_on_taller_images() -> None:
-    assert len(row_strips(900, 64, 16, 4)) == 4
-    assert row_strips(50, 64, 16, 4) == [(0, 50)]
-    with pytest.raises(ValueError, match="n_strips"):
-        row_strips(900, 64, 16, 0)
+def test_split_axis_gives_more_parts_on_longer_axes() -> None:
+    assert len(split_axis(900, 64, 16, 4)) == 4
+    assert split_axis(50, 64, 16, 4) == [(0, 50)]
+    with pytest.raises(ValueError, match="n_parts"):
+        split_axis(900, 64, 16, 0)
 
 
-def test_strips_predicted_apart_equal_the_whole_image(
+def test_blocks_predicted_apart_equal_the_whole_image(
     tmp_path: Path, card_factory: Callable[..., ModelCard]
 ) -> None:
     card = card_factory(
@@ -64,32 +65,37 @@ def test_strips_predicted_apart_equal_the_whole_image(
     features = np.random.default_rng(1).normal(size=(6, 150, 70)).astype(np.float32)
     whole = predict_probabilities(features, model, batch_size=3)
     joined = np.full(whole.shape, np.nan, np.float32)
-    for start, stop in [(0, 1), (1, 61), (61, 150)]:  # arbitrary cuts, not only row_strips'
-        for row, prob, _ in _predict_strips(
+    # Arbitrary cuts, not only split_axis's, in both directions.
+    for rows, cols in itertools.product([(0, 1), (1, 61), (61, 150)], [(0, 29), (29, 70)]):
+        for row, col, prob, _ in _predict_strips(
             features,
             model,
             valid_mask=None,
             batch_size=3,
             progress=None,
             precision="fp32",
-            row_range=(start, stop),
+            row_range=rows,
+            col_range=cols,
         ):
-            assert start <= row and row + len(prob) <= stop
-            assert np.isnan(joined[row : row + len(prob)]).all(), "a row came twice"
-            joined[row : row + len(prob)] = prob
+            assert rows[0] <= row and row + prob.shape[0] <= rows[1]
+            assert (col, col + prob.shape[1]) == cols
+            block = joined[row : row + prob.shape[0], col : col + prob.shape[1]]
+            assert np.isnan(block).all(), "a pixel came twice"
+            block[:] = prob
     np.testing.assert_array_equal(joined, whole)
-    with pytest.raises(ValueError, match="row_range"):
-        next(
-            _predict_strips(
-                features,
-                model,
-                valid_mask=None,
-                batch_size=3,
-                progress=None,
-                precision="fp32",
-                row_range=(10, 151),
+    for bad_range in ({"row_range": (10, 151)}, {"col_range": (5, 5)}):
+        with pytest.raises(ValueError, match=next(iter(bad_range))):
+            next(
+                _predict_strips(
+                    features,
+                    model,
+                    valid_mask=None,
+                    batch_size=3,
+                    progress=None,
+                    precision="fp32",
+                    **bad_range,  # type: ignore[arg-type]
+                )
             )
-        )
 
 
 def _write_composite(path: Path, height: int, width: int) -> None:
@@ -151,7 +157,7 @@ def test_detect_mines_on_a_local_cluster_equals_one_process(
             client=client,
             progress=lambda done, total: progress.append((done, total)),
         )
-        # Both workers predicted strips; each loaded the model once, with one torch thread.
+        # Both workers predicted blocks; each loaded the model once, with one torch thread.
         threads = client.run(torch.get_num_threads)
     assert set(threads.values()) == {1}
     with rasterio.open(tmp_path / "local.tif") as a, rasterio.open(tmp_path / "cluster.tif") as b:
@@ -162,6 +168,45 @@ def test_detect_mines_on_a_local_cluster_equals_one_process(
     assert len(local) == len(distributed)
     assert local.geometry.geom_equals(distributed.geometry).all()
     np.testing.assert_allclose(local["area_ha"], distributed["area_ha"])
-    # Four strips (two per worker thread), progress counted in tiles up to the total.
+    # Four blocks (two per worker thread), progress counted in tiles up to the total.
     assert len(progress) == 4
     assert progress[-1][0] == progress[-1][1] >= len(tile_windows(300, 120, 32, 8))
+
+
+def test_detect_mines_in_column_blocks_equals_one_pass(
+    tmp_path: Path, card_factory: Callable[..., ModelCard], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wide AOI predicted in column blocks writes the map one full-width pass writes."""
+    card = card_factory(
+        tile_px=32, overlap_px=8, threshold=0.5, architecture=Architecture(base_channels=4, depth=2)
+    )
+    model_dir = save_random_unet(tmp_path / "model", card)
+    composite = tmp_path / "composite.tif"
+    _write_composite(composite, height=70, width=300)
+    detect_mines(composite, model_dir, tmp_path / "one.tif", min_area_ha=0.0)
+    with rasterio.open(tmp_path / "one.tif") as src:
+        probability = src.read(1)
+    # An untrained net: threshold at its top decile so that there are polygons to compare.
+    threshold = float(np.quantile(probability[probability >= 0], 0.9))
+    one_pass = detect_mines(
+        composite, model_dir, tmp_path / "one.tif", threshold=threshold, min_area_ha=0.0
+    )
+    monkeypatch.setattr("asmspotter.detect.infer.BLOCK_PX", 64)
+    progress: list[tuple[int, int]] = []
+    blocked = detect_mines(
+        composite,
+        model_dir,
+        tmp_path / "blocked.tif",
+        threshold=threshold,
+        min_area_ha=0.0,
+        progress=lambda done, total: progress.append((done, total)),
+    )
+    with rasterio.open(tmp_path / "one.tif") as a, rasterio.open(tmp_path / "blocked.tif") as b:
+        # Equal to float rounding: the batches of tiles differ.
+        np.testing.assert_allclose(a.read(1), b.read(1), rtol=0, atol=1e-6)
+    assert len(blocked) == len(one_pass) > 0
+    assert blocked.geometry.geom_equals(one_pass.geometry).all()
+    # Five blocks of about 64 columns: each inner edge repeats one column of tiles.
+    n_tiles = len(tile_windows(70, 300, 32, 8))
+    assert progress[-1][0] == progress[-1][1] == n_tiles + 4 * 3
+    assert [done for done, _ in progress] == sorted(done for done, _ in progress)

@@ -24,15 +24,23 @@ def _blobby_map(seed: int, shape: tuple[int, int]) -> np.ndarray:
 
 def _strips(prob: np.ndarray, nodata: np.ndarray, rows: int):  # type: ignore[no-untyped-def]
     for r in range(0, prob.shape[0], rows):
-        yield r, prob[r : r + rows], nodata[r : r + rows]
+        yield r, 0, prob[r : r + rows], nodata[r : r + rows]
 
 
-def test_windowed_cog_equals_the_map(tmp_path: Path) -> None:
+def _blocks(prob: np.ndarray, nodata: np.ndarray, rows: int, cols: int):  # type: ignore[no-untyped-def]
+    """Blocks of rows x cols, right to left (the writer takes them in any order)."""
+    for c in reversed(range(0, prob.shape[1], cols)):
+        for r in range(0, prob.shape[0], rows):
+            yield r, c, prob[r : r + rows, c : c + cols], nodata[r : r + rows, c : c + cols]
+
+
+@pytest.mark.parametrize("cols", [None, 45])
+def test_windowed_cog_equals_the_map(tmp_path: Path, cols: int | None) -> None:
     prob = _blobby_map(0, (300, 200))
     nodata = np.zeros(prob.shape, bool)
     nodata[:10, :30] = True
     path = write_probability_cog_by_strips(
-        _strips(prob, nodata, 37),
+        _strips(prob, nodata, 37) if cols is None else _blocks(prob, nodata, 37, cols),
         tmp_path / "p.tif",
         height=300,
         width=200,
@@ -85,12 +93,14 @@ class _CountingDataset:
     def __init__(self, dataset: rasterio.io.DatasetReader) -> None:
         self._dataset = dataset
         self.reads: list[tuple[int, int]] = []
+        self.columns: list[tuple[int, int]] = []
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
         return getattr(self._dataset, name)
 
     def read(self, *args, window, **kwargs):  # type: ignore[no-untyped-def]
         self.reads.append((int(window.row_off), int(window.height)))
+        self.columns.append((int(window.col_off), int(window.width)))
         return self._dataset.read(*args, window=window, **kwargs)
 
 
@@ -116,3 +126,9 @@ def test_row_reader_reads_each_row_once_going_down(tmp_path: Path) -> None:
         assert counting.reads == [(0, 16), (16, 16), (32, 16)]
         assert np.isnan(reader.rows(5, 6)[1, 0, 5])  # nodata became NaN
         assert counting.reads[-1] == (5, 11)  # above the kept rows: read again, to a block edge
+        # A column block is read over its columns only, and kept separately.
+        block = reader.rows(8, 12, (4, 20))
+        np.testing.assert_array_equal(block[0], data[2, 8:12, 4:20])
+        assert counting.reads[-1] == (8, 8) and counting.columns[-1] == (4, 16)
+        reader.rows(10, 14, (4, 20))
+        assert len(counting.reads) == 5  # rows 10..14 of those columns were kept

@@ -1,7 +1,8 @@
 """Train the bundled default models: ``s2-unet-v1`` (Sentinel-2, 10 m), ``ps-unet-v1`` (3 m).
 
 ``--preset s2`` (default) or ``--preset ps`` sets the name, output directory and pixel
-size; each finishes in about 15 minutes on 2 idle CPU cores (1,400 chips, 14 epochs).
+size; with the defaults (1,400 chips, 14 epochs) each finishes in a few minutes on 2
+idle CPU cores; the shipped v2.0.0 models used more (see the README).
 Training runs on a GPU when one is there (``--device``; ``--bf16`` for bfloat16
 autocast on CUDA), chips render in ``--render-workers`` processes (the same chips
 whatever their number), and ``--hard-fraction`` mixes standard and hard look-alike chips.

@@ -51,7 +51,7 @@ from asmspotter.detect.tiling import (
     tile_windows,
     tiles_covering,
 )
-from asmspotter.detect.unet import UNet
+from asmspotter.detect.unet import UNet, fold_space_to_depth
 from asmspotter.detect.vectorize import vectorize_probability_file
 from asmspotter.errors import ModelMismatchError, ModelNotFoundError, SceneReadError
 
@@ -374,6 +374,7 @@ def _predict_strips(
     buf_r0 = windows[0][0]
     end_row = max(row + h for row, _, h, _ in windows)
     multiple = int(getattr(model.module, "size_multiple", 1))
+    fold = int(getattr(model.module, "space_to_depth", 1))
     pad_h = math.ceil(tile_h / multiple) * multiple - tile_h
     pad_w = math.ceil(tile_w / multiple) * multiple - tile_w
     # bf16 autocast: about 2x faster where the CPU has AVX512-BF16/AMX and on GPUs;
@@ -411,11 +412,13 @@ def _predict_strips(
         for prepared in _batches_of(tiles, batch_size):
             batch = [window for window, _, _ in prepared]
             bads = [bad for _, _, bad in prepared]
-            # Tiles go straight into a channels-last (N, H, W, C) buffer: one copy, and
-            # the permuted view is the channels-last NCHW tensor the net wants.
-            stacked = np.stack([tile.transpose(1, 2, 0) for _, tile, _ in prepared])
+            # Tiles go straight into a channels-last (N, H, W, C) buffer, folded into
+            # space-to-depth blocks if the net wants them: one copy, and the permuted
+            # view is the channels-last NCHW tensor the net takes.
+            stacked = np.stack([fold_space_to_depth(tile, fold) for _, tile, _ in prepared])
             x = torch.from_numpy(stacked).permute(0, 3, 1, 2).to(model.device)
-            probs = torch.sigmoid(model.module(x).float())[:, 0].cpu().numpy()
+            logits = model.module(x, folded=True) if fold > 1 else model.module(x)
+            probs = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
             for (row, col, h, w), prob, bad in zip(batch, probs, bads, strict=True):
                 if row > buf_r0:
                     yield from flush(row)

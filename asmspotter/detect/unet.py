@@ -23,8 +23,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from numpy.typing import NDArray
 from torch import nn
 
 Upsampling = Literal["bilinear", "transpose"]
@@ -132,9 +134,15 @@ class UNet(nn.Module):
         """Height and width of an input must be multiples of this many pixels."""
         return int(self.space_to_depth * 2**self.depth)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return logits (N, out_channels, H, W) for inputs (N, in_channels, H, W)."""
-        if self.space_to_depth > 1:
+    def forward(self, x: torch.Tensor, *, folded: bool = False) -> torch.Tensor:
+        """Return logits (N, out_channels, H, W) for inputs (N, in_channels, H, W).
+
+        With ``folded=True`` the input is already space-to-depth folded, (N,
+        in_channels * f**2, H / f, W / f) as :func:`fold_space_to_depth` lays it out:
+        the tiled predictor folds tiles on the host in the copy that batches them, which
+        saves the net a pass over its input (about 10 % of a forward pass on a CPU).
+        """
+        if self.space_to_depth > 1 and not folded:
             x = F.pixel_unshuffle(x, self.space_to_depth)
         skips = [self.inc(x)]
         for down in self.downs:
@@ -146,3 +154,18 @@ class UNet(nn.Module):
         if self.space_to_depth > 1:
             y = F.pixel_shuffle(y, self.space_to_depth)
         return y  # type: ignore[no-any-return]
+
+
+def fold_space_to_depth(tile: NDArray[np.float32], factor: int) -> NDArray[np.float32]:
+    """Fold a (C, H, W) tile into (H / f, W / f, C * f**2), channels last, as numpy.
+
+    Channel ``c * f**2 + i * f + j`` holds pixel ``(i, j)`` of each f x f block of band
+    ``c``: the order :func:`torch.nn.functional.pixel_unshuffle` uses, so a batch of
+    folded tiles, permuted to (N, C, H, W), is what :meth:`UNet.forward` takes with
+    ``folded=True``. ``factor=1`` only moves channels last.
+    """
+    bands, height, width = tile.shape
+    blocks = tile.reshape(bands, height // factor, factor, width // factor, factor)
+    return blocks.transpose(1, 3, 0, 2, 4).reshape(
+        height // factor, width // factor, bands * factor * factor
+    )

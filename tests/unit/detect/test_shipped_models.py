@@ -11,7 +11,7 @@ from asmspotter.detect.model_card import WEIGHTS_FILENAME, load_card
 MODELS = Path(__file__).resolve().parents[3] / "models"
 
 
-# Each model on the generated splits it was trained for: s2-unet-v1 (v1.1.0) on a mix of
+# Each model on the generated splits it was trained for: s2-unet-v1 (v2.0.0) on a mix of
 # standard and hard look-alike chips, so it must meet the targets on both.
 @pytest.mark.parametrize(
     ("name", "resolution_m", "split"),

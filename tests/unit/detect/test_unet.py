@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from asmspotter.detect.infer import build_network
 from asmspotter.detect.model_card import DEFAULT_ARCHITECTURE, Architecture
-from asmspotter.detect.unet import UNet
+from asmspotter.detect.unet import UNet, fold_space_to_depth
 
 torch.set_num_threads(2)
 
@@ -33,6 +34,26 @@ def test_space_to_depth_keeps_height_and_width(space_to_depth: int) -> None:
     assert net.size_multiple == space_to_depth * 4
     # The first conv sees every pixel of a block as its own channel.
     assert net.inc[0].in_channels == 6 * space_to_depth**2
+
+
+@pytest.mark.parametrize("factor", [1, 2, 4])
+def test_host_folding_is_pixel_unshuffle_channels_last(factor: int) -> None:
+    tile = np.random.default_rng(0).normal(size=(6, 16, 24)).astype(np.float32)
+    folded = fold_space_to_depth(tile, factor)
+    expected = torch.nn.functional.pixel_unshuffle(torch.from_numpy(tile)[None], factor)[0]
+    assert folded.shape == (16 // factor, 24 // factor, 6 * factor**2)
+    np.testing.assert_array_equal(folded, expected.permute(1, 2, 0).numpy())
+
+
+def test_folded_input_gives_the_same_logits() -> None:
+    torch.manual_seed(0)
+    net = UNet(base_channels=4, depth=2, upsampling="transpose", space_to_depth=2).eval()
+    tiles = np.random.default_rng(1).normal(size=(3, 6, 16, 16)).astype(np.float32)
+    folded = np.stack([fold_space_to_depth(tile, 2) for tile in tiles])
+    with torch.inference_mode():
+        plain = net(torch.from_numpy(tiles))
+        fast = net(torch.from_numpy(folded).permute(0, 3, 1, 2), folded=True)
+    torch.testing.assert_close(plain, fast, atol=1e-5, rtol=1e-4)
 
 
 def test_space_to_depth_output_pixels_are_not_tied_to_their_block() -> None:

@@ -5,7 +5,7 @@ compositing (:mod:`asmspotter.composite.composite`) computes its chunks on that
 cluster and U-Net inference (:func:`asmspotter.detect.infer.detect_mines`) predicts
 blocks of the composite on all its workers; without it both run on the local
 threaded scheduler. Memory per worker is bounded by the chunk size (1024 px
-composite chunks), a block (at most 4,096 px square) and GDAL's capped block cache
+composite chunks), a block (at most 3,072 px square) and GDAL's capped block cache
 (:mod:`asmspotter.memory`), not by the AOI's area.
 
 Code already running on a Dask worker (``monitor_all`` fanning AOIs out with

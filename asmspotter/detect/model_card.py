@@ -72,7 +72,7 @@ DEFAULT_ARCHITECTURE = Architecture(
 
 Field defaults above describe the classic layout (base 16, depth 4, bilinear, no
 space-to-depth) that cards written before ``space_to_depth`` existed were trained
-with; new training uses this one, which runs about 2.5x faster on a CPU for the same
+with; new training uses this one, which runs about 1.9x faster on a CPU for the same
 parameter count (see :mod:`asmspotter.detect.unet`).
 """
 

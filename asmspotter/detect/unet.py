@@ -11,8 +11,8 @@ half resolution), runs the U-Net there, and unfolds 4 logits per half-resolution
 back to full resolution at the end (:func:`~torch.nn.functional.pixel_shuffle`). No
 layer then works on thin 16-channel maps at full resolution, where a CPU spends most of
 its time moving memory (skip concatenation, upsampling, pooling) rather than
-multiplying: the shipped models run about 2.5x faster for the same parameter count,
-at 80-90 % of the machine's GEMM rate (``benchmarks/inference.py``).
+multiplying: the shipped models run about 1.9x faster for the same parameter count,
+at 75-86 % of the machine's bf16 GEMM rate (``benchmarks/inference.py``).
 
 The architecture is described in the model card (:mod:`asmspotter.detect.model_card`)
 by ``base_channels``, ``depth``, ``upsampling`` and ``space_to_depth``;

@@ -54,6 +54,7 @@ from asmspotter.detect.tiling import (
 from asmspotter.detect.unet import UNet, fold_space_to_depth
 from asmspotter.detect.vectorize import vectorize_probability_file
 from asmspotter.errors import ModelMismatchError, ModelNotFoundError, SceneReadError
+from asmspotter.memory import reuse_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -357,6 +358,7 @@ def _predict_strips(
     first_col, stop_col = _check_range("col_range", col_range, width)
     if model.device.type == "cpu":
         configure_torch_threads()
+        reuse_freed_memory()
 
     mean = np.asarray(card.normalisation.mean, dtype=np.float32)[:, None, None]
     std = np.asarray(card.normalisation.std, dtype=np.float32)[:, None, None]

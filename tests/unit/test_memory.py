@@ -98,3 +98,18 @@ def test_dask_client_copies_the_cap_to_running_workers() -> None:
             assert client is not None
             caps = client.run(gdal_cache_limit_mb)
     assert list(caps.values()) == [40]
+
+
+def test_reuse_freed_memory_applies_once_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform
+
+    from asmspotter.memory import reuse_freed_memory
+
+    reuse_freed_memory.cache_clear()
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000")
+    assert reuse_freed_memory() is False  # the operator's variables rule
+    reuse_freed_memory.cache_clear()
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert reuse_freed_memory() is expected
+    reuse_freed_memory.cache_clear()

@@ -218,6 +218,10 @@ def memory_run(model_dir: Path, size_px: int, precision: str) -> None:
             "import json, resource, time, sys\n"
             "from pathlib import Path\n"
             "from asmspotter.detect.infer import detect_mines\n"
+            "from asmspotter.memory import limit_gdal_cache\n"
+            "from asmspotter.settings import get_settings\n"
+            # As the pipeline's detect stage does: GDAL's cache capped (256 MB default).
+            "limit_gdal_cache(get_settings().gdal_cache_mb)\n"
             "t = time.perf_counter()\n"
             f"d = detect_mines(Path({str(composite)!r}), Path({str(model_dir)!r}), "
             f"Path({str(Path(tmp) / 'probability.tif')!r}), min_area_ha=1.0, "
@@ -234,7 +238,8 @@ def memory_run(model_dir: Path, size_px: int, precision: str) -> None:
             f"detect_mines on {size_px} x {size_px} px ({mpx:.0f} Mpx, {precision}): "
             f"{result['seconds']:.0f} s ({mpx / result['seconds']:.2f} Mpx/s end to end incl. "
             f"reading, COG writing and vectorising), {result['polygons']} polygons, peak RSS "
-            f"{result['peak_rss_kib'] / 2**20:.2f} GiB"
+            f"{result['peak_rss_kib'] / 2**20:.2f} GiB (GDAL cache capped at "
+            f"ASMSPOTTER_GDAL_CACHE_MB, as in the pipeline)"
         )
 
 

@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Callable
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
@@ -121,25 +122,38 @@ def _write_composite(path: Path, height: int, width: int) -> None:
     write_composite_bands(path, bands)
 
 
+def _reference_run(
+    tmp_path: Path, card_factory: Callable[..., ModelCard], height: int, width: int
+) -> tuple[Path, Path, float, gpd.GeoDataFrame]:
+    """A random net and composite, and one whole run's polygons at a threshold giving some.
+
+    Returns (model folder, composite, threshold, polygons); the map is ``local.tif``.
+    """
+    card = card_factory(
+        tile_px=32, overlap_px=8, threshold=0.5, architecture=Architecture(base_channels=4, depth=2)
+    )
+    model_dir = save_random_unet(tmp_path / "model", card)
+    composite = tmp_path / "composite.tif"
+    _write_composite(composite, height=height, width=width)
+    detect_mines(composite, model_dir, tmp_path / "local.tif", min_area_ha=0.0)
+    with rasterio.open(tmp_path / "local.tif") as src:
+        probability = src.read(1)
+    # An untrained net: threshold at its top decile so that there are polygons to compare.
+    threshold = float(np.quantile(probability[probability >= 0], 0.9))
+    local = detect_mines(
+        composite, model_dir, tmp_path / "local.tif", threshold=threshold, min_area_ha=0.0
+    )
+    return model_dir, composite, threshold, local
+
+
 @pytest.mark.slow
 def test_detect_mines_on_a_local_cluster_equals_one_process(
     tmp_path: Path, card_factory: Callable[..., ModelCard]
 ) -> None:
     from distributed import Client, LocalCluster
 
-    card = card_factory(
-        tile_px=32, overlap_px=8, threshold=0.5, architecture=Architecture(base_channels=4, depth=2)
-    )
-    model_dir = save_random_unet(tmp_path / "model", card)
-    composite = tmp_path / "composite.tif"
-    _write_composite(composite, height=300, width=120)
-    # An untrained net: threshold at its top decile so that there are polygons to compare.
-    local = detect_mines(composite, model_dir, tmp_path / "local.tif", min_area_ha=0.0)
-    with rasterio.open(tmp_path / "local.tif") as src:
-        probability = src.read(1)
-    threshold = float(np.quantile(probability[probability >= 0], 0.9))
-    local = detect_mines(
-        composite, model_dir, tmp_path / "local.tif", threshold=threshold, min_area_ha=0.0
+    model_dir, composite, threshold, local = _reference_run(
+        tmp_path, card_factory, height=300, width=120
     )
     progress: list[tuple[int, int]] = []
     with (
@@ -177,19 +191,8 @@ def test_detect_mines_in_column_blocks_equals_one_pass(
     tmp_path: Path, card_factory: Callable[..., ModelCard], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A wide AOI predicted in column blocks writes the map one full-width pass writes."""
-    card = card_factory(
-        tile_px=32, overlap_px=8, threshold=0.5, architecture=Architecture(base_channels=4, depth=2)
-    )
-    model_dir = save_random_unet(tmp_path / "model", card)
-    composite = tmp_path / "composite.tif"
-    _write_composite(composite, height=70, width=300)
-    detect_mines(composite, model_dir, tmp_path / "one.tif", min_area_ha=0.0)
-    with rasterio.open(tmp_path / "one.tif") as src:
-        probability = src.read(1)
-    # An untrained net: threshold at its top decile so that there are polygons to compare.
-    threshold = float(np.quantile(probability[probability >= 0], 0.9))
-    one_pass = detect_mines(
-        composite, model_dir, tmp_path / "one.tif", threshold=threshold, min_area_ha=0.0
+    model_dir, composite, threshold, one_pass = _reference_run(
+        tmp_path, card_factory, height=70, width=300
     )
     monkeypatch.setattr("asmspotter.detect.infer.BLOCK_PX", 64)
     progress: list[tuple[int, int]] = []
@@ -201,7 +204,7 @@ def test_detect_mines_in_column_blocks_equals_one_pass(
         min_area_ha=0.0,
         progress=lambda done, total: progress.append((done, total)),
     )
-    with rasterio.open(tmp_path / "one.tif") as a, rasterio.open(tmp_path / "blocked.tif") as b:
+    with rasterio.open(tmp_path / "local.tif") as a, rasterio.open(tmp_path / "blocked.tif") as b:
         # Equal to float rounding: the batches of tiles differ.
         np.testing.assert_allclose(a.read(1), b.read(1), rtol=0, atol=1e-6)
     assert len(blocked) == len(one_pass) > 0

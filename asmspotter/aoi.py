@@ -33,6 +33,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from asmspotter.errors import AOIConfigError
+from asmspotter.events import DEFAULT_ALERT_LEVELS, ConfidenceLevel
 from asmspotter.sources import SourceConfig
 
 logger = logging.getLogger(__name__)
@@ -103,6 +104,12 @@ class AlertChannelConfig(StrictModel):
         description="Which events this channel receives.",
     )
     min_area_ha: float = Field(default=0.0, ge=0, description="Only sites at least this big.")
+    levels: list[ConfidenceLevel] = Field(
+        default_factory=lambda: list(DEFAULT_ALERT_LEVELS),
+        min_length=1,
+        description="Confidence levels this channel is alerted for (nominal, high, highest); "
+        "default high and highest: sites the real-imagery verifier agrees with.",
+    )
 
     @field_validator("url")
     @classmethod

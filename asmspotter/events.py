@@ -22,6 +22,19 @@ shrunk: seen clear but smaller (or not detected at all). not_seen: hidden by clo
 ALERT_KINDS: tuple[EventKind, ...] = ("new", "expanded")
 """Event kinds that trigger an alert."""
 
+ConfidenceLevel = Literal["nominal", "high", "highest"]
+"""How sure the system is that a site is mining (like GFW's alert levels).
+nominal: the U-Net found it, the verifier (trained on real pixels) does not agree.
+high: the verifier agrees. highest: the verifier is very sure, or the site was high
+again in its next composite. The model card gives each level's expected sensitivity
+and specificity on real imagery (``asmspotter.detect.site_verification``)."""
+
+CONFIDENCE_LEVELS: tuple[ConfidenceLevel, ...] = ("nominal", "high", "highest")
+"""Confidence levels, lowest first."""
+
+DEFAULT_ALERT_LEVELS: tuple[ConfidenceLevel, ...] = ("high", "highest")
+"""Levels that alert unless an AOI's alert route says otherwise."""
+
 
 @dataclass(frozen=True)
 class SiteEvent:
@@ -41,6 +54,9 @@ class SiteEvent:
         centroid_lat: Centroid latitude, decimal degrees (EPSG:4326).
         first_seen: Window end date of the run that first detected the site.
         clear_observations: Median count of clear observations behind the outline.
+        verifier_score: The verifier's score of the site's surroundings (0..1), None
+            when not seen or when the model has no verifier.
+        confidence: The site's confidence level in this run.
     """
 
     site_id: str
@@ -55,6 +71,8 @@ class SiteEvent:
     centroid_lat: float
     first_seen: dt.date
     clear_observations: int
+    verifier_score: float | None = None
+    confidence: ConfidenceLevel = "nominal"
 
     @property
     def is_alertable(self) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asmspotter.alerts.dispatch import DeliveryOutcome
-from asmspotter.alerts.render import nearest_label
+from asmspotter.alerts.render import describe_confidence, nearest_label
 from asmspotter.monitor import RunSummary
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def render_run_markdown(
         summary.events, key=lambda e: (EVENT_ORDER.index(e.kind), -e.area_ha, e.site_id)
     )
     for e in ordered[:MAX_EVENT_ROWS]:
-        confidence = "n/a" if e.mean_probability is None else f"{e.mean_probability:.2f}"
+        confidence = describe_confidence(e)
         near = nearest_label(e.centroid_lat, e.centroid_lon, labels)
         lines.append(
             f"| {e.site_id} | {_event_text(e.kind, e.growth_ha, e.growth_pct)} | "
@@ -145,6 +145,8 @@ def site_table_rows(summary: RunSummary) -> list[dict[str, Any]]:
             "mean_probability": None
             if e.mean_probability is None
             else round(e.mean_probability, 3),
+            "confidence": e.confidence,
+            "verifier_score": None if e.verifier_score is None else round(e.verifier_score, 3),
             "first_seen": e.first_seen.isoformat(),
             "clear_observations": e.clear_observations,
         }

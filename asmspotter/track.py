@@ -25,7 +25,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from asmspotter.events import EventKind, SiteEvent
+from asmspotter.events import CONFIDENCE_LEVELS, ConfidenceLevel, EventKind, SiteEvent
 from asmspotter.grid import to_lonlat
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ class KnownSite:
         area_ha: Latest mapped area in hectares (0 after it was seen clear and absent).
         first_seen: Window end of the run that first detected it.
         status: ``active`` or ``dismissed``; dismissed sites are still tracked.
+        last_confidence: Confidence level at its latest observation where it was seen,
+            None if never recorded.
     """
 
     site_id: str
@@ -56,6 +58,7 @@ class KnownSite:
     area_ha: float
     first_seen: dt.date
     status: str
+    last_confidence: ConfidenceLevel | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,22 @@ def _weighted_probability(
     if weights[ok].sum() <= 0:
         return float(values[ok].mean())
     return float(np.average(values[ok], weights=weights[ok]))
+
+
+def _site_confidence(
+    scores: Sequence[float], levels: Sequence[ConfidenceLevel], previous: ConfidenceLevel | None
+) -> tuple[float | None, ConfidenceLevel]:
+    """A site's verifier score (the best of its detections) and confidence level.
+
+    The level is the best of its detections' levels; ``high`` becomes ``highest`` when
+    the site was ``high`` or ``highest`` at its previous look too (confirmed again).
+    """
+    finite = [s for s in scores if math.isfinite(s)]
+    score = max(finite) if finite else None
+    level = max(levels, key=CONFIDENCE_LEVELS.index) if levels else "nominal"
+    if level == "high" and previous in ("high", "highest"):
+        level = "highest"
+    return score, level
 
 
 def _visible_fraction(geometry: BaseGeometry, clear: BaseGeometry) -> float:
@@ -222,6 +241,10 @@ def track_sites(
       if less than ``min_visible_fraction`` of it is clear now; otherwise it was seen
       clear and absent: ``shrunk`` to 0 ha, keeping its last outline for matching.
     - Dismissed sites get events like the others; alert policy is decided elsewhere.
+    - A seen site's confidence is the best level of its detections (column
+      ``confidence``, with ``verifier_score``; ``nominal`` without them), raised from
+      ``high`` to ``highest`` when its previous look was ``high`` or better. Unseen
+      sites keep their last level.
 
     Args:
         detections: This run's polygons in the AOI CRS (metres), with columns
@@ -268,7 +291,11 @@ def track_sites(
         )
     geometries: list[BaseGeometry] = []
     probabilities: list[float] = []
+    scores: list[float] = []
+    levels: list[ConfidenceLevel] = []
     has_probability = "mean_probability" in detections.columns
+    has_score = "verifier_score" in detections.columns
+    has_level = "confidence" in detections.columns
     for index, geometry in enumerate(detections.geometry):
         if geometry is None or geometry.is_empty:
             continue
@@ -276,6 +303,10 @@ def track_sites(
         probabilities.append(
             float(detections["mean_probability"].iloc[index]) if has_probability else math.nan
         )
+        score = detections["verifier_score"].iloc[index] if has_score else None
+        scores.append(math.nan if score is None else float(score))
+        level = str(detections["confidence"].iloc[index]) if has_level else "nominal"
+        levels.append(level if level in CONFIDENCE_LEVELS else "nominal")  # type: ignore[arg-type]
     common = clear_now if clear_before is None else clear_now.intersection(clear_before)
     known_ids = {site.site_id for site in known}
 
@@ -318,13 +349,18 @@ def track_sites(
             probability = _weighted_probability(
                 [geometries[i] for i in members], [probabilities[i] for i in members]
             )
+            score, level = _site_confidence(
+                [scores[i] for i in members], [levels[i] for i in members], site.last_confidence
+            )
         elif _visible_fraction(site.geometry, clear_now) < thresholds.min_visible_fraction:
             outline, kind, area_ha, probability = site.geometry, "not_seen", site.area_ha, None
             growth_ha, growth_pct = None, None
+            score, level = None, site.last_confidence or "nominal"
         else:
             # Seen clear, not detected: the outline is kept so a reappearance matches.
             outline, kind, area_ha, probability = site.geometry, "shrunk", 0.0, None
             growth_ha, growth_pct = _growth(site.geometry, site.area_ha, None, common)
+            score, level = None, site.last_confidence or "nominal"
         lon, lat = centroid_lonlat(outline)
         events.append(
             SiteEvent(
@@ -340,6 +376,8 @@ def track_sites(
                 centroid_lat=lat,
                 first_seen=site.first_seen,
                 clear_observations=count_clear(outline),
+                verifier_score=score,
+                confidence=level,
             )
         )
 
@@ -354,6 +392,9 @@ def track_sites(
             )
         known_ids.add(site_id)
         lon, lat = centroid_lonlat(outline)
+        score, level = _site_confidence(
+            [scores[i] for i in members], [levels[i] for i in members], None
+        )
         events.append(
             SiteEvent(
                 site_id=site_id,
@@ -370,6 +411,8 @@ def track_sites(
                 centroid_lat=lat,
                 first_seen=window_end,
                 clear_observations=count_clear(outline),
+                verifier_score=score,
+                confidence=level,
             )
         )
 

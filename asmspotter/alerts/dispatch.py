@@ -40,7 +40,7 @@ from asmspotter.alerts.render import (
 )
 from asmspotter.aoi import AOI, AlertChannelConfig
 from asmspotter.errors import AOIConfigError
-from asmspotter.events import SiteEvent
+from asmspotter.events import CONFIDENCE_LEVELS, DEFAULT_ALERT_LEVELS, SiteEvent
 from asmspotter.storage import Store
 from asmspotter.storage.store import ObservationRecord
 
@@ -82,10 +82,23 @@ def outbox_channel(outbox_dir: Path) -> Channel:
 def events_for_channel(
     events: Sequence[SiteEvent], config: AlertChannelConfig | None
 ) -> list[SiteEvent]:
-    """The alertable events a channel subscribed to, at or above its minimum area."""
+    """The alertable events a channel subscribed to, at its levels and minimum area.
+
+    Without a channel (the outbox) the default levels apply. Events no verifier scored
+    (a model without one, such as ``ps-unet-v1``) pass the level filter: they have no
+    level to judge them by, and dropping them would silence that model's AOIs.
+    """
     wanted = set(config.events) if config else {"new", "expanded"}
     min_area = config.min_area_ha if config else 0.0
-    return [e for e in events if e.is_alertable and e.kind in wanted and e.area_ha >= min_area]
+    levels = set(config.levels) if config else set(DEFAULT_ALERT_LEVELS)
+    return [
+        e
+        for e in events
+        if e.is_alertable
+        and e.kind in wanted
+        and e.area_ha >= min_area
+        and (e.confidence in levels or e.verifier_score is None)
+    ]
 
 
 def is_dismissal_overridden(area_ha: float, dismissed_area_ha: float | None, aoi: AOI) -> bool:
@@ -136,6 +149,8 @@ def _event_from_observation(record: ObservationRecord, first_seen: dt.date) -> S
         centroid_lat=record.centroid_lat,
         first_seen=first_seen,
         clear_observations=record.clear_observations,
+        verifier_score=record.verifier_score,
+        confidence=record.confidence if record.confidence in CONFIDENCE_LEVELS else "nominal",  # type: ignore[arg-type]
     )
 
 

@@ -123,6 +123,22 @@ class _Row:
     nearest: str
 
 
+CONFIDENCE_NOTE = (
+    "Confidence: nominal = found by the segmentation model only; high = a verifier trained "
+    "on real Sentinel-2 mines agrees (its score in brackets, 0-1); highest = the verifier is "
+    "very sure, or the site was high in its previous composite too. The model card lists "
+    "each level's expected sensitivity and specificity on real imagery."
+)
+"""Explains the confidence column under every site table."""
+
+
+def describe_confidence(event: SiteEvent) -> str:
+    """``high (verifier 0.93)``, or the level alone when the verifier did not score it."""
+    if event.verifier_score is None:
+        return event.confidence
+    return f"{event.confidence} (verifier {event.verifier_score:.2f})"
+
+
 def _describe_event(event: SiteEvent) -> str:
     """Say what happened: ``new`` or ``expanded +2.1 ha (+15%)``."""
     if event.kind != "expanded":
@@ -192,7 +208,7 @@ def _row(
         lat=f"{event.centroid_lat:.5f}",
         lon=f"{event.centroid_lon:.5f}",
         url=osm_url(event.centroid_lat, event.centroid_lon),
-        confidence="n/a" if event.mean_probability is None else f"{event.mean_probability:.2f}",
+        confidence=describe_confidence(event),
         first_seen=event.first_seen.isoformat(),
         clear_observations=str(event.clear_observations),
         nearest=nearest_label(event.centroid_lat, event.centroid_lon, labels),
@@ -331,7 +347,7 @@ def render_alert(
         f"… and {_plural(n_hidden, 'more site')}, see the attached GeoJSON." if n_hidden else None
     )
     others = _other_counts_sentence(counts)
-    confidence_note = "Confidence is the model's mean probability inside the site outline (0–1)."
+    confidence_note = CONFIDENCE_NOTE
 
     message = AlertMessage(
         title=title,
@@ -552,6 +568,10 @@ def _feature(event: SiteEvent, transformer: Transformer) -> dict[str, Any]:
             "growth_pct": None if event.growth_pct is None else round(event.growth_pct, 2),
             "mean_probability": (
                 None if event.mean_probability is None else round(event.mean_probability, 4)
+            ),
+            "confidence": event.confidence,
+            "verifier_score": (
+                None if event.verifier_score is None else round(event.verifier_score, 4)
             ),
             "centroid_lon": round(event.centroid_lon, _GEOJSON_DECIMALS),
             "centroid_lat": round(event.centroid_lat, _GEOJSON_DECIMALS),

@@ -45,6 +45,7 @@ from asmspotter.detect.model_card import (
     check_model_fits,
     load_card,
 )
+from asmspotter.detect.site_verification import RasterPatches, verifier_for, verify_detections
 from asmspotter.detect.tiling import (
     blend_weights,
     split_axis,
@@ -922,6 +923,7 @@ def detect_mines(
     precision: Precision | None = None,
     progress: ProgressCallback | None = None,
     client: Any | None = None,
+    verify: bool = True,
 ) -> gpd.GeoDataFrame:
     """Find mining sites in a composite COG: probability COG and polygons.
 
@@ -959,6 +961,8 @@ def detect_mines(
             (:func:`predict_composite_block`; the composite and the model must be on
             storage the workers share) and written here as they finish; the result
             equals a local run's. None: column block by column block in this process.
+        verify: Score every polygon with the verifier the card names
+            (:mod:`asmspotter.detect.site_verification`); False: all ``nominal``.
 
     Memory is bounded by one row of tiles of one column block (at most
     :data:`BLOCK_PX` wide), whatever the AOI's size: the probability is written to the
@@ -970,7 +974,7 @@ def detect_mines(
 
     Returns:
         GeoDataFrame of detections (``geometry``, ``area_ha``, ``mean_probability``,
-        ``max_probability``) in the composite's CRS.
+        ``max_probability``, ``verifier_score``, ``confidence``) in the composite's CRS.
 
     Raises:
         ModelNotFoundError: If the model directory, card or weights are missing.
@@ -1017,11 +1021,18 @@ def detect_mines(
         )
     used_threshold = card.threshold if threshold is None else threshold
     detections = vectorize_probability_file(out_probability_path, epsg, used_threshold, min_area_ha)
+    verifier = verifier_for(Path(model_dir), card.verifier) if verify else None
+    with _open_composite(composite_path) as dataset:
+        detections = verify_detections(
+            detections, RasterPatches(dataset, band_indexes(dataset)), verifier
+        )
+    levels = detections["confidence"].value_counts().to_dict()
     logger.info(
-        "%s: %d detections, %.1f ha, probability map %s",
+        "%s: %d detections, %.1f ha (%s), probability map %s",
         composite_path,
         len(detections),
         float(detections["area_ha"].sum()),
+        ", ".join(f"{n} {level}" for level, n in sorted(levels.items())) or "none",
         out_probability_path,
     )
     return detections

@@ -303,6 +303,11 @@ class ModelCard(_Strict):
         default_factory=list, description="Results of `asmspotter model evaluate`."
     )
     """One entry per evaluated data set (the latest run per DATA), model and baseline."""
+    verifier: str | None = Field(
+        default=None, description="Verifier directory beside this model (models/<name>)."
+    )
+    """Name of the verifier (:mod:`asmspotter.detect.verifier`) that gives every site
+    this model finds its confidence level; None: every site is ``nominal``."""
 
     @model_validator(mode="after")
     def _check(self) -> ModelCard:

@@ -214,6 +214,10 @@ class ObservationRow(Base):
     """Growth in percent of the comparable previous area."""
     mean_probability: Mapped[float | None] = mapped_column(Float)
     """Mean model probability inside the outline."""
+    verifier_score: Mapped[float | None] = mapped_column(Float)
+    """The verifier's score of the site's surroundings (0..1)."""
+    confidence: Mapped[str | None] = mapped_column(String(16))
+    """Confidence level (``nominal``, ``high``, ``highest``); None before 0004."""
     clear_observations: Mapped[int] = mapped_column(Integer, default=0)
     """Clear observations behind the outline."""
     geometry_wkt: Mapped[str] = mapped_column(Text)

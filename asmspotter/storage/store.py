@@ -60,7 +60,7 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, Ope
 from sqlalchemy.orm import Session, sessionmaker
 
 from asmspotter.errors import AsmspotterError
-from asmspotter.events import SiteEvent
+from asmspotter.events import CONFIDENCE_LEVELS, SiteEvent
 from asmspotter.providers.base import SceneRef
 from asmspotter.storage.schema import (
     DELIVERY_STATUSES,
@@ -250,6 +250,8 @@ class ObservationRecord:
         growth_pct: Growth in percent of the comparable previous area.
         mean_probability: Mean model probability inside the outline.
         clear_observations: Clear observations behind the outline.
+        verifier_score: The verifier's score of the surroundings (None: not scored).
+        confidence: Confidence level; None for observations recorded before levels.
         geometry_wkt: Outline, WKT in the AOI CRS.
         epsg: EPSG code of ``geometry_wkt``.
         centroid_lon: Centroid longitude (EPSG:4326).
@@ -270,6 +272,8 @@ class ObservationRecord:
     epsg: int
     centroid_lon: float
     centroid_lat: float
+    verifier_score: float | None = None
+    confidence: str | None = None
 
 
 @dataclass(frozen=True)
@@ -608,6 +612,8 @@ def _observation_record(obs: ObservationRow, window_end: dt.date) -> Observation
         epsg=obs.epsg,
         centroid_lon=obs.centroid_lon,
         centroid_lat=obs.centroid_lat,
+        verifier_score=obs.verifier_score,
+        confidence=obs.confidence,
     )
 
 
@@ -1107,7 +1113,7 @@ class Store:
 
         Returns:
             Sites first seen before ``as_of`` (dismissed ones too), each with the
-            outline and area of its latest observation in a run whose window ended
+            outline, area and confidence level of its latest observation in a run whose window ended
             before ``as_of``, ordered by id.
         """
         ranked = (
@@ -1115,6 +1121,7 @@ class Store:
                 ObservationRow.site_id,
                 ObservationRow.geometry_wkt,
                 ObservationRow.area_ha,
+                ObservationRow.confidence,
                 func.row_number()
                 .over(partition_by=ObservationRow.site_id, order_by=RunRow.window_end.desc())
                 .label("rank"),
@@ -1132,6 +1139,7 @@ class Store:
                 SiteRow.area_ha,
                 ranked.c.geometry_wkt,
                 ranked.c.area_ha,
+                ranked.c.confidence,
             )
             .outerjoin(ranked, and_(ranked.c.site_id == SiteRow.id, ranked.c.rank == 1))
             .where(SiteRow.aoi_name == aoi_name, SiteRow.first_seen < as_of)
@@ -1140,7 +1148,7 @@ class Store:
         with self._transaction(read_only=True) as session:
             rows = session.execute(stmt).all()
         known = []
-        for site_id, first_seen, status, site_wkt, site_area, obs_wkt, obs_area in rows:
+        for site_id, first_seen, status, site_wkt, site_area, obs_wkt, obs_area, level in rows:
             known.append(
                 KnownSite(
                     site_id=site_id,
@@ -1148,6 +1156,7 @@ class Store:
                     area_ha=float(obs_area if obs_area is not None else site_area),
                     first_seen=first_seen,
                     status=status,
+                    last_confidence=level if level in CONFIDENCE_LEVELS else None,
                 )
             )
         return known
@@ -1227,6 +1236,8 @@ class Store:
                     "growth_ha": _finite_or_none(e.growth_ha),
                     "growth_pct": _finite_or_none(e.growth_pct),
                     "mean_probability": _finite_or_none(e.mean_probability),
+                    "verifier_score": _finite_or_none(e.verifier_score),
+                    "confidence": e.confidence,
                     "clear_observations": int(e.clear_observations),
                     "geometry_wkt": e.geometry.wkt,
                     "epsg": aoi.epsg,

@@ -1,0 +1,215 @@
+"""Second opinion on every candidate site: the verifier scores the site's surroundings.
+
+A candidate polygon from the U-Net is looked at by the verifier
+(:mod:`asmspotter.detect.verifier`) through 480 m patches (48 px at 10 m) laid over it:
+one centred on a small site, a half-overlapping grid over a large one (at most
+:data:`MAX_PATCHES`, spread evenly). The site's verifier score is the highest patch
+score, and its confidence level follows from the verifier card's thresholds:
+
+- ``nominal``: the U-Net found it, the verifier does not agree (or there is none);
+- ``high``: the verifier agrees (score >= ``thresholds["high"]``);
+- ``highest``: the verifier is very sure (score >= ``thresholds["highest"]``), or the
+  site was ``high`` or better in its previous composite too (tracking raises it,
+  :func:`asmspotter.track.track_sites`).
+
+Patches come from a :class:`PatchSource`: the composite COG in the pipeline, or
+in-memory arrays (:mod:`asmspotter.detect.api`). Both pad by reflection where a patch
+leaves the image, so a 48 x 48 px input (or smaller) works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+from affine import Affine
+from numpy.typing import NDArray
+from rasterio.windows import Window
+from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
+
+from asmspotter.detect.verifier import VERIFIER_CARD_FILENAME, Verifier, cached_verifier
+from asmspotter.events import ConfidenceLevel
+
+MAX_PATCHES = 16
+"""Most patches scored per site (a grid over a large site is thinned evenly)."""
+
+RGB = tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]
+
+
+class PatchSource(Protocol):
+    """Red, green and blue surface reflectance of any window of one image."""
+
+    height: int
+    width: int
+    transform: Affine
+
+    def read_rgb(self, row: int, col: int, size: int) -> RGB:
+        """(size, size) red, green, blue from pixel (row, col); NaN where not clear."""
+        ...
+
+
+def _pad_to(
+    band: NDArray[np.float32], rows: tuple[int, int], cols: tuple[int, int]
+) -> NDArray[np.float32]:
+    if rows == (0, 0) and cols == (0, 0):
+        return band
+    return np.pad(band, (rows, cols), mode="symmetric")
+
+
+def _clamped(start: int, size: int, length: int) -> tuple[int, int, tuple[int, int]]:
+    """A window of ``size`` from ``start`` kept inside 0..length; padding if too short."""
+    if length >= size:
+        start = min(max(start, 0), length - size)
+        return start, size, (0, 0)
+    short = size - length
+    return 0, length, (short // 2, short - short // 2)
+
+
+class ArrayPatches:
+    """Patches of in-memory (H, W) red, green, blue arrays."""
+
+    def __init__(
+        self,
+        red: NDArray[np.floating],
+        green: NDArray[np.floating],
+        blue: NDArray[np.floating],
+        transform: Affine,
+    ) -> None:
+        self.bands = tuple(np.asarray(b, np.float32) for b in (red, green, blue))
+        self.height, self.width = self.bands[0].shape
+        self.transform = transform
+
+    def read_rgb(self, row: int, col: int, size: int) -> RGB:
+        """See :class:`PatchSource`."""
+        r0, nr, pad_r = _clamped(row, size, self.height)
+        c0, nc, pad_c = _clamped(col, size, self.width)
+        red, green, blue = (
+            _pad_to(b[r0 : r0 + nr, c0 : c0 + nc], pad_r, pad_c) for b in self.bands
+        )
+        return red, green, blue
+
+
+class RasterPatches:
+    """Patches of an open composite (bands found by their descriptions)."""
+
+    def __init__(self, dataset: rasterio.io.DatasetReader, band_index: Mapping[str, int]) -> None:
+        self.dataset = dataset
+        self.indexes = [band_index["red"], band_index["green"], band_index["blue"]]
+        self.height, self.width = dataset.height, dataset.width
+        self.transform = dataset.transform
+
+    def read_rgb(self, row: int, col: int, size: int) -> RGB:
+        """See :class:`PatchSource`."""
+        r0, nr, pad_r = _clamped(row, size, self.height)
+        c0, nc, pad_c = _clamped(col, size, self.width)
+        data = self.dataset.read(self.indexes, window=Window(c0, r0, nc, nr)).astype(np.float32)
+        red, green, blue = (_pad_to(data[i], pad_r, pad_c) for i in range(3))
+        return red, green, blue
+
+
+def _starts(low: float, high: float, step: int) -> range:
+    """Patch starts every ``step`` px from half a step before ``low`` to ``high``.
+
+    There is at least one start.
+    """
+    first = int(np.floor(low)) - step // 2
+    return range(first, max(int(np.ceil(high)) - step, first + 1), step)
+
+
+def patch_origins(
+    geometry: BaseGeometry, transform: Affine, patch_px: int
+) -> list[tuple[int, int]]:
+    """Top-left (row, col) of the patches that look at ``geometry``.
+
+    One patch centred on the outline's bounding box when it fits; otherwise a grid
+    with half-patch steps over the box, keeping patches that touch the outline, thinned
+    evenly to :data:`MAX_PATCHES`.
+    """
+    inverse = ~transform
+    minx, miny, maxx, maxy = geometry.bounds
+    cols, rows = zip(*(inverse * (x, y) for x, y in ((minx, maxy), (maxx, miny))), strict=True)
+    row_lo, row_hi = sorted(rows)
+    col_lo, col_hi = sorted(cols)
+    if row_hi - row_lo <= patch_px and col_hi - col_lo <= patch_px:
+        centre_r, centre_c = (row_lo + row_hi) / 2, (col_lo + col_hi) / 2
+        return [(round(centre_r - patch_px / 2), round(centre_c - patch_px / 2))]
+    step = patch_px // 2
+    origins: list[tuple[int, int]] = []
+    for r in _starts(row_lo, row_hi, step):
+        for c in _starts(col_lo, col_hi, step):
+            x0, y0 = transform * (c, r)
+            x1, y1 = transform * (c + patch_px, r + patch_px)
+            if geometry.intersects(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))):
+                origins.append((r, c))
+    if not origins:
+        origins = [(int(row_lo), int(col_lo))]
+    if len(origins) > MAX_PATCHES:
+        pick = np.linspace(0, len(origins) - 1, MAX_PATCHES).round().astype(int)
+        origins = [origins[i] for i in pick]
+    return origins
+
+
+def score_sites(
+    geometries: list[BaseGeometry], source: PatchSource, verifier: Verifier
+) -> NDArray[np.float32]:
+    """Verifier score (0..1) of every outline: its highest patch score."""
+    size = verifier.card.patch_px
+    owner: list[int] = []
+    red, green, blue = [], [], []
+    for index, geometry in enumerate(geometries):
+        for row, col in patch_origins(geometry, source.transform, size):
+            r, g, b = source.read_rgb(row, col, size)
+            red.append(r)
+            green.append(g)
+            blue.append(b)
+            owner.append(index)
+    scores = np.zeros(len(geometries), np.float32)
+    if not owner:
+        return scores
+    patch_scores = verifier.score_patches(np.stack(red), np.stack(green), np.stack(blue))
+    np.maximum.at(scores, np.asarray(owner), patch_scores)
+    return scores
+
+
+def verify_detections(
+    detections: gpd.GeoDataFrame, source: PatchSource, verifier: Verifier | None
+) -> gpd.GeoDataFrame:
+    """``detections`` with ``verifier_score`` and ``confidence`` columns added.
+
+    Without a verifier every detection is ``nominal`` with no score.
+    """
+    out = detections.copy()
+    if verifier is None or out.empty:
+        out["verifier_score"] = np.full(len(out), np.nan, np.float64)
+        out["confidence"] = ["nominal"] * len(out)
+        return out
+    scores = score_sites(list(out.geometry), source, verifier)
+    out["verifier_score"] = scores.astype(np.float64)
+    out["confidence"] = [confidence_level(float(s), verifier.card.thresholds) for s in scores]
+    return out
+
+
+def verifier_for(model_dir: Path, name: str | None) -> Verifier | None:
+    """The verifier a model card names (a directory beside the model), or None."""
+    if name is None:
+        return None
+    verifier_dir = Path(model_dir).parent / name
+    card_path = verifier_dir / VERIFIER_CARD_FILENAME
+    mtime = card_path.stat().st_mtime_ns if card_path.is_file() else 0
+    return cached_verifier(verifier_dir, mtime)
+
+
+def confidence_level(score: float | None, thresholds: Mapping[str, float]) -> ConfidenceLevel:
+    """The level a verifier score reaches on its own (no history)."""
+    if score is None or not np.isfinite(score):
+        return "nominal"
+    if score >= thresholds["highest"]:
+        return "highest"
+    if score >= thresholds["high"]:
+        return "high"
+    return "nominal"

@@ -1,0 +1,243 @@
+"""The verifier: an ensemble of patch classifiers that learned from real Sentinel-2 pixels.
+
+The U-Net segments mines well on generated scenes but, on real imagery, also fires on
+towns, roads, bare fields and sandbars. The verifier is the second opinion Amazon Mining
+Watch uses: small CNNs that look at a 480 m patch (48 x 48 px at 10 m, RGB) and say
+whether it shows mining. They are trained on the real gallery chips
+(:mod:`asmspotter.detect.gallery`), one member per sheet-group fold, so every member has
+some places it never saw and the ensemble's score is the mean of the members'.
+
+A verifier directory (``models/<name>/``) holds ``verifier_card.json``
+(:class:`VerifierCard`: members, the harmonisation, thresholds of the confidence levels
+and what they achieved on the real yardstick) and one ``member_<k>.pt`` state_dict per
+member. :meth:`Verifier.score_patches` scores patches in the pipeline's radiometry (L2A
+reflectance, harmonised by :mod:`asmspotter.detect.harmonise`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+
+from asmspotter.detect.gallery import CHIP_PX
+from asmspotter.detect.harmonise import gallery_reflectance, l2a_to_gallery_rgb, network_input
+from asmspotter.errors import ModelMismatchError, ModelNotFoundError
+
+logger = logging.getLogger(__name__)
+
+VERIFIER_CARD_FILENAME = "verifier_card.json"
+"""File name of the verifier's card inside its directory."""
+
+
+def member_filename(index: int) -> str:
+    """File name of ensemble member ``index``'s weights."""
+    return f"member_{index}.pt"
+
+
+class PatchNet(nn.Module):
+    """A small CNN: (N, 3, 48, 48) harmonised RGB -> (N,) mining logit.
+
+    Three levels of two 3x3 convolutions with batch norm, 2x max-pooling between, then
+    global average and max pooling (a mine may fill the patch or be a few ponds in a
+    corner) into one linear output.
+    """
+
+    def __init__(self, width: int = 24) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = [3, width, 2 * width, 4 * width]
+        for level in range(3):
+            for conv_in in (channels[level], channels[level + 1]):
+                layers += [
+                    nn.Conv2d(conv_in, channels[level + 1], 3, padding=1, bias=False),
+                    nn.BatchNorm2d(channels[level + 1]),
+                    nn.ReLU(inplace=True),
+                ]
+            if level < 2:
+                layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(0.3)
+        self.head = nn.Linear(2 * channels[-1], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Mining logit per patch."""
+        maps = self.features(x)
+        pooled = torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], dim=1)
+        logits: torch.Tensor = self.head(self.dropout(pooled))
+        return logits.squeeze(1)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PatchScores(_Strict):
+    """How a patch score did on a labelled set of real chips, with 95 % intervals."""
+
+    threshold: float = Field(ge=0, le=1, description="Score at or above which a patch is mining.")
+    """Score at or above which a patch counts as mining."""
+    sensitivity: float = Field(ge=0, le=1, description="Share of mining chips flagged.")
+    """Share of mining chips flagged."""
+    sensitivity_ci: tuple[float, float] = Field(description="95 % interval of sensitivity.")
+    """95 % interval of :attr:`sensitivity` (bootstrap over sheet groups)."""
+    specificity: float = Field(ge=0, le=1, description="Share of non-mining chips not flagged.")
+    """Share of non-mining chips not flagged."""
+    specificity_ci: tuple[float, float] = Field(description="95 % interval of specificity.")
+    """95 % interval of :attr:`specificity` (bootstrap over sheet groups)."""
+
+
+class RealEvaluation(_Strict):
+    """The verifier on real chips it never saw: split by sheet group."""
+
+    data: str = Field(description="Which real chips, and how they were split.")
+    """Which real chips and how they were split."""
+    n_positive: int = Field(ge=0, description="Mining chips.")
+    """Mining chips scored."""
+    n_negative: int = Field(ge=0, description="Non-mining chips.")
+    """Non-mining chips scored."""
+    auc: float = Field(ge=0, le=1, description="ROC AUC.")
+    """Area under the ROC curve."""
+    auc_ci: tuple[float, float] = Field(description="95 % interval of the AUC.")
+    """95 % interval of :attr:`auc` (bootstrap over sheet groups)."""
+    levels: dict[str, PatchScores] = Field(description="Per confidence level at its threshold.")
+    """Per confidence level (``high``, ``highest``): sensitivity/specificity at its
+    verifier threshold."""
+    notes: str = Field(default="", description="What the numbers mean and do not mean.")
+    """What the numbers mean and what they do not."""
+
+
+class VerifierCard(_Strict):
+    """The metadata of a verifier (``verifier_card.json``)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="Verifier name (slug).")
+    """Verifier name, the directory's name by convention."""
+    version: str = Field(description="Version.")
+    """Version."""
+    created: datetime = Field(default_factory=lambda: datetime.now(UTC), description="When.")
+    """Creation time."""
+    patch_px: int = Field(default=CHIP_PX, description="Patch side, pixels.")
+    """Side of a scored patch in pixels."""
+    resolution_m: float = Field(default=10.0, gt=0, description="Pixel size, m.")
+    """Pixel size the members were trained at, metres."""
+    bands: list[str] = Field(default_factory=lambda: ["red", "green", "blue"])
+    """Composite bands read, in input order."""
+    width: int = Field(default=24, ge=4, description="PatchNet width.")
+    """Channels of the first level of each :class:`PatchNet`."""
+    n_members: int = Field(ge=1, description="Ensemble members.")
+    """Number of ensemble members (``member_<k>.pt``)."""
+    harmonisation: str = Field(description="How L1C training and L2A inference are aligned.")
+    """How L1C gallery chips and L2A composites are brought to one radiometry."""
+    thresholds: dict[str, float] = Field(description="Verifier score per confidence level.")
+    """Verifier score at or above which a candidate reaches a level (``high``,
+    ``highest``)."""
+    training: dict[str, object] = Field(default_factory=dict, description="How it was trained.")
+    """Data, epochs, seeds, time and software of the training run."""
+    real_evaluation: RealEvaluation | None = Field(default=None, description="Real yardstick.")
+    """The real-chip yardstick (:mod:`asmspotter.detect.patch_metrics`)."""
+
+
+def load_verifier_card(verifier_dir: Path) -> VerifierCard:
+    """Read and validate ``verifier_dir/verifier_card.json``.
+
+    Raises:
+        ModelNotFoundError: If the directory or card is missing.
+        ModelMismatchError: If the card is not a valid verifier card.
+    """
+    path = Path(verifier_dir) / VERIFIER_CARD_FILENAME
+    if not path.is_file():
+        raise ModelNotFoundError(
+            f"{path}: verifier card not found. A verifier directory holds "
+            f"{VERIFIER_CARD_FILENAME} and member_<k>.pt; train one with "
+            "`python scripts/train_verifier.py` or name an existing one in the model card."
+        )
+    try:
+        return VerifierCard.model_validate(json.loads(path.read_text()))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise ModelMismatchError(f"{path}: not a valid verifier card: {exc}") from exc
+
+
+def save_verifier_card(card: VerifierCard, verifier_dir: Path) -> Path:
+    """Write the card as indented JSON; returns its path."""
+    path = Path(verifier_dir) / VERIFIER_CARD_FILENAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(card.model_dump_json(indent=2) + "\n")
+    return path
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """A loaded ensemble, ready to score patches."""
+
+    card: VerifierCard
+    members: tuple[PatchNet, ...]
+    directory: Path
+
+    def score_inputs(
+        self, inputs: NDArray[np.float32], batch_size: int = 256
+    ) -> NDArray[np.float32]:
+        """Mean member probability for harmonised inputs (N, 3, P, P)."""
+        scores = np.zeros(len(inputs), np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(inputs), batch_size):
+                batch = torch.from_numpy(inputs[start : start + batch_size])
+                probs = [torch.sigmoid(member(batch)) for member in self.members]
+                scores[start : start + len(batch)] = torch.stack(probs).mean(0).numpy()
+        return scores
+
+    def score_gallery_rgb(self, rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """Scores of (N, P, P, 3) uint8 chips encoded like the gallery (L1C)."""
+        return self.score_inputs(network_input(gallery_reflectance(rgb)))
+
+    def score_patches(
+        self, red: NDArray[np.floating], green: NDArray[np.floating], blue: NDArray[np.floating]
+    ) -> NDArray[np.float32]:
+        """Scores of (N, P, P) L2A surface-reflectance patches, per band."""
+        return self.score_gallery_rgb(l2a_to_gallery_rgb(red, green, blue))
+
+
+def load_verifier(verifier_dir: Path) -> Verifier:
+    """Load a verifier's card and members (CPU, eval mode).
+
+    Raises:
+        ModelNotFoundError: If the card or a member's weights are missing.
+        ModelMismatchError: If a member's weights do not fit the card's network.
+    """
+    verifier_dir = Path(verifier_dir)
+    card = load_verifier_card(verifier_dir)
+    members: list[PatchNet] = []
+    for index in range(card.n_members):
+        path = verifier_dir / member_filename(index)
+        if not path.is_file():
+            raise ModelNotFoundError(
+                f"{path}: weights of verifier member {index} not found; the card lists "
+                f"{card.n_members} members. Restore the file or retrain the verifier."
+            )
+        member = PatchNet(card.width)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            member.load_state_dict(state)
+        except (RuntimeError, EOFError, OSError, ValueError) as exc:
+            raise ModelMismatchError(
+                f"{path}: cannot load these weights into a PatchNet of width {card.width} "
+                f"({type(exc).__name__}: {str(exc)[:200]}); the file is damaged or belongs "
+                "to another verifier: restore it or retrain."
+            ) from exc
+        members.append(member.eval())
+    return Verifier(card=card, members=tuple(members), directory=verifier_dir)
+
+
+@lru_cache(maxsize=4)
+def cached_verifier(verifier_dir: Path, card_mtime_ns: int) -> Verifier:
+    """:func:`load_verifier`, kept per directory and card version for repeated runs."""
+    del card_mtime_ns  # part of the cache key only: a retrained verifier reloads
+    return load_verifier(verifier_dir)

@@ -1,0 +1,234 @@
+"""The real-pixel verifier: gallery splits, metrics, patches, confidence and the array API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from affine import Affine
+from PIL import Image
+from shapely.geometry import box
+
+from asmspotter.alerts.dispatch import events_for_channel
+from asmspotter.detect.api import detect_array, detect_change
+from asmspotter.detect.gallery import (
+    CHIP_PX,
+    GalleryError,
+    group_folds,
+    load_gallery,
+    sheet_group,
+    sheet_label,
+)
+from asmspotter.detect.harmonise import PATH_REFLECTANCE, gallery_reflectance, l2a_to_gallery_rgb
+from asmspotter.detect.patch_metrics import (
+    roc_auc,
+    sensitivity_specificity,
+    threshold_for_specificity,
+)
+from asmspotter.detect.site_verification import (
+    MAX_PATCHES,
+    ArrayPatches,
+    confidence_level,
+    patch_origins,
+)
+from asmspotter.detect.verifier import load_verifier
+from asmspotter.events import SiteEvent
+from asmspotter.synthetic import render_labelled_chip
+from asmspotter.track import KnownSite, TrackingThresholds, track_sites
+
+MODELS = Path(__file__).resolve().parents[3] / "models"
+FOREST = {"blue": 0.02, "green": 0.04, "red": 0.025, "nir": 0.30}
+
+
+def forest_bands(size: int = 48) -> dict[str, np.ndarray]:
+    return {band: np.full((size, size), value, np.float32) for band, value in FOREST.items()}
+
+
+def mine_bands(seed: int) -> dict[str, np.ndarray]:
+    """A 48 x 48 px generated patch centred on a mine."""
+    chip = render_labelled_chip(np.random.default_rng(seed), 112, 10.0, 1.0, hard_lookalikes=False)
+    rows, cols = np.nonzero(chip.mining_mask)
+    r0 = min(max(int(rows.mean()) - 24, 0), 112 - 48)
+    c0 = min(max(int(cols.mean()) - 24, 0), 112 - 48)
+    window = chip.reflectance[:, r0 : r0 + 48, c0 : c0 + 48]
+    return {"blue": window[0], "green": window[1], "red": window[2], "nir": window[3]}
+
+
+# --- gallery ------------------------------------------------------------------------
+
+
+def test_sheet_names_give_label_and_group() -> None:
+    assert sheet_label("ACAexpanded_amazon_positives2025-08_S2L1C_clear0.75_2024") == 1
+    assert sheet_label("BD_MineriaAurifera_Peru-curated2025-09_S2L1C_clear0.75_2024") == 1
+    assert sheet_label("ACAexpanded_amazon_negatives2025-08_S2L1C_clear0.05_2024") == 0
+    with pytest.raises(GalleryError, match="neither 'positives' nor 'negatives'"):
+        sheet_label("some_sheet")
+    # The two cloud filters of one sampling are one group: never on both sides of a split.
+    a = sheet_group("X_negatives2025-08_S2L1C_clear0.05_2024-01-01_2025-01-01")
+    b = sheet_group("X_negatives2025-08_S2L1C_clear0.75_2024-01-01_2025-01-01")
+    assert a == b
+
+
+def _write_sheet(path: Path, n_chips: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    sheet = np.zeros((CHIP_PX * 2, CHIP_PX * 4, 3), np.uint8)  # flat cells = padding
+    for i in range(n_chips):
+        r, c = divmod(i, 4)
+        sheet[r * CHIP_PX : (r + 1) * CHIP_PX, c * CHIP_PX : (c + 1) * CHIP_PX] = rng.integers(
+            0, 255, (CHIP_PX, CHIP_PX, 3)
+        )
+    Image.fromarray(sheet).save(path)
+
+
+def test_gallery_drops_padding_and_duplicates_and_folds_by_group(tmp_path: Path) -> None:
+    for index in range(4):
+        _write_sheet(tmp_path / f"S{index}_positives_S2L1C_clear0.75_x.png", 5, index)
+        _write_sheet(tmp_path / f"S{index}_negatives_S2L1C_clear0.75_x.png", 6, 10 + index)
+    # The same sampling's other cloud filter repeats a sheet's chips exactly.
+    _write_sheet(tmp_path / "S0_negatives_S2L1C_clear0.05_x.png", 6, 10)
+    gallery = load_gallery(tmp_path)
+    assert len(gallery) == 4 * 5 + 4 * 6
+    assert int(gallery.label.sum()) == 20
+    folds = group_folds(gallery, 2)
+    for group in set(gallery.group):
+        assert len({int(f) for f, g in zip(folds, gallery.group, strict=True) if g == group}) == 1
+    for fold in (0, 1):
+        assert set(gallery.label[folds == fold].tolist()) == {0, 1}
+    with pytest.raises(GalleryError, match="no PNG sheets"):
+        load_gallery(tmp_path / "missing")
+
+
+# --- metrics and harmonisation ------------------------------------------------------
+
+
+def test_patch_metrics() -> None:
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    assert roc_auc(np.array([0.1, 0.2, 0.3, 0.4, 0.8, 0.9]), labels) == 1.0
+    assert roc_auc(np.array([0.9, 0.8, 0.7, 0.6, 0.1, 0.2]), labels) == 0.0
+    assert roc_auc(np.full(6, 0.5), labels) == 0.5
+    scores = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    cut = threshold_for_specificity(scores, labels, 0.75)
+    assert sensitivity_specificity(scores, labels, cut) == (1.0, 0.75)
+    with pytest.raises(ValueError, match="both classes"):
+        roc_auc(scores, np.ones(6, int))
+
+
+def test_l2a_is_veiled_like_the_gallery_l1c() -> None:
+    dark = np.zeros((4, 4), np.float32)
+    rgb = l2a_to_gallery_rgb(dark, dark, dark)
+    toa = gallery_reflectance(rgb)  # (3, H, W)
+    # A black L2A surface looks like the gallery's hazy L1C: path reflectance, blue most.
+    assert np.allclose(toa[:, 0, 0], PATH_REFLECTANCE, atol=0.002)
+    assert toa[2, 0, 0] > toa[1, 0, 0] > toa[0, 0, 0]
+
+
+# --- patches and levels -------------------------------------------------------------
+
+
+def test_patch_origins_one_patch_for_small_site_grid_capped_for_large() -> None:
+    transform = Affine(10.0, 0.0, 0.0, 0.0, -10.0, 10_000.0)
+    small = box(200, 9_000, 300, 9_100)  # 10 x 10 px
+    (origin,) = patch_origins(small, transform, 48)
+    assert origin == (95 - 24, 25 - 24)  # centred on rows 90..100, cols 20..30
+    large = box(0, 0, 10_000, 10_000)  # 1,000 px a side
+    assert len(patch_origins(large, transform, 48)) == MAX_PATCHES
+
+
+def test_array_patches_pad_small_images() -> None:
+    bands = forest_bands(30)
+    patches = ArrayPatches(bands["red"], bands["green"], bands["blue"], Affine.identity())
+    red, green, blue = patches.read_rgb(-9, -9, 48)
+    assert red.shape == green.shape == blue.shape == (48, 48)
+    assert np.all(red == FOREST["red"])
+
+
+def test_confidence_levels_follow_card_thresholds() -> None:
+    thresholds = {"high": 0.7, "highest": 0.95}
+    assert confidence_level(0.2, thresholds) == "nominal"
+    assert confidence_level(0.7, thresholds) == "high"
+    assert confidence_level(0.99, thresholds) == "highest"
+    assert confidence_level(float("nan"), thresholds) == "nominal"
+
+
+def test_shipped_verifier_separates_generated_mines_from_forest() -> None:
+    verifier = load_verifier(MODELS / "s2-verifier-v1")
+    card = verifier.card
+    assert card.n_members == 5 and card.real_evaluation.auc > 0.85
+    assert card.thresholds["highest"] > card.thresholds["high"]
+    mines = [mine_bands(seed) for seed in range(3)]
+    forest = forest_bands()
+    stack = {b: np.stack([m[b] for m in mines] + [forest[b]]) for b in ("red", "green", "blue")}
+    scores = verifier.score_patches(stack["red"], stack["green"], stack["blue"])
+    assert np.all(scores[:3] >= card.thresholds["high"])
+    assert scores[3] < card.thresholds["high"]
+
+
+# --- tracking and alert levels ------------------------------------------------------
+
+
+def _detections(level: str, score: float) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"area_ha": [4.0], "mean_probability": [0.9], "verifier_score": [score],
+         "confidence": [level]},
+        geometry=[box(0, 0, 200, 200)],
+        crs="EPSG:32621",
+    )
+
+
+def _track(detections: gpd.GeoDataFrame, known: list[KnownSite]) -> SiteEvent:
+    clear = box(-1_000, -1_000, 1_000, 1_000)
+    (event,) = track_sites(
+        detections, known, clear_now=clear, clear_before=clear if known else None,
+        window_end=dt.date(2024, 2, 1), epsg=32621, new_site_ids=iter(["s-1"]),
+        thresholds=TrackingThresholds(),
+    )
+    return event
+
+
+def test_high_confirmed_in_next_composite_becomes_highest() -> None:
+    first = _track(_detections("high", 0.8), [])
+    assert (first.kind, first.confidence, first.verifier_score) == ("new", "high", 0.8)
+    known = KnownSite("s-1", first.geometry, first.area_ha, dt.date(2024, 1, 1), "active", "high")
+    assert _track(_detections("high", 0.8), known=[known]).confidence == "highest"
+    doubted = KnownSite("s-1", first.geometry, 4.0, dt.date(2024, 1, 1), "active", "nominal")
+    assert _track(_detections("high", 0.8), known=[doubted]).confidence == "high"
+
+
+def test_alert_levels_filter_verified_events_only() -> None:
+    verified_nominal = _track(_detections("nominal", 0.1), [])
+    verified_high = _track(_detections("high", 0.8), [])
+    unverified = _track(_detections("nominal", float("nan")), [])
+    assert unverified.verifier_score is None
+    kept = events_for_channel([verified_nominal, verified_high, unverified], None)
+    assert kept == [verified_high, unverified]
+
+
+# --- in-memory API ------------------------------------------------------------------
+
+
+def test_detect_array_on_a_48_px_patch() -> None:
+    detection = detect_array(mine_bands(0), resolution_m=10.0)
+    assert detection.probability.shape == detection.mask.shape == (48, 48)
+    assert len(detection.sites) >= 1
+    assert set(detection.sites["confidence"]) <= {"high", "highest"}
+    assert detection.mask.any()
+    empty = detect_array(forest_bands(), resolution_m=10.0)
+    assert empty.sites.empty and not empty.mask.any()
+
+
+def test_detect_change_raises_a_new_mine_and_not_an_unchanged_forest() -> None:
+    change = detect_change(forest_bands(), mine_bands(1), resolution_m=10.0)
+    assert [e.kind for e in change.raised] == ["new"]
+    assert change.raised[0].confidence in ("high", "highest")
+    assert detect_change(forest_bands(), forest_bands(), resolution_m=10.0).raised == []
+    # Seen in both images: the same site, not a new one.
+    same = detect_change(mine_bands(1), mine_bands(1), resolution_m=10.0)
+    assert [e.kind for e in same.events] == ["unchanged"] and same.raised == []
+
+
+def test_detect_change_refuses_images_of_different_shapes() -> None:
+    with pytest.raises(ValueError, match="share one"):
+        detect_change(forest_bands(48), forest_bands(40), resolution_m=10.0)

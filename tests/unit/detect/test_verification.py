@@ -171,8 +171,12 @@ def test_shipped_verifier_separates_generated_mines_from_forest() -> None:
 
 def _detections(level: str, score: float) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
-        {"area_ha": [4.0], "mean_probability": [0.9], "verifier_score": [score],
-         "confidence": [level]},
+        {
+            "area_ha": [4.0],
+            "mean_probability": [0.9],
+            "verifier_score": [score],
+            "confidence": [level],
+        },
         geometry=[box(0, 0, 200, 200)],
         crs="EPSG:32621",
     )
@@ -181,8 +185,13 @@ def _detections(level: str, score: float) -> gpd.GeoDataFrame:
 def _track(detections: gpd.GeoDataFrame, known: list[KnownSite]) -> SiteEvent:
     clear = box(-1_000, -1_000, 1_000, 1_000)
     (event,) = track_sites(
-        detections, known, clear_now=clear, clear_before=clear if known else None,
-        window_end=dt.date(2024, 2, 1), epsg=32621, new_site_ids=iter(["s-1"]),
+        detections,
+        known,
+        clear_now=clear,
+        clear_before=clear if known else None,
+        window_end=dt.date(2024, 2, 1),
+        epsg=32621,
+        new_site_ids=iter(["s-1"]),
         thresholds=TrackingThresholds(),
     )
     return event

@@ -79,6 +79,7 @@ def monitor(
     *,
     clear: BaseGeometry = EVERYWHERE,
     scenes: Sequence[SceneRef] = (scene(1), scene(2)),
+    levels: Sequence[str] | None = None,
 ) -> tuple[int, list[SiteEvent]]:
     """What the monitor flow does with the store for one window."""
     store.upsert_aoi(AOI, "Demo AOI", EPSG)
@@ -91,6 +92,11 @@ def monitor(
         {
             "area_ha": [g.area / 1e4 for g in detections],
             "mean_probability": [0.9] * len(detections),
+            **(
+                {"confidence": list(levels), "verifier_score": [0.8] * len(detections)}
+                if levels is not None
+                else {}
+            ),
         },
         geometry=list(detections),
         crs=f"EPSG:{EPSG}",
@@ -233,6 +239,19 @@ def test_known_sites_as_of_a_window(store: Store):
     assert known["demo-0001"].area_ha == pytest.approx(6.0)
     assert known["demo-0001"].geometry.equals(rect(0, 0, 200, 300))
     assert known["demo-0002"].first_seen == W2
+
+
+def test_confidence_round_trips_and_confirms_to_highest(store: Store):
+    monitor(store, W1, [rect(0, 0, 200, 200)], levels=["high"])
+    (site,) = store.known_sites(AOI, W2)
+    assert site.last_confidence == "high"
+    _, (event,) = monitor(store, W2, [rect(0, 0, 200, 200)], levels=["high"])
+    assert event.confidence == "highest"  # high again in the next composite
+    history = store.site_history("demo-0001")
+    assert [(h.confidence, h.verifier_score) for h in history] == [
+        ("high", pytest.approx(0.8)),
+        ("highest", pytest.approx(0.8)),
+    ]
 
 
 # -- scenes ----------------------------------------------------------------------------

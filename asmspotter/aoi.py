@@ -320,6 +320,20 @@ def warn_plaintext_secrets(config: AOIConfig, path: Path) -> list[str]:
     return found
 
 
+class _DatesAsTextLoader(yaml.SafeLoader):
+    """YAML's safe loader that leaves dates as text, for pydantic to check.
+
+    PyYAML turns ``2024-02-30`` into a date itself and raises a bare ValueError that
+    names neither file nor field; as text it is validated like every other field.
+    """
+
+
+_DatesAsTextLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def load_aoi(path: Path) -> AOI:
     """Load and validate one AOI YAML file.
 
@@ -337,7 +351,7 @@ def load_aoi(path: Path) -> AOI:
     except OSError as exc:
         raise AOIConfigError(f"{path}: cannot read the file ({exc.strerror}).") from exc
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_DatesAsTextLoader)
     except yaml.YAMLError as exc:
         raise AOIConfigError(f"{path}: is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):

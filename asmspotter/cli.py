@@ -13,12 +13,15 @@ import datetime as dt
 import logging
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from asmspotter import __version__
 from asmspotter.errors import AsmspotterError
+
+if TYPE_CHECKING:
+    from asmspotter.aoi import AOI
 
 NOISY_LOGGERS = ("httpx", "alembic", "pyogrio", "rasterio")
 """Libraries whose INFO lines drown ours; shown again with -vv."""
@@ -74,6 +77,21 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def _missing_model_message(aoi: AOI) -> str | None:
+    """Why the AOI's model cannot be loaded (no card in the models folder), or None."""
+    from asmspotter.settings import get_settings
+
+    models_dir = get_settings().models_dir
+    model = aoi.config.detection.model
+    if (models_dir / model / "model_card.json").is_file():
+        return None
+    available = sorted(p.parent.name for p in models_dir.glob("*/model_card.json"))
+    return (
+        f"detection.model: found {model!r}, but {models_dir} has no such model; "
+        f"use one of {', '.join(available) or 'none'} or train one (asmspotter model train)."
+    )
+
+
 @aoi_app.command("validate")
 def aoi_validate(
     paths: Annotated[
@@ -98,6 +116,11 @@ def aoi_validate(
                 bad += 1
                 typer.echo(f"✗ {exc}")
                 continue
+        missing_model = _missing_model_message(aoi)
+        if missing_model:
+            bad += 1
+            typer.echo(f"✗ {path}: {missing_model}")
+            continue
         typer.echo(f"✓ {path}: {aoi.name} ({aoi.title}, {aoi.area_km2:.0f} km²)")
         for warning in caught:
             typer.echo(f"  warning: {warning.message}")

@@ -73,6 +73,16 @@ def test_broken_yaml_is_reported_not_raised_by_registry(tmp_path):
     assert "is not valid YAML" in str(registry.errors[bad])
 
 
+@pytest.mark.parametrize("date", ["2024-02-30", "2025-13-01"])
+def test_impossible_date_names_file_and_field_and_spares_other_aois(tmp_path, date):
+    write(tmp_path, "good", VALID.format(name="good"))
+    bad = write(tmp_path, "bad", VALID.format(name="bad").replace("2024-01-01", date))
+    registry = load_registry(tmp_path)
+    assert list(registry.aois) == ["good"]
+    message = str(registry.errors[bad])
+    assert "bad.yaml: schedule.start_date:" in message and date in message
+
+
 def test_name_must_match_file_stem(tmp_path):
     with pytest.raises(AOIConfigError, match="must equal the file stem 'other'"):
         load_aoi(write(tmp_path, "other", VALID.format(name="alpha")))

@@ -25,6 +25,20 @@ def test_validate_reports_every_bad_file_and_exits_1(tmp_path, monkeypatch):
     assert "worse.yaml" in result.output
 
 
+def test_validate_refuses_a_model_that_does_not_exist(tmp_path, monkeypatch):
+    shutil.copy(PROJECT_ROOT / "aoi_definitions" / "demo.yaml", tmp_path / "demo.yaml")
+    text = (PROJECT_ROOT / "aoi_definitions" / "demo.yaml").read_text()
+    assert "model: s2-unet-v1" in text
+    other = text.replace("name: demo", "name: other").replace("s2-unet-v1", "s2-unet-v9")
+    (tmp_path / "other.yaml").write_text(other)
+    monkeypatch.setenv("ASMSPOTTER_AOI_DIR", str(tmp_path))
+    result = runner.invoke(app, ["aoi", "validate"])
+    assert result.exit_code == 1, result.output
+    assert "✓" in result.output  # demo still passes
+    assert "other.yaml: detection.model: found 's2-unet-v9'" in result.output
+    assert "s2-unet-v1" in result.output  # the available ones are listed
+
+
 def test_validate_bundled_aois_passes():
     result = runner.invoke(app, ["aoi", "validate"])
     assert result.exit_code == 0, result.output

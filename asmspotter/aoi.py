@@ -27,7 +27,6 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
-    model_validator,
 )
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
@@ -200,11 +199,35 @@ class AOIConfig(StrictModel):
         description="Optional named places {name: [lon, lat]} to describe sites in alerts.",
     )
 
-    @model_validator(mode="after")
-    def _inline_geometry_is_geojson(self) -> AOIConfig:
-        if isinstance(self.geometry, dict):
-            _geometry_from_mapping(self.geometry)
-        return self
+    @field_validator("geometry")
+    @classmethod
+    def _inline_geometry_is_geojson(cls, geometry: dict[str, Any] | str) -> dict[str, Any] | str:
+        if isinstance(geometry, dict):
+            _geometry_from_mapping(geometry)
+        return geometry
+
+
+def _check_rings(geometry: dict[str, Any]) -> None:
+    """Refuse what shapely would silently repair: empty polygons and unclosed rings.
+
+    GeoJSON rings must end where they start (RFC 7946, 3.1.6); shapely closes them
+    quietly, so a truncated coordinate list would pass as a different polygon.
+    """
+    kind = geometry.get("type")
+    coordinates = geometry.get("coordinates")
+    if kind not in ("Polygon", "MultiPolygon") or not isinstance(coordinates, list):
+        return
+    polygons = coordinates if kind == "MultiPolygon" else [coordinates]
+    if not polygons or any(not polygon for polygon in polygons):
+        raise ValueError(f"{kind} has no coordinates; give at least one closed ring")
+    for polygon in polygons:
+        for ring in polygon:
+            if not isinstance(ring, list) or len(ring) < 4 or ring[0] != ring[-1]:
+                first = ring[0] if isinstance(ring, list) and ring else None
+                raise ValueError(
+                    f"has a ring that is not closed (its first position {first} must be "
+                    "repeated as its last, at least 4 positions)"
+                )
 
 
 def _geometry_from_mapping(mapping: dict[str, Any]) -> BaseGeometry:
@@ -213,13 +236,17 @@ def _geometry_from_mapping(mapping: dict[str, Any]) -> BaseGeometry:
     if kind == "FeatureCollection":
         from shapely.ops import unary_union
 
+        for feature in mapping.get("features", []):
+            _check_rings(feature.get("geometry") or {})
         parts = [shape(f["geometry"]) for f in mapping.get("features", [])]
         if not parts:
             raise ValueError("FeatureCollection has no features")
         geometry = unary_union(parts)
     elif kind == "Feature":
+        _check_rings(mapping.get("geometry") or {})
         geometry = shape(mapping["geometry"])
     else:
+        _check_rings(mapping)
         try:
             geometry = shape(mapping)
         except Exception as exc:  # shapely raises several types for bad GeoJSON

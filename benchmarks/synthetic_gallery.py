@@ -5,7 +5,8 @@ Amazon Mining Watch training gallery (``uint8 RGB = clip([R, G, B] / 0.3, 0, 1) 
 and puts them beside chips cut from the real sheets in
 ``shared/data/amazon-mining-watch/training_gallery/``. The real chips are L1C
 (top-of-atmosphere), so by default the synthetic L2A reflectance gets a typical
-tropical path radiance added first (``--no-toa`` turns that off).
+path reflectance added first (:mod:`asmspotter.detect.harmonise`; ``--no-toa`` turns
+that off).
 
 Usage::
 
@@ -28,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from asmspotter.detect.harmonise import l2a_to_gallery_rgb
 from asmspotter.grid import AOIGrid
 from asmspotter.synthetic import generate_scene_series, render_labelled_chip
 
@@ -35,16 +37,17 @@ CHIP = 48
 GALLERY = (
     Path(__file__).resolve().parents[1].parent / "shared/data/amazon-mining-watch/training_gallery"
 )
-# Typical added path radiance of a humid tropical atmosphere (AOT550 ~0.1-0.2) as
-# reflectance at B2, B3, B4: what separates an L1C chip from an L2A one.
-PATH_RADIANCE = np.array([0.055, 0.028, 0.014], np.float32)
 
 
 def to_gallery_rgb(refl: NDArray[np.float32], toa: bool) -> NDArray[np.uint8]:
-    """(4, H, W) blue, green, red, nir reflectance -> (H, W, 3) uint8 like the gallery."""
-    rgb = np.stack([refl[2], refl[1], refl[0]], axis=-1)
+    """(4, H, W) blue, green, red, nir reflectance -> (H, W, 3) uint8 like the gallery.
+
+    With ``toa`` through the verifier's own L2A -> L1C harmonisation (the path
+    reflectance calibrated on the gallery), so the sheet shows what the verifier sees.
+    """
     if toa:
-        rgb = rgb * 0.95 + PATH_RADIANCE[::-1]
+        return l2a_to_gallery_rgb(refl[2], refl[1], refl[0])
+    rgb = np.stack([refl[2], refl[1], refl[0]], axis=-1)
     return (np.clip(rgb / 0.3, 0, 1) * 255).astype(np.uint8)
 
 

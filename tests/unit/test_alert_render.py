@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import json
@@ -145,6 +146,7 @@ def test_only_new_and_expanded_are_listed() -> None:
 
 def test_site_line_content() -> None:
     event = make_event(3, "expanded", side_m=150, growth_ha=0.45, growth_pct=25.0)
+    event = dataclasses.replace(event, confidence="high", verifier_score=0.873)
     msg = render_alert("x", "X", START, END, [event])
     lat, lon = f"{event.centroid_lat:.5f}", f"{event.centroid_lon:.5f}"
     url = f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=15/{lat}/{lon}"
@@ -155,7 +157,7 @@ def test_site_line_content() -> None:
     line = next(ln for ln in msg.body_text.splitlines() if ln.startswith("- demo-0003"))
     assert "expanded +0.5 ha (+25%)" in line
     assert "area 2.2 ha" in line, "150 m square = 2.25 ha, one decimal"
-    assert "confidence 0.87" in line
+    assert "confidence high (verifier 0.87)" in line
     assert "first seen 2023-12-01" in line
     assert "4 clear observations" in line
 
@@ -165,7 +167,7 @@ def test_growth_not_measurable_and_missing_probability() -> None:
     event = SiteEvent(**{**event.__dict__, "mean_probability": None})
     msg = render_alert("x", "X", START, END, [event])
     assert "expanded (growth not measurable)" in msg.body_text
-    assert "confidence n/a" in msg.body_text
+    assert "confidence nominal," in msg.body_text  # no verifier score: the level alone
 
 
 def test_truncation_says_how_many_were_cut() -> None:
@@ -239,6 +241,8 @@ def test_geojson_is_epsg4326_with_properties(tmp_path: Path) -> None:
         "growth_ha",
         "growth_pct",
         "mean_probability",
+        "verifier_score",
+        "confidence",
         "centroid_lon",
         "centroid_lat",
         "first_seen",

@@ -88,6 +88,22 @@ def test_name_must_match_file_stem(tmp_path):
         load_aoi(write(tmp_path, "other", VALID.format(name="alpha")))
 
 
+@pytest.mark.parametrize(
+    ("coordinates", "expected"),
+    [
+        ("[[[-55.0, 5.0], [-54.9, 5.0], [-54.9, 5.1], [-55.0, 5.1]]]", "ring that is not closed"),
+        ("[]", "Polygon has no coordinates"),
+    ],
+)
+def test_unclosed_or_empty_polygon_is_refused(tmp_path, coordinates, expected):
+    text = VALID.format(name="ring").replace(
+        "[[[-55.0, 5.0], [-54.9, 5.0], [-54.9, 5.1], [-55.0, 5.1], [-55.0, 5.0]]]", coordinates
+    )
+    assert coordinates in text
+    with pytest.raises(AOIConfigError, match=rf"ring\.yaml: geometry.*{expected}"):
+        load_aoi(write(tmp_path, "ring", text))
+
+
 def test_lonlat_bounds_are_checked(tmp_path):
     text = VALID.format(name="utm").replace("-55.0, 5.0", "500000, 600000")
     with pytest.raises(AOIConfigError, match="lon/lat degrees"):

@@ -20,6 +20,7 @@ import functools
 import itertools
 import logging
 import math
+import pickle
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,7 +207,14 @@ def load_model(model_dir: Path, device: str | None = None) -> LoadedModel:
     if torch_device.type == "cpu":
         configure_torch_threads()
     module: nn.Module = build_model(card)
-    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
+        raise ModelMismatchError(
+            f"{weights_path}: cannot read these weights ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); the file is truncated or not a torch state_dict. Copy it "
+            "again from where the model came from, or re-train the model."
+        ) from exc
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:

@@ -183,6 +183,18 @@ def test_load_model_weights_of_another_architecture(
         load_model(tmp_path)
 
 
+def test_load_model_truncated_weights_names_the_file(
+    tmp_path: Path, card_factory: Callable[..., ModelCard]
+) -> None:
+    card = card_factory()
+    save_random_unet(tmp_path, card)
+    save_card(card, tmp_path)
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ModelMismatchError, match=r"weights\.pt: cannot read these weights"):
+        load_model(tmp_path)
+
+
 def _write_composite(path: Path, resolution_m: float = 10.0) -> None:
     """A 40x40 composite of forest with one 6x6 pond (24x... known) and a no-data strip.
 

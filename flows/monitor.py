@@ -76,6 +76,18 @@ def alert_on_failure(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> N
     )
 
 
+def _finish_without_data(
+    ctx: RunContext, used: list[LocalScene], skipped: list[SkippedScene], reason: str
+) -> RunSummary:
+    """End a run that saw nothing: ``no_data``, sites keep their last state, stale alert."""
+    finish_run(ctx, "no_data", message=reason)
+    stale = alert_if_stale(ctx)
+    summary = build_summary(ctx, used, skipped, outcomes=stale)
+    publish_report(summary, stale, ctx)
+    get_run_logger().warning("AOI %s: %s; sites keep their last state", ctx.aoi.name, reason)
+    return summary
+
+
 @flow(
     name="monitor-aoi",
     flow_run_name=monitor_run_name,
@@ -104,13 +116,16 @@ def monitor_aoi(aoi_name: str, end_date: dt.date | None = None, alerts: bool = T
         logger.info("%d scenes used, %d skipped", len(used), len(skipped))
         if not used:
             reason = f"no usable scene in {ctx.window.start}..{ctx.window.end}"
-            finish_run(ctx, "no_data", message=reason)
-            stale = alert_if_stale(ctx)
-            summary = build_summary(ctx, used, skipped, outcomes=stale)
-            publish_report(summary, stale, ctx)
-            logger.warning("AOI %s: %s; sites keep their last state", aoi_name, reason)
-            return summary
+            return _finish_without_data(ctx, used, skipped, reason)
         composite = build_composite(ctx, used)
+        if composite.clear_fraction <= 0.0:
+            # Scenes were found but every pixel is cloud: not a look at the sites, so the
+            # run must not count as completed (that would reset the no-data alert clock).
+            reason = (
+                f"{len(used)} scenes in {ctx.window.start}..{ctx.window.end}, "
+                "but not one clear pixel (all cloud or shadow)"
+            )
+            return _finish_without_data(ctx, used, skipped, reason)
         detection = detect_mines(ctx, composite.path)
         events = track_sites(ctx, detection, composite)
         quicklook = render_quicklooks(ctx, events, composite.path)

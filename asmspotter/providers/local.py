@@ -183,6 +183,12 @@ def _check_readable(path: Path, scene_id: str, *, expected_bands: int) -> None:
                     f"scene {scene_id}: {path} has {src.count} bands, expected {expected_bands} "
                     "(blue, green, red, nir for a scene; 1 for a cloud mask)."
                 )
+            if expected_bands == 4 and src.dtypes[0] in ("uint8", "int8"):
+                raise SceneReadError(
+                    f"scene {scene_id}: {path} holds 8-bit values ({src.dtypes[0]}), which "
+                    "look like a display export, not reflectance: give uint16 DN "
+                    "(reflectance x 10000) or float32 reflectance 0..1."
+                )
             src.read(1, window=((0, min(8, src.height)), (0, min(8, src.width))))
     except RasterioIOError as exc:
         raise SceneReadError(

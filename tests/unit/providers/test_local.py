@@ -55,6 +55,23 @@ def test_download_is_idempotent_and_keeps_no_partial_files(tmp_path):
     assert not list((cache / "local" / "S_03").glob("partial_*"))
 
 
+def test_eight_bit_scene_is_refused_not_read_as_dark_reflectance(tmp_path):
+    import rasterio
+
+    scenes, cache = tmp_path / "scenes", tmp_path / "cache"
+    path = make_scene(scenes, 3)
+    with rasterio.open(path) as src:
+        profile = {**src.profile, "dtype": "uint8", "nodata": None}
+        tags = src.tags()
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((4, 48, 64), 120, np.uint8))
+        dst.update_tags(**tags)
+    provider = LocalProvider(scenes)
+    (ref,) = provider.search(AOI_LONLAT, TimeWindow(dt.date(2024, 1, 1), dt.date(2024, 1, 31)))
+    with pytest.raises(SceneReadError, match=r"S_03.*8-bit values \(uint8\).*uint16 DN"):
+        provider.download(ref, cache)
+
+
 def test_corrupt_geotiff_is_a_clear_error(tmp_path):
     scenes = tmp_path / "scenes"
     path = make_scene(scenes, 3)

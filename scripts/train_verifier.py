@@ -28,7 +28,12 @@ from numpy.typing import NDArray
 
 import asmspotter
 from asmspotter.detect.gallery import GalleryChips, load_gallery
-from asmspotter.detect.harmonise import PATH_REFLECTANCE, TRANSMITTANCE, gallery_reflectance
+from asmspotter.detect.harmonise import (
+    PATH_REFLECTANCE,
+    TRANSMITTANCE,
+    encode_like_gallery,
+    gallery_reflectance,
+)
 from asmspotter.detect.patch_metrics import roc_auc
 from asmspotter.detect.verifier import VerifierCard, member_filename, save_verifier_card
 from asmspotter.detect.verifier_training import (
@@ -83,7 +88,7 @@ def shifted(rgb: NDArray[np.uint8], kind: str) -> NDArray[np.uint8]:
         out = toa + PATH_REFLECTANCE
     else:
         out = toa
-    return np.round(np.clip(out / 0.3, 0, 1) * 255).astype(np.uint8)
+    return encode_like_gallery(out)
 
 
 def report(

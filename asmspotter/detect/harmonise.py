@@ -54,7 +54,15 @@ def l2a_to_gallery_rgb(
     NaN (never clear) pixels become 0, as masked pixels are in the gallery's composites.
     """
     boa = np.stack([red, green, blue], axis=-1).astype(np.float32)
-    toa = TRANSMITTANCE * boa + PATH_REFLECTANCE
+    return encode_like_gallery(TRANSMITTANCE * boa + PATH_REFLECTANCE)
+
+
+def encode_like_gallery(toa: NDArray[np.floating]) -> NDArray[np.uint8]:
+    """(..., H, W, 3) TOA reflectance -> uint8 as the gallery's sheets store it.
+
+    Saturates at :data:`GALLERY_SCALE`; NaN becomes 0. The inverse of
+    :func:`gallery_reflectance` up to rounding.
+    """
     encoded = np.clip(np.nan_to_num(toa, nan=0.0) / GALLERY_SCALE, 0.0, 1.0) * 255.0
     rgb: NDArray[np.uint8] = np.round(encoded).astype(np.uint8)
     return rgb

@@ -282,6 +282,15 @@ class ModelCard(_Strict):
     """Accepted relative deviation of a composite's pixel size, in percent."""
     threshold: float = Field(default=0.5, gt=0, lt=1, description="Probability threshold.")
     """Probability threshold for a mining pixel (tuned on the validation split)."""
+    candidate_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Lower probability at which regions become candidates for the verifier.",
+    )
+    """Probability at or above which a region that reaches no detection is a candidate the
+    verifier alone may confirm (:func:`asmspotter.detect.site_verification.confirm_candidates`);
+    None, or a model without a verifier: no candidates. Must be below :attr:`threshold`."""
     tile_px: int = Field(default=256, ge=16, description="Inference tile size, pixels.")
     """Inference tile size in pixels."""
     overlap_px: int = Field(default=64, ge=0, description="Inference tile overlap, pixels.")
@@ -317,6 +326,11 @@ class ModelCard(_Strict):
             raise ValueError(
                 f"normalisation has {len(self.normalisation.mean)} values per statistic but "
                 f"there are {len(self.bands)} bands {self.bands}; give one per band."
+            )
+        if self.candidate_threshold is not None and self.candidate_threshold >= self.threshold:
+            raise ValueError(
+                f"candidate_threshold ({self.candidate_threshold}) must be below threshold "
+                f"({self.threshold}); candidates are what the U-Net alone would not keep."
             )
         if self.overlap_px >= self.tile_px:
             raise ValueError(

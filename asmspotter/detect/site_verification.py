@@ -12,6 +12,11 @@ score, and its confidence level follows from the verifier card's thresholds:
   site was ``high`` or better in its previous composite too (tracking raises it,
   :func:`asmspotter.track.track_sites`).
 
+On real imagery the U-Net misses mines it was never shown (hazy ones, other soils), so
+a model card may also name a lower ``candidate_threshold``: regions above it that touch
+no detection are *candidates*, and :func:`confirm_candidates` keeps those the verifier
+confirms at ``high`` or better. The U-Net proposes, the real-pixel verifier decides.
+
 Patches come from a :class:`PatchSource`: the composite COG in the pipeline, or
 in-memory arrays (:mod:`asmspotter.detect.api`). Both pad by reflection where a patch
 leaves the image, so a 48 x 48 px input (or smaller) works.
@@ -19,12 +24,14 @@ leaves the image, so a 48 x 48 px input (or smaller) works.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import rasterio
 from affine import Affine
 from numpy.typing import NDArray
@@ -34,6 +41,8 @@ from shapely.geometry.base import BaseGeometry
 
 from asmspotter.detect.verifier import VERIFIER_CARD_FILENAME, Verifier, cached_verifier
 from asmspotter.events import ConfidenceLevel
+
+logger = logging.getLogger(__name__)
 
 MAX_PATCHES = 16
 """Most patches scored per site (a grid over a large site is thinned evenly)."""
@@ -192,6 +201,54 @@ def verify_detections(
     out["verifier_score"] = scores.astype(np.float64)
     out["confidence"] = [confidence_level(float(s), verifier.card.thresholds) for s in scores]
     return out
+
+
+def confirm_candidates(
+    detections: gpd.GeoDataFrame,
+    candidates: gpd.GeoDataFrame,
+    source: PatchSource,
+    verifier: Verifier,
+) -> gpd.GeoDataFrame:
+    """Verified ``detections`` plus the ``candidates`` the verifier confirms.
+
+    ``detections`` already carry ``verifier_score`` / ``confidence``
+    (:func:`verify_detections`). A candidate that intersects a detection is that
+    detection seen at a lower threshold and is dropped; the others are scored and kept
+    only at ``high`` or better, so a candidate never becomes a ``nominal`` site.
+    """
+    if candidates.empty:
+        return detections
+    if not detections.empty:
+        touching = candidates.sjoin(detections[["geometry"]], predicate="intersects").index
+        candidates = candidates.drop(index=touching.unique())
+    if candidates.empty:
+        return detections
+    scored = verify_detections(candidates, source, verifier)
+    confirmed = scored[scored["confidence"] != "nominal"]
+    logger.info(
+        "verifier confirmed %d of %d candidates below the U-Net threshold",
+        len(confirmed),
+        len(scored),
+    )
+    if confirmed.empty:
+        return detections
+    merged = pd.concat([detections, confirmed], ignore_index=True)
+    return gpd.GeoDataFrame(merged, geometry="geometry", crs=detections.crs).sort_values(
+        "area_ha", ascending=False, ignore_index=True
+    )
+
+
+def candidate_threshold_for(
+    candidate_threshold: float | None, threshold: float, verifier: Verifier | None
+) -> float | None:
+    """The threshold candidates are cut at in a run, or None when there are none.
+
+    Candidates need a verifier to confirm them and a threshold below the one in use
+    (an AOI that lowers ``detection.threshold`` below the card's candidates gets none).
+    """
+    if verifier is None or candidate_threshold is None or candidate_threshold >= threshold:
+        return None
+    return candidate_threshold
 
 
 def verifier_for(model_dir: Path, name: str | None) -> Verifier | None:

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -38,7 +39,7 @@ from asmspotter.detect.patch_metrics import (
     sensitivity_specificity,
     threshold_for_specificity,
 )
-from asmspotter.detect.verifier import PatchNet, PatchScores, RealEvaluation
+from asmspotter.detect.verifier import PatchNet, PatchScores, RealEvaluation, mean_probability
 from asmspotter.synthetic import render_labelled_chip
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class VerifierTrainingConfig:
     seed: int = 0
     n_generated: int = 0
     """Generated chips (half mines, half look-alikes) added to every member's training."""
+    test_time_views: Literal[1, 2, 4, 8] = 8
+    """Dihedral views each chip is scored in (``verifier.dihedral_views``)."""
 
 
 def generated_gallery_chips(n: int, seed: int) -> tuple[NDArray[np.uint8], NDArray[np.int8]]:
@@ -160,14 +163,22 @@ def train_member(
     return net.eval()
 
 
-def score(net: PatchNet, rgb: NDArray[np.uint8], batch_size: int = 512) -> NDArray[np.float32]:
-    """Probabilities of one member for gallery-encoded chips."""
-    inputs = network_input(gallery_reflectance(rgb))
-    out = np.zeros(len(rgb), np.float32)
-    with torch.inference_mode():
-        for start in range(0, len(rgb), batch_size):
-            batch = torch.from_numpy(inputs[start : start + batch_size])
-            out[start : start + len(batch)] = torch.sigmoid(net(batch)).numpy()
+def score(net: PatchNet, rgb: NDArray[np.uint8], n_views: int = 1) -> NDArray[np.float32]:
+    """Probabilities of one member for gallery-encoded chips, averaged over ``n_views``."""
+    return mean_probability((net,), network_input(gallery_reflectance(rgb)), n_views, 512)
+
+
+def score_out_of_fold(
+    members: Sequence[PatchNet],
+    rgb: NDArray[np.uint8],
+    folds: NDArray[np.int8],
+    n_views: int,
+) -> NDArray[np.float32]:
+    """Every chip's score from the member of its fold (the one that never saw it)."""
+    out = np.full(len(rgb), np.nan, np.float32)
+    for fold, net in enumerate(members):
+        chosen = folds == fold
+        out[chosen] = score(net, rgb[chosen], n_views)
     return out
 
 
@@ -203,7 +214,8 @@ def cross_validate(
         rgb = np.concatenate([gallery.rgb[train], extra_rgb])
         labels = np.concatenate([gallery.label[train], extra_labels])
         net = train_member(rgb, labels, config, config.seed + fold, progress)
-        out_of_fold[folds == fold] = score(net, gallery.rgb[folds == fold])
+        held_out = folds == fold
+        out_of_fold[held_out] = score(net, gallery.rgb[held_out], config.test_time_views)
         members.append(net)
         if progress is not None:
             progress(f"fold {fold + 1}/{config.n_folds} done")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -112,3 +113,14 @@ def test_card_modules_do_not_import_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_candidate_threshold_must_be_below_the_threshold() -> None:
+    card = json.loads(
+        (Path(__file__).resolve().parents[3] / "models/s2-unet-v1/model_card.json").read_text()
+    )
+    card["candidate_threshold"] = card["threshold"]
+    with pytest.raises(ValidationError, match="candidate_threshold"):
+        ModelCard.model_validate(card)
+    card["candidate_threshold"] = card["threshold"] / 2
+    assert ModelCard.model_validate(card).candidate_threshold == card["threshold"] / 2

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from types import SimpleNamespace
 
 import geopandas as gpd
 import numpy as np
 import pytest
+import torch
 from affine import Affine
 from PIL import Image
 from shapely.geometry import box
@@ -31,10 +33,12 @@ from asmspotter.detect.patch_metrics import (
 from asmspotter.detect.site_verification import (
     MAX_PATCHES,
     ArrayPatches,
+    candidate_threshold_for,
     confidence_level,
+    confirm_candidates,
     patch_origins,
 )
-from asmspotter.detect.verifier import load_verifier
+from asmspotter.detect.verifier import dihedral_views, load_verifier, mean_probability
 from asmspotter.events import SiteEvent
 from asmspotter.synthetic import render_labelled_chip
 from asmspotter.track import KnownSite, TrackingThresholds, track_sites
@@ -241,3 +245,73 @@ def test_detect_change_raises_a_new_mine_and_not_an_unchanged_forest() -> None:
 def test_detect_change_refuses_images_of_different_shapes() -> None:
     with pytest.raises(ValueError, match="share one"):
         detect_change(forest_bands(48), forest_bands(40), resolution_m=10.0)
+
+
+# --- candidates below the U-Net threshold -----------------------------------------
+
+
+class _BrightnessVerifier:
+    """Scores a patch by its red reflectance: tailings (red > 0.1) are mines."""
+
+    card = SimpleNamespace(patch_px=8, thresholds={"high": 0.5, "highest": 0.9})
+
+    def score_patches(self, red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> np.ndarray:
+        return np.where(red.mean(axis=(1, 2)) > 0.1, 0.95, 0.1).astype(np.float32)
+
+
+def _frame(boxes: list, score: float | None = None) -> gpd.GeoDataFrame:
+    columns = {"area_ha": [b.area / 10_000 for b in boxes], "mean_probability": [0.3] * len(boxes)}
+    if score is not None:
+        columns |= {"verifier_score": [score] * len(boxes), "confidence": ["highest"] * len(boxes)}
+    return gpd.GeoDataFrame(columns, geometry=boxes, crs="EPSG:32621")
+
+
+def test_candidates_are_kept_only_where_the_verifier_confirms_them() -> None:
+    red = np.full((40, 40), 0.03, np.float32)
+    red[24:32, 24:32] = 0.2  # bright tailings, bottom right
+    transform = Affine(10.0, 0, 0, 0, -10.0, 400.0)
+    patches = ArrayPatches(red, red, red, transform)
+    detection = box(0, 300, 80, 400)  # top left, the U-Net's own site
+    touching = box(70, 300, 120, 350)  # the same site seen at the lower threshold
+    tailings = box(240, 80, 320, 160)
+    forest = box(240, 300, 320, 380)
+    kept = confirm_candidates(
+        _frame([detection], score=0.97),
+        _frame([touching, tailings, forest]),
+        patches,
+        _BrightnessVerifier(),  # type: ignore[arg-type]
+    )
+    assert [g.bounds for g in kept.geometry] == [detection.bounds, tailings.bounds]  # by area
+    assert list(kept["confidence"]) == ["highest", "highest"]
+    assert list(kept["verifier_score"]) == pytest.approx([0.97, 0.95])
+
+
+def test_candidate_threshold_needs_a_verifier_and_a_higher_threshold_in_use() -> None:
+    verifier = _BrightnessVerifier()
+    assert candidate_threshold_for(0.2, 0.55, verifier) == 0.2  # type: ignore[arg-type]
+    assert candidate_threshold_for(0.2, 0.55, None) is None
+    assert candidate_threshold_for(None, 0.55, verifier) is None  # type: ignore[arg-type]
+    # An AOI that lowers its threshold below the candidates' has no candidates.
+    assert candidate_threshold_for(0.2, 0.15, verifier) is None  # type: ignore[arg-type]
+
+
+class _TopLeftPixel(torch.nn.Module):
+    """A 'net' that looks at one corner only: as orientation-bound as a net can be."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 10 * x[:, 0, 0, 0] - 5
+
+
+def test_eight_views_make_a_score_independent_of_the_patch_orientation() -> None:
+    patch = np.random.default_rng(0).random((1, 3, 6, 6), dtype=np.float32)
+    views = dihedral_views(patch, 8)
+    assert len({v.tobytes() for v in views}) == 8  # the square's eight symmetries
+    nets = (_TopLeftPixel(),)
+    turned = np.ascontiguousarray(np.rot90(patch, 1, axes=(2, 3)))
+    mirrored = np.ascontiguousarray(patch[..., ::-1])
+    one_view = [mean_probability(nets, p, 1)[0] for p in (patch, turned, mirrored)]
+    eight_views = [mean_probability(nets, p, 8)[0] for p in (patch, turned, mirrored)]
+    assert np.ptp(one_view) > 0.05  # one view sees a different corner each time...
+    assert np.ptp(eight_views) < 1e-6  # ...eight views see all four, whatever the turn
+    with pytest.raises(ValueError, match="1, 2, 4 or 8"):
+        dihedral_views(patch, 3)

@@ -105,7 +105,8 @@ def build_dataset_flow(
     records: list[ChipRecord] = []
     failures: list[str] = []
     for area, future in zip(label_set.areas, futures, strict=True):
-        state = future.wait() or future.state
+        future.wait()
+        state = future.state
         if state.is_completed():
             records.extend(future.result())
         else:

@@ -41,7 +41,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -66,6 +66,9 @@ from asmspotter.errors import (
 from asmspotter.grid import AOIGrid, build_grid, to_crs, to_lonlat, utm_epsg_for_lonlat
 from asmspotter.providers.base import LocalScene, SceneRef, TimeWindow
 from asmspotter.sources import StacSourceConfig
+
+if TYPE_CHECKING:
+    from asmspotter.providers.stac import StacProvider
 
 logger = logging.getLogger(__name__)
 
@@ -526,7 +529,8 @@ def _cell_bounds(grid: AOIGrid, cell: ChipCell) -> tuple[float, float, float, fl
 
 def _provider(
     area: LabelArea, config: DatasetBuildConfig, max_cloud_pct: float | None = None
-) -> Any:
+) -> StacProvider:
+    """The STAC provider on the area's grid (imported here: pystac-client loads lazily)."""
     from asmspotter.providers.stac import StacProvider
 
     return StacProvider(

@@ -49,3 +49,7 @@ class ModelNotFoundError(AsmspotterError, FileNotFoundError):
 
 class AlertDeliveryError(AsmspotterError):
     """An alert could not be delivered to a channel."""
+
+
+class DatasetBuildError(AsmspotterError):
+    """A training-chip build cannot go on (catalogue unreachable or refused, bad options)."""

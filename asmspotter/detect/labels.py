@@ -74,27 +74,39 @@ def _is_negative(label: str, negative_classes: Sequence[str]) -> bool:
 
 
 def load_geojson_labels(
-    path: Path, *, negative: bool = False, negative_classes: Sequence[str] = NEGATIVE_CLASSES
+    path: Path,
+    *,
+    negative: bool = False,
+    negative_classes: Sequence[str] = NEGATIVE_CLASSES,
+    layer: str | None = None,
+    point_radius_m: float | None = None,
 ) -> list[LabelPolygon]:
     """Read polygons from a GeoJSON (or any vector file geopandas reads).
 
     A feature whose class property (:data:`CLASS_PROPERTIES`) is in
     ``negative_classes`` is a negative area; so is every feature when ``negative``.
-    A ``scene`` property ties a feature to one scene (file stem).
+    A ``scene`` property ties a feature to one scene (file stem). ``layer`` picks one
+    layer of a multi-layer file (a GeoPackage). Point labels carry no extent: with
+    ``point_radius_m`` each becomes a disc of that radius (drawn in the point's UTM
+    zone, returned in EPSG:4326); without it they are skipped like other non-polygons.
 
     Raises:
-        LabelReadError: If the file cannot be read or has no polygons.
+        LabelReadError: If the file or layer cannot be read or has no polygons.
     """
     path = Path(path)
     try:
-        frame = gpd.read_file(path)
+        frame = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
     except Exception as exc:  # pyogrio raises several types for unreadable files
+        where = f"{path} (layer {layer!r})" if layer else str(path)
         raise LabelReadError(
-            f"{path}: cannot read label polygons: {exc}; give a GeoJSON FeatureCollection "
-            "of polygons (EPSG:4326) or a LabelBox NDJSON export (.ndjson)."
+            f"{where}: cannot read label polygons: {exc}; give a GeoJSON FeatureCollection "
+            "of polygons (EPSG:4326), a GeoPackage with --layer naming its polygon layer, "
+            "or a LabelBox NDJSON export (.ndjson)."
         ) from exc
     if frame.crs is None:
         frame = frame.set_crs("EPSG:4326")
+    if point_radius_m is not None:
+        frame = _points_to_discs(frame, point_radius_m)
     crs = frame.crs.to_string()
     out = []
     for _, row in frame.iterrows():
@@ -120,6 +132,25 @@ def load_geojson_labels(
             f"{path}: no Polygon or MultiPolygon features found; label mining areas as polygons."
         )
     return out
+
+
+def _points_to_discs(frame: gpd.GeoDataFrame, radius_m: float) -> gpd.GeoDataFrame:
+    """``frame`` in EPSG:4326 with every (Multi)Point replaced by discs of ``radius_m``.
+
+    Each point is buffered in the UTM zone of its own location, so the disc is round
+    and ``radius_m`` is metres wherever the label lies.
+    """
+    from asmspotter.grid import to_crs, to_lonlat, utm_epsg_for_lonlat
+
+    frame = frame.to_crs("EPSG:4326")
+    discs = []
+    for geom in frame.geometry:
+        if geom is None or geom.is_empty or geom.geom_type not in ("Point", "MultiPoint"):
+            discs.append(geom)
+            continue
+        epsg = utm_epsg_for_lonlat(geom.centroid.x, geom.centroid.y)
+        discs.append(to_lonlat(to_crs(geom, epsg).buffer(radius_m), epsg))
+    return frame.set_geometry(gpd.GeoSeries(discs, index=frame.index, crs="EPSG:4326"))
 
 
 def _labelbox_objects(record: dict[str, Any]) -> Iterable[dict[str, Any]]:
@@ -200,14 +231,18 @@ def load_labels(
     negatives_path: Path | None = None,
     *,
     negative_classes: Sequence[str] = NEGATIVE_CLASSES,
+    layer: str | None = None,
+    point_radius_m: float | None = None,
 ) -> list[LabelPolygon]:
     """Read label polygons (GeoJSON or LabelBox ``.ndjson``) and optional negative areas.
 
     Args:
         path: Mining polygons: ``*.ndjson`` is read as a LabelBox export, anything
-            else as a vector file (GeoJSON).
+            else as a vector file (GeoJSON, GeoPackage).
         negatives_path: Optional GeoJSON of negative areas (dismissed false positives).
         negative_classes: Class names that mark a polygon as negative.
+        layer: Layer of a multi-layer vector file (GeoPackage) to read.
+        point_radius_m: Turn point labels into discs of this radius (vector files).
 
     Returns:
         All polygons, positives and negatives.
@@ -224,9 +259,13 @@ def load_labels(
     if path.suffix.lower() in (".ndjson", ".jsonl"):
         labels = parse_labelbox_ndjson(path, negative_classes=negative_classes)
     else:
-        labels = load_geojson_labels(path, negative_classes=negative_classes)
+        labels = load_geojson_labels(
+            path, negative_classes=negative_classes, layer=layer, point_radius_m=point_radius_m
+        )
     if negatives_path is not None:
-        labels += load_geojson_labels(Path(negatives_path), negative=True)
+        labels += load_geojson_labels(
+            Path(negatives_path), negative=True, point_radius_m=point_radius_m
+        )
     return labels
 
 

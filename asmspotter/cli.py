@@ -224,6 +224,9 @@ def sites_list(aoi_name: Annotated[str, typer.Argument(help="AOI slug.")]) -> No
 NEGATIVES_FILE = Path("training") / "negatives.geojson"
 """Under the data folder: every dismissed site, refreshed on each dismissal."""
 
+POSITIVES_FILE = Path("training") / "positives.geojson"
+"""Under the data folder: every confirmed site, refreshed on each review decision."""
+
 
 @alerts_app.command("test")
 def alerts_test(aoi_name: Annotated[str, typer.Argument(help="AOI slug.")]) -> None:
@@ -287,7 +290,7 @@ def sites_dismiss(
     """Mark a site as a false positive: no more alerts, exported as a negative example."""
     from asmspotter.aoi import find_aoi
     from asmspotter.monitor import open_store
-    from asmspotter.report import write_negatives_geojson
+    from asmspotter.report import write_negatives_geojson, write_positives_geojson
     from asmspotter.settings import get_settings
 
     settings = get_settings()
@@ -306,6 +309,8 @@ def sites_dismiss(
     except AsmspotterError:
         rule = f"more than the expansion thresholds in {site.aoi_name}.yaml"
     negatives = write_negatives_geojson(store.dismissed_sites(), settings.data_dir / NEGATIVES_FILE)
+    # A dismissal lifts an earlier confirmation: the site leaves the positives.
+    write_positives_geojson(store.confirmed_sites(), settings.data_dir / POSITIVES_FILE)
     typer.echo(
         f"{site_id} dismissed ({reason}) at {site.area_ha:.1f} ha. It will not be alerted "
         f"again unless it grows by {rule} over that area.\n"
@@ -329,6 +334,94 @@ def sites_export_negatives(
     dismissed = open_store(get_settings().resolved_database_url).dismissed_sites(aoi_name)
     write_negatives_geojson(dismissed, out)
     typer.echo(f"{len(dismissed)} dismissed site(s) of {aoi_name} written to {out}")
+
+
+@sites_app.command("confirm")
+def sites_confirm(
+    site_id: Annotated[str, typer.Argument(help="Site id, e.g. demo-0003.")],
+    reason: Annotated[str, typer.Option("--reason", help="What settled it, e.g. 'field visit'.")],
+) -> None:
+    """Mark a site as a confirmed mine: it keeps alerting and becomes a training positive."""
+    from asmspotter.monitor import open_store
+    from asmspotter.report import write_positives_geojson
+    from asmspotter.settings import get_settings
+
+    settings = get_settings()
+    store = open_store(settings.resolved_database_url)
+    try:
+        site = store.confirm_site(site_id, reason)
+    except (AsmspotterError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    positives = write_positives_geojson(store.confirmed_sites(), settings.data_dir / POSITIVES_FILE)
+    typer.echo(
+        f"{site_id} confirmed ({reason}) at {site.area_ha:.1f} ha.\n"
+        f"Positive examples for training: {positives}"
+    )
+
+
+@sites_app.command("export-positives")
+def sites_export_positives(
+    aoi_name: Annotated[str, typer.Argument(help="AOI slug.")],
+    out: Annotated[Path, typer.Argument(help="GeoJSON file to write (EPSG:4326).")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT.")] = False,
+) -> None:
+    """Write an AOI's confirmed sites as mining labels for training (GeoJSON polygons)."""
+    from asmspotter.monitor import open_store
+    from asmspotter.report import write_positives_geojson
+    from asmspotter.settings import get_settings
+
+    if out.exists() and not overwrite:
+        raise _fail(f"{out} exists; pass --overwrite to replace it.")
+    confirmed = open_store(get_settings().resolved_database_url).confirmed_sites(aoi_name)
+    write_positives_geojson(confirmed, out)
+    typer.echo(f"{len(confirmed)} confirmed site(s) of {aoi_name} written to {out}")
+
+
+@app.command("web")
+def web(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind; 0.0.0.0 exposes it to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    tile_url: Annotated[
+        str | None,
+        typer.Option(
+            "--tile-url",
+            help="Basemap tiles, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png "
+            "(default: none, the composite only; nothing leaves the machine).",
+        ),
+    ] = None,
+) -> None:
+    """Serve the review web app: AOI maps, site pages, confirm / dismiss, downloads.
+
+    Writes need ASMSPOTTER_WEB_TOKEN (or a Prefect Secret block named by
+    ASMSPOTTER_WEB_TOKEN_SECRET); without one the app is read-only.
+    """
+    import uvicorn
+
+    from asmspotter.settings import get_settings
+    from asmspotter.web.app import WebConfig, create_app
+    from asmspotter.web.security import resolve_write_token
+
+    settings = get_settings()
+    try:
+        token = resolve_write_token(
+            settings.web_token.get_secret_value() if settings.web_token else None,
+            settings.web_token_secret,
+        )
+    except AsmspotterError as exc:
+        raise _fail(str(exc)) from exc
+    config = WebConfig(
+        database_url=settings.resolved_database_url,
+        outputs_dir=settings.outputs_dir,
+        training_dir=settings.data_dir / "training",
+        write_token=token,
+        tile_url=tile_url,
+        aoi_dir=settings.aoi_dir,
+    )
+    mode = "confirm / dismiss need the token" if token else "read-only (no token set)"
+    typer.echo(f"asmspotter review app on http://{host}:{port}/ ({mode})", err=True)
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info")
 
 
 @model_app.command("train")

@@ -21,7 +21,7 @@ from asmspotter.monitor import RunSummary
 
 if TYPE_CHECKING:
     from asmspotter.storage import Store
-    from asmspotter.storage.store import DismissedSite, ObservationRecord
+    from asmspotter.storage.store import DismissedSite, ObservationRecord, SiteRecord
 
 logger = logging.getLogger(__name__)
 
@@ -248,6 +248,37 @@ def write_site_timeline(
     return png, gpkg
 
 
+def _site_feature_lonlat(site: SiteRecord, properties: dict[str, Any]) -> dict[str, Any]:
+    """A GeoJSON feature of a site's latest outline in EPSG:4326."""
+    import numpy as np
+    import shapely
+    from pyproj import Transformer
+    from shapely.geometry import mapping
+
+    to_lonlat = Transformer.from_crs(site.epsg, 4326, always_xy=True)
+    geometry = shapely.transform(
+        site.geometry, lambda xy: np.column_stack(to_lonlat.transform(xy[:, 0], xy[:, 1]))
+    )
+    return {
+        "type": "Feature",
+        "id": site.site_id,
+        "geometry": mapping(geometry),
+        "properties": properties,
+    }
+
+
+def _write_feature_collection(features: list[dict[str, Any]], path: Path) -> Path:
+    """Write a FeatureCollection atomically (a partial file, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(
+        json.dumps({"type": "FeatureCollection", "features": features}, indent=1) + "\n",
+        encoding="utf-8",
+    )
+    tmp.replace(path)
+    return path
+
+
 def write_negatives_geojson(dismissed: Sequence[DismissedSite], path: Path) -> Path:
     """Write dismissed sites as negative training areas: EPSG:4326 GeoJSON polygons.
 
@@ -258,40 +289,48 @@ def write_negatives_geojson(dismissed: Sequence[DismissedSite], path: Path) -> P
     Returns:
         ``path`` (written even when there is no dismissed site: an empty collection).
     """
-    import numpy as np
-    import shapely
-    from pyproj import Transformer
-    from shapely.geometry import mapping
-
-    features = []
-    for item in dismissed:
-        site = item.site
-        to_lonlat = Transformer.from_crs(site.epsg, 4326, always_xy=True)
-        geometry = shapely.transform(
-            site.geometry,
-            lambda xy, t=to_lonlat: np.column_stack(t.transform(xy[:, 0], xy[:, 1])),
-        )
-        features.append(
+    features = [
+        _site_feature_lonlat(
+            item.site,
             {
-                "type": "Feature",
-                "id": site.site_id,
-                "geometry": mapping(geometry),
-                "properties": {
-                    "site_id": site.site_id,
-                    "class": "negative",
-                    "aoi": site.aoi_name,
-                    "reason": site.dismissed_reason,
-                    "dismissed_at": item.dismissed_at.isoformat() if item.dismissed_at else None,
-                    "area_ha": round(site.area_ha, 4),
-                },
-            }
+                "site_id": item.site.site_id,
+                "class": "negative",
+                "aoi": item.site.aoi_name,
+                "reason": item.site.dismissed_reason,
+                "dismissed_at": item.dismissed_at.isoformat() if item.dismissed_at else None,
+                "area_ha": round(item.site.area_ha, 4),
+            },
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(
-        json.dumps({"type": "FeatureCollection", "features": features}, indent=1) + "\n",
-        encoding="utf-8",
-    )
-    tmp.replace(path)
+        for item in dismissed
+    ]
+    _write_feature_collection(features, path)
     logger.info("Wrote %d negative areas to %s", len(features), path)
+    return path
+
+
+def write_positives_geojson(confirmed: Sequence[SiteRecord], path: Path) -> Path:
+    """Write confirmed sites as mining labels for training: EPSG:4326 GeoJSON polygons.
+
+    The counterpart of :func:`write_negatives_geojson`. Properties: ``site_id``,
+    ``class`` (``mining``, which ``detect.labels.load_labels`` reads as a positive),
+    ``aoi``, ``confirmed_at`` (ISO 8601 UTC), ``area_ha``.
+
+    Returns:
+        ``path`` (written even when there is no confirmed site: an empty collection).
+    """
+    features = [
+        _site_feature_lonlat(
+            site,
+            {
+                "site_id": site.site_id,
+                "class": "mining",
+                "aoi": site.aoi_name,
+                "confirmed_at": site.confirmed_at.isoformat() if site.confirmed_at else None,
+                "area_ha": round(site.area_ha, 4),
+            },
+        )
+        for site in confirmed
+    ]
+    _write_feature_collection(features, path)
+    logger.info("Wrote %d confirmed mining areas to %s", len(features), path)
     return path

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +53,25 @@ class Settings(BaseSettings):
         description=(
             "GDAL block cache per process, in MB (GDAL's own default is 5% of RAM, which "
             "grows with the AOI until it is full); also applied to Dask workers."
+        ),
+    )
+
+    web_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Token the review web app asks for before a write (confirm / dismiss); "
+            "neither this nor web_token_secret set: the web app is read-only."
+        ),
+    )
+    web_token_secret: str | None = Field(
+        default=None,
+        description="Name of a Prefect Secret block holding the web app's write token.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description=(
+            "Address of the review web app as alert readers reach it (e.g. "
+            "https://asm.example.org); alerts then link each site to its page."
         ),
     )
 

@@ -41,8 +41,12 @@ __all__ = [
     "nearest_label",
     "osm_url",
     "render_alert",
+    "site_page_url",
     "write_events_geojson",
 ]
+
+PUBLIC_URL_ENV = "ASMSPOTTER_PUBLIC_URL"
+"""Where the review web app is reachable by alert readers; set, alerts link each site's page."""
 
 # 7 decimals of a degree is about 1 cm at the equator: RFC 7946 section 11.2
 # recommends no more precision than the data has, and our pixels are metres.
@@ -107,6 +111,24 @@ def osm_url(lat: float, lon: float) -> str:
     return f"https://www.openstreetmap.org/?mlat={la}&mlon={lo}#map={_OSM_ZOOM}/{la}/{lo}"
 
 
+def site_page_url(site_id: str, public_url: str | None = None) -> str | None:
+    """Link to a site's page in the review web app (``asmspotter web``), if it is public.
+
+    Args:
+        site_id: Site id.
+        public_url: The app's address; None reads ``ASMSPOTTER_PUBLIC_URL``.
+
+    Returns:
+        ``<public url>/sites/<site id>``, or None when no address is configured.
+    """
+    from urllib.parse import quote
+
+    base = public_url if public_url is not None else os.environ.get(PUBLIC_URL_ENV)
+    if not base:
+        return None
+    return f"{base.rstrip('/')}/sites/{quote(site_id, safe='')}"
+
+
 @dataclass(frozen=True)
 class _Row:
     """The formatted cells of one site, shared by the three bodies."""
@@ -121,6 +143,7 @@ class _Row:
     first_seen: str
     clear_observations: str
     nearest: str
+    page: str | None = None
 
 
 CONFIDENCE_NOTE = (
@@ -212,6 +235,7 @@ def _row(
         first_seen=event.first_seen.isoformat(),
         clear_observations=str(event.clear_observations),
         nearest=nearest_label(event.centroid_lat, event.centroid_lon, labels),
+        page=site_page_url(event.site_id),
     )
 
 
@@ -390,6 +414,8 @@ def _render_text(
             f"{r.clear_observations} clear observations" + (f", {r.nearest}" if r.nearest else "")
         )
         lines.append(f"  map: {r.url}")
+        if r.page:
+            lines.append(f"  review: {r.page}")
     if hidden_note:
         lines.append(hidden_note)
     lines.append("")
@@ -433,7 +459,8 @@ def _render_markdown(
     lines = [_md(intro), ""]
     for r in rows:
         lines.append(
-            f"- **{_md(r.site_id)}** {_md(r.event)}, {r.area}, "
+            f"- **{f'[{_md(r.site_id)}]({r.page})' if r.page else _md(r.site_id)}** "
+            f"{_md(r.event)}, {r.area}, "
             f"[{r.lat}, {r.lon}]({r.url}), confidence {r.confidence}, "
             f"first seen {r.first_seen}, {r.clear_observations} clear obs."
             + (f", {_md(r.nearest)}" if r.nearest else "")
@@ -502,9 +529,12 @@ def _render_html(
         )
         for r in rows:
             location = f'<a href="{_esc(r.url)}">{_esc(r.lat)}, {_esc(r.lon)}</a>'
+            site_cell = (
+                f'<a href="{_esc(r.page)}">{_esc(r.site_id)}</a>' if r.page else _esc(r.site_id)
+            )
             parts.append(
                 "<tr>"
-                f'<td style="{_TD_STYLE}">{_esc(r.site_id)}</td>'
+                f'<td style="{_TD_STYLE}">{site_cell}</td>'
                 f'<td style="{_TD_STYLE}">{_esc(r.event)}</td>'
                 f'<td style="{_TD_NUM_STYLE}">{_esc(r.area)}</td>'
                 f'<td style="{_TD_NUM_STYLE}">{location}</td>'

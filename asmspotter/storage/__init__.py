@@ -9,6 +9,7 @@ Tracking (:mod:`asmspotter.track`) is pure and reads/writes through this package
 
 from asmspotter.storage.store import (
     DATABASE_URL_SETTING,
+    AOIRecord,
     DatabaseUnavailableError,
     DatabaseURLError,
     DeliveryRecord,
@@ -17,6 +18,7 @@ from asmspotter.storage.store import (
     RunRecord,
     SceneRecord,
     SiteRecord,
+    SiteReview,
     StorageError,
     Store,
     alembic_config,
@@ -28,6 +30,7 @@ from asmspotter.track import KnownSite
 
 __all__ = [
     "DATABASE_URL_SETTING",
+    "AOIRecord",
     "DatabaseURLError",
     "DatabaseUnavailableError",
     "DeliveryRecord",
@@ -37,6 +40,7 @@ __all__ = [
     "RunRecord",
     "SceneRecord",
     "SiteRecord",
+    "SiteReview",
     "StorageError",
     "Store",
     "alembic_config",

@@ -52,6 +52,9 @@ EVENT_KINDS = ("new", "expanded", "unchanged", "shrunk", "not_seen")
 DELIVERY_STATUSES = ("delivered", "failed", "outbox")
 """Values of ``alert_delivery.status``."""
 
+REVIEW_DECISIONS = ("confirmed", "dismissed")
+"""Values of ``site_review.decision``: a person's verdict on a site (migration 0006)."""
+
 
 def _in(column: str, values: tuple[str, ...]) -> str:
     """SQL check expression ``column IN ('a', 'b')`` for a fixed list of literals."""
@@ -175,6 +178,8 @@ class SiteRow(Base):
     """When the site was dismissed (UTC); migration 0002."""
     dismissed_area_ha: Mapped[float | None] = mapped_column(Float)
     """Area when dismissed; it alerts again only beyond the expansion thresholds; 0002."""
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    """When a person confirmed the site as a mine (UTC), None if not; migration 0006."""
     geometry_wkt: Mapped[str] = mapped_column(Text)
     """Latest outline, WKT in the AOI CRS."""
     epsg: Mapped[int] = mapped_column(Integer)
@@ -293,3 +298,28 @@ class DigestDeliveryRow(Base):
     """Error of the latest failed attempt."""
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     """When the delivery succeeded (UTC)."""
+
+
+class SiteReviewRow(Base):
+    """One review decision on a site (confirm or dismiss), kept as history; migration 0006."""
+
+    __tablename__ = "site_review"
+    __table_args__ = (CheckConstraint(_in("decision", REVIEW_DECISIONS), name="decision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    """Surrogate key; also the order of decisions."""
+    site_id: Mapped[str] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"), index=True)
+    """Site reviewed."""
+    decision: Mapped[str] = mapped_column(String(16))
+    """``confirmed`` or ``dismissed``."""
+    reason: Mapped[str] = mapped_column(Text)
+    """Why: for a dismissal the look-alike (``river bar``, ``town``, ...), for a confirmation
+    what settled it (``field visit``, ...)."""
+    note: Mapped[str | None] = mapped_column(Text)
+    """Free-text comment of the reviewer."""
+    area_ha: Mapped[float] = mapped_column(Float)
+    """The site's area when reviewed, hectares."""
+    source: Mapped[str] = mapped_column(String(16))
+    """Where the decision was made: ``web`` or ``cli``."""
+    reviewed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    """When (UTC)."""

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config
@@ -52,7 +52,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
@@ -64,6 +63,7 @@ from asmspotter.events import CONFIDENCE_LEVELS, SiteEvent
 from asmspotter.providers.base import SceneRef
 from asmspotter.storage.schema import (
     DELIVERY_STATUSES,
+    REVIEW_DECISIONS,
     RUN_STATUSES,
     SCENE_STATUSES,
     AlertDeliveryRow,
@@ -73,6 +73,7 @@ from asmspotter.storage.schema import (
     ObservationRow,
     RunRow,
     SceneRow,
+    SiteReviewRow,
     SiteRow,
 )
 from asmspotter.track import KnownSite
@@ -210,6 +211,7 @@ class SiteRecord:
         area_ha: Latest mapped area in hectares.
         centroid_lon: Centroid longitude (EPSG:4326).
         centroid_lat: Centroid latitude (EPSG:4326).
+        confirmed_at: When a person confirmed it as a mine (UTC); None if not confirmed.
     """
 
     site_id: str
@@ -223,6 +225,14 @@ class SiteRecord:
     area_ha: float
     centroid_lon: float
     centroid_lat: float
+    confirmed_at: dt.datetime | None = None
+
+    @property
+    def review_state(self) -> str:
+        """``dismissed``, ``confirmed`` or ``unreviewed``: what a person decided last."""
+        if self.status == "dismissed":
+            return "dismissed"
+        return "confirmed" if self.confirmed_at is not None else "unreviewed"
 
     @property
     def id(self) -> str:
@@ -631,6 +641,7 @@ def _site_record(row: SiteRow) -> SiteRecord:
         area_ha=row.area_ha,
         centroid_lon=row.centroid_lon,
         centroid_lat=row.centroid_lat,
+        confirmed_at=_as_utc_or_none(row.confirmed_at),
     )
 
 
@@ -1382,33 +1393,184 @@ class Store:
                 _observation_record(obs, window_end) for obs, window_end in session.execute(stmt)
             ]
 
-    def dismiss_site(self, site_id: str, reason: str) -> None:
+    def dismiss_site(
+        self, site_id: str, reason: str, *, note: str | None = None, source: str = "cli"
+    ) -> SiteRecord:
         """Mark a site as dismissed (e.g. a false positive); it keeps being tracked.
+
+        Its alerts stop until it outgrows its area at dismissal (see
+        ``asmspotter.alerts.dispatch``); it becomes a training negative.
 
         Args:
             site_id: Site id.
-            reason: Why, for the record.
+            reason: Why, for the record (``river bar``, ``town``, ...).
+            note: Optional comment.
+            source: Where the decision was made (``cli`` or ``web``).
+
+        Returns:
+            The site as it is now.
 
         Raises:
             ValueError: ``reason`` is empty.
             RecordNotFoundError: No site has this id.
         """
-        if not reason.strip():
-            raise ValueError(f"give a reason for dismissing site {site_id!r}.")
+        return self.review_site(site_id, "dismissed", reason, note=note, source=source)
+
+    def confirm_site(
+        self, site_id: str, reason: str, *, note: str | None = None, source: str = "cli"
+    ) -> SiteRecord:
+        """Mark a site as a confirmed mine; it stays active and becomes a training positive.
+
+        A confirmation lifts an earlier dismissal, so the site alerts again.
+
+        Args:
+            site_id: Site id.
+            reason: What settled it (``field visit``, ``high-resolution image``, ...).
+            note: Optional comment.
+            source: Where the decision was made (``cli`` or ``web``).
+
+        Returns:
+            The site as it is now.
+
+        Raises:
+            ValueError: ``reason`` is empty.
+            RecordNotFoundError: No site has this id.
+        """
+        return self.review_site(site_id, "confirmed", reason, note=note, source=source)
+
+    def review_site(
+        self,
+        site_id: str,
+        decision: str,
+        reason: str,
+        *,
+        note: str | None = None,
+        source: str = "cli",
+    ) -> SiteRecord:
+        """Record a person's decision on a site and set its state to match.
+
+        Args:
+            site_id: Site id.
+            decision: ``confirmed`` or ``dismissed``.
+            reason: Why; must not be empty.
+            note: Optional comment.
+            source: Where the decision was made (``cli`` or ``web``).
+
+        Returns:
+            The site as it is now.
+
+        Raises:
+            ValueError: ``decision`` is unknown or ``reason`` is empty.
+            RecordNotFoundError: No site has this id.
+        """
+        _check_choice("decision", decision, REVIEW_DECISIONS)
+        reason = reason.strip()
+        if not reason:
+            raise ValueError(
+                f"give a reason for {'dismissing' if decision == 'dismissed' else 'confirming'} "
+                f"site {site_id!r}."
+            )
+        note = note.strip() if note and note.strip() else None
+        now = _utcnow()
         with self._transaction() as session:
-            result = session.execute(
-                update(SiteRow)
-                .where(SiteRow.id == site_id)
-                .values(
-                    status="dismissed",
-                    dismissed_reason=reason,
-                    dismissed_at=_utcnow(),
-                    dismissed_area_ha=SiteRow.area_ha,
+            row = session.get(SiteRow, site_id, with_for_update=True)
+            if row is None:
+                raise RecordNotFoundError(f"site {site_id!r} is not in the store ({self.url}).")
+            if decision == "dismissed":
+                row.status = "dismissed"
+                row.dismissed_reason = reason
+                row.dismissed_at = now
+                row.dismissed_area_ha = row.area_ha
+                row.confirmed_at = None
+            else:
+                row.status = "active"
+                row.dismissed_reason = None
+                row.dismissed_at = None
+                row.dismissed_area_ha = None
+                row.confirmed_at = now
+            session.add(
+                SiteReviewRow(
+                    site_id=site_id,
+                    decision=decision,
+                    reason=reason,
+                    note=note,
+                    area_ha=row.area_ha,
+                    source=source,
+                    reviewed_at=now,
                 )
             )
-            if cast(Any, result).rowcount == 0:
-                raise RecordNotFoundError(f"site {site_id!r} is not in the store ({self.url}).")
-        logger.info("site %s dismissed: %s", site_id, reason)
+            session.flush()
+            record = _site_record(row)
+        logger.info("site %s %s (%s): %s", site_id, decision, source, reason)
+        return record
+
+    def site_reviews(self, site_id: str) -> list[SiteReview]:
+        """Return every review decision on a site, oldest first."""
+        stmt = (
+            select(SiteReviewRow).where(SiteReviewRow.site_id == site_id).order_by(SiteReviewRow.id)
+        )
+        with self._transaction(read_only=True) as session:
+            return [
+                SiteReview(
+                    site_id=row.site_id,
+                    decision=row.decision,
+                    reason=row.reason,
+                    note=row.note,
+                    area_ha=row.area_ha,
+                    source=row.source,
+                    reviewed_at=_as_utc(row.reviewed_at),
+                )
+                for row in session.scalars(stmt)
+            ]
+
+    def confirmed_sites(self, aoi_name: str | None = None) -> list[SiteRecord]:
+        """Return the sites a person confirmed as mines (of one AOI, or all), by id."""
+        stmt = select(SiteRow).where(SiteRow.status == "active", SiteRow.confirmed_at.is_not(None))
+        if aoi_name is not None:
+            stmt = stmt.where(SiteRow.aoi_name == aoi_name)
+        with self._transaction(read_only=True) as session:
+            return [_site_record(row) for row in session.scalars(stmt.order_by(SiteRow.id))]
+
+    def latest_observations(self, aoi_name: str) -> dict[str, ObservationRecord]:
+        """Return each site's latest observation (last event, confidence), by site id."""
+        ranked = (
+            select(
+                ObservationRow.id,
+                RunRow.window_end,
+                func.row_number()
+                .over(partition_by=ObservationRow.site_id, order_by=RunRow.window_end.desc())
+                .label("rank"),
+            )
+            .join(RunRow, RunRow.id == ObservationRow.run_id)
+            .where(RunRow.aoi_name == aoi_name)
+            .subquery()
+        )
+        stmt = select(ObservationRow, ranked.c.window_end).join(
+            ranked, and_(ranked.c.id == ObservationRow.id, ranked.c.rank == 1)
+        )
+        with self._transaction(read_only=True) as session:
+            return {
+                obs.site_id: _observation_record(obs, window_end)
+                for obs, window_end in session.execute(stmt)
+            }
+
+    def site_deliveries(self, site_id: str) -> list[DeliveryRecord]:
+        """Return every alert delivery of a site's events, in recording order."""
+        with self._transaction(read_only=True) as session:
+            rows = session.scalars(
+                select(AlertDeliveryRow)
+                .where(AlertDeliveryRow.site_id == site_id)
+                .order_by(AlertDeliveryRow.id)
+            )
+            return [_delivery_record(row) for row in rows]
+
+    def aois(self) -> list[AOIRecord]:
+        """Return every AOI the store knows, by name."""
+        with self._transaction(read_only=True) as session:
+            return [
+                AOIRecord(name=row.name, title=row.title, epsg=row.epsg)
+                for row in session.scalars(select(AOIRow).order_by(AOIRow.name))
+            ]
 
     # -- alert deliveries ------------------------------------------------------------
 
@@ -1657,3 +1819,41 @@ class DismissedSite:
     site: SiteRecord
     dismissed_at: dt.datetime | None
     dismissed_area_ha: float | None
+
+
+@dataclass(frozen=True)
+class SiteReview:
+    """One review decision on a site.
+
+    Attributes:
+        site_id: Site id.
+        decision: ``confirmed`` or ``dismissed``.
+        reason: Why (a look-alike for dismissals, the evidence for confirmations).
+        note: Free-text comment, if any.
+        area_ha: The site's area when reviewed.
+        source: ``web`` or ``cli``.
+        reviewed_at: When (UTC).
+    """
+
+    site_id: str
+    decision: str
+    reason: str
+    note: str | None
+    area_ha: float
+    source: str
+    reviewed_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class AOIRecord:
+    """An AOI as the store knows it (the YAML holds the rest).
+
+    Attributes:
+        name: AOI slug.
+        title: Human-readable title.
+        epsg: EPSG code of its grid's projected CRS.
+    """
+
+    name: str
+    title: str
+    epsg: int

@@ -399,3 +399,58 @@ def test_unreachable_database_names_url_and_setting_without_password():
 def test_redact_database_url():
     assert redact_database_url("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
     assert redact_database_url("sqlite:///x.sqlite") == "sqlite:///x.sqlite"
+
+
+# -- reviews (issue 16) ----------------------------------------------------------------
+
+
+def test_confirm_and_dismiss_are_recorded_as_history_and_flip_the_state(store: Store):
+    monitor(store, W1, [rect(0, 0, 200, 200), rect(3000, 0, 300, 300)])
+    assert store.site("demo-0001").review_state == "unreviewed"
+
+    dismissed = store.dismiss_site("demo-0001", "river bar", note="sand, <b>dry season</b>")
+    assert (dismissed.status, dismissed.review_state) == ("dismissed", "dismissed")
+    confirmed = store.confirm_site("demo-0002", "field visit", source="web")
+    assert (confirmed.status, confirmed.review_state) == ("active", "confirmed")
+    assert [s.id for s in store.confirmed_sites(AOI)] == ["demo-0002"]
+    assert [d.site.id for d in store.dismissed_sites(AOI)] == ["demo-0001"]
+
+    # A confirmation lifts the dismissal: the site alerts again and is a positive.
+    store.confirm_site("demo-0001", "high-resolution image", source="web")
+    site = store.site("demo-0001")
+    assert (site.status, site.dismissed_reason, site.review_state) == (
+        "active",
+        None,
+        "confirmed",
+    )
+    assert store.dismissed_sites(AOI) == []
+    reviews = store.site_reviews("demo-0001")
+    assert [(r.decision, r.reason, r.source) for r in reviews] == [
+        ("dismissed", "river bar", "cli"),
+        ("confirmed", "high-resolution image", "web"),
+    ]
+    assert reviews[0].note == "sand, <b>dry season</b>"  # stored as given; pages escape it
+    assert reviews[0].area_ha == pytest.approx(4.0)
+    assert reviews[0].reviewed_at.tzinfo is not None
+
+
+def test_review_refuses_bad_input_and_unknown_sites(store: Store):
+    monitor(store, W1, [rect(0, 0, 200, 200)])
+    with pytest.raises(ValueError, match="decision"):
+        store.review_site("demo-0001", "approved", "looks fine")
+    with pytest.raises(ValueError, match="give a reason for confirming"):
+        store.confirm_site("demo-0001", "   ")
+    with pytest.raises(RecordNotFoundError, match="demo-9999"):
+        store.confirm_site("demo-9999", "typo")
+    assert store.site_reviews("demo-0001") == []
+    assert store.site("demo-0001").review_state == "unreviewed"
+
+
+def test_latest_observations_deliveries_and_aois(store: Store):
+    monitor(store, W1, [rect(0, 0, 200, 200)])
+    monitor(store, W2, [rect(0, 0, 300, 300)])
+    latest = store.latest_observations(AOI)
+    assert {k: (o.kind, o.window_end) for k, o in latest.items()} == {"demo-0001": ("expanded", W2)}
+    keys = [d.event_key for d in store.site_deliveries("demo-0001")]
+    assert keys == [f"demo-0001:new:{W1}", f"demo-0001:expanded:{W2}"]
+    assert [(a.name, a.epsg) for a in store.aois()] == [(AOI, EPSG)]

@@ -20,6 +20,7 @@ from prefect.states import Failed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from asmspotter.monitor import RunContext, RunSummary, SkippedScene, build_summary, describe_error
+from asmspotter.progress import progress_bar
 from asmspotter.providers.base import LocalScene, SceneRef
 from asmspotter.schedule import today_utc
 from asmspotter.settings import get_settings
@@ -46,13 +47,15 @@ def download_all(
     futures = [(ref, download.submit(ctx, ref)) for ref in refs]
     used: list[LocalScene] = []
     skipped: list[SkippedScene] = []
-    for ref, future in futures:
-        future.wait()
-        if future.state.is_completed():
-            used.append(future.result())
-        else:
-            reason = describe_error(future.state.result(raise_on_failure=False))
-            skipped.append(SkippedScene(ref, reason))
+    with progress_bar(f"{ctx.aoi.name}: download {len(refs)} scenes", total=len(refs)) as update:
+        for done, (ref, future) in enumerate(futures, start=1):
+            future.wait()
+            if future.state.is_completed():
+                used.append(future.result())
+            else:
+                reason = describe_error(future.state.result(raise_on_failure=False))
+                skipped.append(SkippedScene(ref, reason))
+            update(done)
     return used, skipped
 
 

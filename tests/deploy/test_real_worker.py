@@ -315,6 +315,6 @@ async def wait_for_run(api_url: str, run_id: str, timeout_s: float):
         # Logs are shipped in batches: give the last batch a moment to land.
         await asyncio.sleep(3)
         logs = await client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])), limit=1000
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])), limit=200
         )
         return flow_run, artifacts, logs

@@ -176,6 +176,7 @@ def test_readme_production_path_on_a_real_server(tmp_path):
             PREFECT_SERVER_API_HOST="127.0.0.1",
             PREFECT_SERVER_API_PORT=str(port),
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            COLUMNS="250",  # rich tables of `flow-run ls` unabridged
             ASMSPOTTER_AOI_DIR=str(aoi_dir),
             ASMSPOTTER_DATA_DIR=str(tmp_path / "data"),
             ASMSPOTTER_MODELS_DIR=str(PROJECT_ROOT / "models"),

@@ -24,6 +24,7 @@ from asmspotter.progress import progress_bar
 from asmspotter.providers.base import LocalScene, SceneRef
 from asmspotter.schedule import today_utc
 from asmspotter.settings import get_settings
+from flows.logs import send_project_logs_to_prefect
 from tasks.alert import alert_if_stale, notify_run_failed, render_quicklooks, send_alerts
 from tasks.composite import build_composite
 from tasks.detect import detect_mines
@@ -32,6 +33,10 @@ from tasks.report import publish_report, run_tags, tag_flow_run
 from tasks.run import finish_run, plan_monitoring, prepare_run
 from tasks.search import search_scenes
 from tasks.track import track_sites
+
+# A worker loads this file by path (prefect.yaml's entrypoint), not as `flows.<name>`,
+# so `flows/__init__` never runs there: attach the project's run-log handler here too.
+send_project_logs_to_prefect()
 
 
 def download_all(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,6 +23,8 @@ from asmspotter import __version__
 from asmspotter.errors import AsmspotterError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from asmspotter.aoi import AOI
 
 NOISY_LOGGERS = ("httpx", "alembic", "pyogrio", "rasterio")
@@ -69,12 +73,128 @@ def main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
 ) -> None:
-    """Monitor artisanal and small-scale gold mining from space."""
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    """Monitor artisanal and small-scale gold mining from space.
+
+    Quiet by default: one line per stage of a run and progress bars on long steps;
+    ``-v`` shows every log line (Prefect's included), ``-vv`` debug; ``-q`` errors only.
+    """
+    global _VERBOSITY
+    _VERBOSITY = -1 if quiet else verbose
+    if verbose:
+        level = logging.DEBUG if verbose > 1 else logging.INFO
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    else:
+        _install_stage_lines(logging.ERROR if quiet else logging.INFO)
     if verbose < 2:
         for chatty in NOISY_LOGGERS:
             logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+_VERBOSITY = 0
+"""-1 with -q, 0 by default, the number of -v otherwise (set by ``main``)."""
+
+STAGE_LOGGERS = ("asmspotter.monitor", "asmspotter.composite.composite", "asmspotter.alerts")
+"""Loggers whose INFO lines are the default output: one line per stage of a run."""
+
+
+class _StageLines(logging.Handler):
+    """Prints stage lines (INFO of ``STAGE_LOGGERS``) and every warning or error, plainly."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.WARNING and not record.name.startswith(STAGE_LOGGERS):
+            return
+        prefix = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        typer.echo(f"{prefix}{record.getMessage()}", err=True)
+
+
+def _install_stage_lines(level: int) -> None:
+    """Route the ``asmspotter`` loggers to :class:`_StageLines` (once per process)."""
+    root = logging.getLogger("asmspotter")
+    for handler in list(root.handlers):
+        if isinstance(handler, _StageLines):
+            root.removeHandler(handler)
+    handler = _StageLines(level)
+    root.addHandler(handler)
+    root.setLevel(min(root.level or logging.INFO, logging.INFO))
+
+
+def _quiet_prefect_console() -> None:
+    """Hide Prefect's own console lines unless -v (its logs still reach the API and UI).
+
+    Without this every run prints a "Finished in state Completed()" per task and a
+    traceback per failure before our one-line error.
+    """
+    import prefect  # noqa: F401  # configures Prefect's logging
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    level = logging.INFO if _VERBOSITY == 1 else logging.DEBUG
+    if _VERBOSITY <= 0:
+        level = logging.CRITICAL + 1
+    loggers = [logging.getLogger(), *map(logging.getLogger, _prefect_logger_names())]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(level)
+
+
+def _prefect_logger_names() -> list[str]:
+    return [name for name in logging.root.manager.loggerDict if name.startswith("prefect")]
+
+
+@contextmanager
+def _progress_bars() -> Iterator[None]:
+    """Rich progress bars on stderr for the long steps, unless -q or not a terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from asmspotter.progress import set_progress_sink
+
+    console = Console(stderr=True)
+    if _VERBOSITY < 0 or not console.is_terminal:
+        yield
+        return
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bars:
+        previous = set_progress_sink(_RichSink(bars))
+        try:
+            yield
+        finally:
+            set_progress_sink(previous)
+
+
+class _RichSink:
+    """:class:`asmspotter.progress.ProgressSink` on a rich ``Progress``."""
+
+    def __init__(self, bars: Progress) -> None:
+        self._bars = bars
+        self._ids: dict[int, TaskID] = {}
+
+    def start(self, description: str, total: int | None) -> int:
+        task_id = self._bars.add_task(description, total=total)
+        self._ids[int(task_id)] = task_id
+        return int(task_id)
+
+    def update(self, bar_id: int, completed: int, total: int | None) -> None:
+        if total is None:
+            self._bars.update(self._ids[bar_id], completed=completed)
+        else:
+            self._bars.update(self._ids[bar_id], completed=completed, total=total)
+
+    def finish(self, bar_id: int) -> None:
+        self._bars.stop_task(self._ids.pop(bar_id))
+
+
+@contextmanager
+def _flow_output() -> Iterator[None]:
+    """What every command that runs a flow wants: Prefect's console quiet, bars on."""
+    _quiet_prefect_console()
+    with _progress_bars():
+        yield
 
 
 def _fail(message: str) -> typer.Exit:
@@ -181,7 +301,8 @@ def run(aoi_name: Annotated[str, typer.Argument(help="AOI slug.")], end: EndDate
     from flows.monitor import monitor_aoi
 
     try:
-        summary = monitor_aoi(aoi_name, end.date() if end else None)
+        with _flow_output():
+            summary = monitor_aoi(aoi_name, end.date() if end else None)
     except AsmspotterError as exc:
         raise _fail(str(exc)) from exc
     _print_summary(summary)
@@ -192,7 +313,8 @@ def run_all(end: EndDate = None) -> None:
     """Run every AOI whose revisit period has elapsed (what the schedule does daily)."""
     from flows.monitor import monitor_all
 
-    state = monitor_all(end.date() if end else None, return_state=True)
+    with _flow_output():
+        state = monitor_all(end.date() if end else None, return_state=True)
     rows = state.result(raise_on_failure=False)
     if isinstance(rows, list):
         for row in rows:
@@ -477,30 +599,34 @@ def model_train(
         except AsmspotterError as exc:
             raise _fail(str(exc)) from exc
 
+    from asmspotter.progress import progress_bar
+
     def progress(p: dict[str, float]) -> None:
+        epochs_bar(int(p["epoch"]), int(p["epochs"]))
         typer.echo(
             f"epoch {p['epoch']:.0f}/{p['epochs']:.0f}: loss {p['loss']:.4f} "
             f"val IoU {p['val_iou']:.3f} ({p['seconds']:.0f} s)"
         )
 
     try:
-        card = train_detector(
-            out_dir,
-            name=name,
-            scene_dir=scenes,
-            labels_path=labels,
-            negatives_path=negatives,
-            resolution_m=resolution_m,
-            n_train=train_chips,
-            epochs=epochs,
-            seed=seed,
-            patch_px=patch_px,
-            block_px=block_px,
-            hard_lookalikes=hard_lookalikes,
-            progress=progress,
-            resume=resume,
-            device=device,
-        )
+        with _progress_bars(), progress_bar(f"train {name} (epochs)", total=epochs) as epochs_bar:
+            card = train_detector(
+                out_dir,
+                name=name,
+                scene_dir=scenes,
+                labels_path=labels,
+                negatives_path=negatives,
+                resolution_m=resolution_m,
+                n_train=train_chips,
+                epochs=epochs,
+                seed=seed,
+                patch_px=patch_px,
+                block_px=block_px,
+                hard_lookalikes=hard_lookalikes,
+                progress=progress,
+                resume=resume,
+                device=device,
+            )
     except (AsmspotterError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     m = card.metrics
@@ -621,7 +747,8 @@ def backfill(
     from flows.backfill import backfill as backfill_flow
 
     try:
-        report = backfill_flow(aoi_name, start.date(), end.date(), send_alerts=alerts)
+        with _flow_output():
+            report = backfill_flow(aoi_name, start.date(), end.date(), send_alerts=alerts)
     except AsmspotterError as exc:
         raise _fail(str(exc)) from exc
     for row in report:
@@ -641,7 +768,8 @@ def demo() -> None:
     summaries = []
     for end in DEMO_WINDOW_ENDS:
         typer.echo(f"\n=== demo run for the window ending {end} ===")
-        summary = monitor_aoi("demo", end)
+        with _flow_output():
+            summary = monitor_aoi("demo", end)
         _print_summary(summary)
         summaries.append(summary)
     matches = compare_with_truth(
@@ -751,6 +879,24 @@ def dataset_build(
         f"(reasons in {summary.manifest_path.with_suffix('.csv')})"
     )
     typer.echo(f"Train on them: asmspotter model train NAME --chips {out}")
+
+
+@app.command("serve")
+def serve() -> None:
+    """Serve monitor-all/served-daily (06:00 UTC) and monitor-aoi/served-on-demand until Ctrl-C.
+
+    A schedule without a work pool or worker. The served deployments have their own
+    names: stopping this never pauses or rewrites the worker deployments of
+    ``prefect deploy --all``.
+    """
+    from flows.serve import SERVED_DAILY, SERVED_ON_DEMAND, main
+
+    typer.echo(
+        f"Serving monitor-all/{SERVED_DAILY} and monitor-aoi/{SERVED_ON_DEMAND}; "
+        "Ctrl-C stops (and pauses these two schedules only)."
+    )
+    _quiet_prefect_console()
+    main()
 
 
 if __name__ == "__main__":

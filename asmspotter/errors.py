@@ -35,6 +35,14 @@ class ProviderUnavailableError(AsmspotterError):
     """A provider is down or throttling (connection error, HTTP 429/5xx). Retried."""
 
 
+class ProviderUnreachableError(ProviderUnavailableError):
+    """A provider's host cannot be reached at all (name not resolved, connection refused).
+
+    Not retried: waiting minutes does not bring back a network that is not there or
+    fix a wrong host name; the run fails in seconds with the host named.
+    """
+
+
 class NoScenesError(AsmspotterError):
     """No usable scene was found for an AOI and window."""
 

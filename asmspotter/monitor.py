@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -33,12 +33,15 @@ from asmspotter.errors import (
     ProviderAuthError,
     ProviderNotConfiguredError,
     ProviderUnavailableError,
+    ProviderUnreachableError,
 )
 from asmspotter.events import SiteEvent
 from asmspotter.grid import AOIGrid, build_grid
 from asmspotter.memory import limit_gdal_cache
+from asmspotter.progress import progress_bar
 from asmspotter.providers import resolve_provider
 from asmspotter.providers.base import LocalScene, Provider, SceneRef, TimeWindow
+from asmspotter.providers.reachability import unreachable_reason, without_retry_promise
 from asmspotter.schedule import resolve_window
 from asmspotter.settings import Settings, get_settings
 from asmspotter.sources import SourceConfig
@@ -49,6 +52,8 @@ if TYPE_CHECKING:
     from asmspotter.alerts.dispatch import DeliveryOutcome
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -189,7 +194,9 @@ def search_scenes(ctx: RunContext) -> tuple[RunContext, list[SceneRef]]:
     for index, source in enumerate(ctx.aoi.config.sources):
         candidate = ctx.for_source(index)
         try:
-            refs = candidate.provider.search(ctx.aoi.geometry_lonlat, ctx.window)
+            refs = _fail_fast_if_unreachable(
+                partial(candidate.provider.search, ctx.aoi.geometry_lonlat, ctx.window)
+            )
         except (ProviderUnavailableError, ProviderAuthError, ProviderNotConfiguredError) as exc:
             logger.warning("Source %d (%s) failed: %s", index, source.provider, exc)
             first_error = first_error or exc
@@ -210,8 +217,33 @@ def search_scenes(ctx: RunContext) -> tuple[RunContext, list[SceneRef]]:
 
 
 def download_scene(ctx: RunContext, ref: SceneRef) -> LocalScene:
-    """Download one scene into the cache (idempotent)."""
-    return ctx.provider.download(ref, ctx.settings.cache_dir)
+    """Download one scene into the cache (idempotent).
+
+    Raises:
+        ProviderUnreachableError: the provider's host cannot be reached (not retried).
+    """
+    return _fail_fast_if_unreachable(lambda: ctx.provider.download(ref, ctx.settings.cache_dir))
+
+
+def _fail_fast_if_unreachable(call: Callable[[], T]) -> T:
+    """Run a provider call; an outage that is really an unreachable host says so.
+
+    Raises:
+        ProviderUnreachableError: the call failed on DNS, a refused connection or no
+            route: retrying in minutes would not help, so the task does not retry it.
+    """
+    try:
+        return call()
+    except ProviderUnreachableError:
+        raise
+    except ProviderUnavailableError as exc:
+        reason = unreachable_reason(exc)
+        if reason is None:
+            raise
+        raise ProviderUnreachableError(
+            f"{without_retry_promise(str(exc))}. The host cannot be reached ({reason}), so "
+            "this is not retried: check the network connection and sources[].url."
+        ) from exc
 
 
 def record_scenes(
@@ -263,7 +295,10 @@ def detect_sites(ctx: RunContext, composite_path: Path) -> DetectionResult:
     # With a cluster, blocks of the composite are predicted on all its workers at
     # once; on a worker already (monitor_all's DaskTaskRunner) or without a cluster,
     # column blocks run one after another in this process.
-    with dask_client(ctx.settings.dask_scheduler) as client:
+    with (
+        dask_client(ctx.settings.dask_scheduler) as client,
+        progress_bar(f"{ctx.aoi.name}: U-Net inference (tiles)") as update,
+    ):
         detections = detect_mines(
             composite_path,
             model_dir,
@@ -271,6 +306,7 @@ def detect_sites(ctx: RunContext, composite_path: Path) -> DetectionResult:
             threshold=detection.threshold,
             min_area_ha=detection.min_area_ha,
             client=client,
+            progress=update,
         )
     detections_path = ctx.run_dir / "detections.gpkg"
     detections.to_file(detections_path, driver="GPKG")

@@ -15,7 +15,12 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from asmspotter.monitor import completed_window_ends, find_backfill_windows
+from flows.logs import send_project_logs_to_prefect
 from flows.monitor import monitor_aoi
+
+# A worker loads this file by path (prefect.yaml's entrypoint), not as `flows.<name>`,
+# so `flows/__init__` never runs there: attach the project's run-log handler here too.
+send_project_logs_to_prefect()
 
 
 def backfill_run_name() -> str:

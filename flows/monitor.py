@@ -20,9 +20,11 @@ from prefect.states import Failed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from asmspotter.monitor import RunContext, RunSummary, SkippedScene, build_summary, describe_error
+from asmspotter.progress import progress_bar
 from asmspotter.providers.base import LocalScene, SceneRef
 from asmspotter.schedule import today_utc
 from asmspotter.settings import get_settings
+from flows.logs import send_project_logs_to_prefect
 from tasks.alert import alert_if_stale, notify_run_failed, render_quicklooks, send_alerts
 from tasks.composite import build_composite
 from tasks.detect import detect_mines
@@ -31,6 +33,10 @@ from tasks.report import publish_report, run_tags, tag_flow_run
 from tasks.run import finish_run, plan_monitoring, prepare_run
 from tasks.search import search_scenes
 from tasks.track import track_sites
+
+# A worker loads this file by path (prefect.yaml's entrypoint), not as `flows.<name>`,
+# so `flows/__init__` never runs there: attach the project's run-log handler here too.
+send_project_logs_to_prefect()
 
 
 def download_all(
@@ -46,13 +52,15 @@ def download_all(
     futures = [(ref, download.submit(ctx, ref)) for ref in refs]
     used: list[LocalScene] = []
     skipped: list[SkippedScene] = []
-    for ref, future in futures:
-        future.wait()
-        if future.state.is_completed():
-            used.append(future.result())
-        else:
-            reason = describe_error(future.state.result(raise_on_failure=False))
-            skipped.append(SkippedScene(ref, reason))
+    with progress_bar(f"{ctx.aoi.name}: download {len(refs)} scenes", total=len(refs)) as update:
+        for done, (ref, future) in enumerate(futures, start=1):
+            future.wait()
+            if future.state.is_completed():
+                used.append(future.result())
+            else:
+                reason = describe_error(future.state.result(raise_on_failure=False))
+                skipped.append(SkippedScene(ref, reason))
+            update(done)
     return used, skipped
 
 

@@ -23,6 +23,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from asmspotter.settings import get_settings
+from flows.logs import send_project_logs_to_prefect
+
+# A worker loads this file by path (prefect.yaml's entrypoint), not as `flows.<name>`,
+# so `flows/__init__` never runs there: attach the project's run-log handler here too.
+send_project_logs_to_prefect()
 
 
 def _progress_reporter(name: str, epochs: int) -> Any:

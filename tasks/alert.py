@@ -85,12 +85,19 @@ def notify_run_failed(
     import logging
 
     from asmspotter.aoi import find_aoi
+    from asmspotter.errors import AsmspotterError
     from asmspotter.settings import get_settings
 
     logger = logging.getLogger("asmspotter.alerts")
     try:
         settings = get_settings()
         aoi = find_aoi(settings.aoi_dir, aoi_name)
+    except AsmspotterError as exc:
+        # The run failed on this very error, which the run's own error already names:
+        # an AOI that cannot be loaded has no channels to tell.
+        logger.debug("No run-failure alert for AOI %s: %s", aoi_name, exc)
+        return []
+    try:
         return send_failure_alert(aoi, reason, window_end=end_date, outbox_dir=settings.outbox_dir)
     except Exception:
         logger.exception("Could not send the run-failure alert for AOI %s", aoi_name)

@@ -26,7 +26,7 @@ def download_scene(ctx: RunContext, ref: SceneRef) -> LocalScene:
     return monitor.download_scene(ctx, ref)
 
 
-@task(name="record-scenes", cache_policy=NO_CACHE)
+@task(name="record-scenes", task_run_name="record-scenes-{ctx.aoi.name}", cache_policy=NO_CACHE)
 def record_scenes(
     ctx: RunContext, used: Sequence[LocalScene], skipped: Sequence[SkippedScene]
 ) -> None:

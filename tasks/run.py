@@ -18,7 +18,7 @@ def prepare_run(aoi_name: str, end_date: dt.date | None) -> RunContext:
     return monitor.prepare_run(aoi_name, end_date)
 
 
-@task(name="finish-run", cache_policy=NO_CACHE)
+@task(name="finish-run", task_run_name="finish-{ctx.aoi.name}-{status}", cache_policy=NO_CACHE)
 def finish_run(
     ctx: RunContext,
     status: str,
@@ -34,7 +34,7 @@ def finish_run(
     )
 
 
-@task(name="plan-monitoring", cache_policy=NO_CACHE)
+@task(name="plan-monitoring", task_run_name="plan-{today}", cache_policy=NO_CACHE)
 def plan_monitoring(today: dt.date) -> MonitoringPlan:
     """Decide which AOIs are due today; invalid AOI files are listed, never raised."""
     return monitor.plan_monitoring(today)

@@ -8,7 +8,7 @@ from prefect.client.schemas.objects import State as StateModel
 from prefect.client.schemas.objects import TaskRun
 
 from asmspotter import monitor
-from asmspotter.errors import ProviderUnavailableError
+from asmspotter.errors import ProviderUnavailableError, ProviderUnreachableError
 from asmspotter.monitor import RunContext
 from asmspotter.providers.base import SceneRef
 
@@ -19,9 +19,16 @@ RETRY_DELAYS_S: list[float] = [10, 60, 300]
 def retry_if_unavailable(
     task: Task[..., object], task_run: TaskRun, state: StateModel[object]
 ) -> bool:
-    """Retry only when the provider is down or throttling; never on bad credentials."""
+    """Retry only when the provider is down or throttling.
+
+    Never on bad credentials, and never on an unreachable host (DNS failure, refused
+    connection): minutes of waiting do not bring a network back, so that run fails in
+    seconds with the host named.
+    """
     try:
         state.result()
+    except ProviderUnreachableError:
+        return False
     except ProviderUnavailableError:
         return True
     except Exception:

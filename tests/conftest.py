@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from collections.abc import Iterator
@@ -43,3 +44,28 @@ def _isolated_settings(
     """Point the data directory at a temporary folder unless a test sets its own."""
     monkeypatch.setenv("ASMSPOTTER_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     monkeypatch.delenv("ASMSPOTTER_DATABASE_URL", raising=False)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No process outlives the test suite: stop any child the tests left running.
+
+    Servers, workers and CLI subprocesses are stopped by their tests; this catches
+    what a crashed or interrupted test left behind (each one named on the terminal).
+    """
+    import psutil
+
+    leftovers = psutil.Process().children(recursive=True)
+    if not leftovers:
+        return
+    names = ", ".join(f"{p.pid} {' '.join(p.cmdline()[:3])}" for p in leftovers if p.is_running())
+    for process in leftovers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(leftovers, timeout=10)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and names:
+        reporter.write_line(f"stopped processes the tests left running: {names}", yellow=True)

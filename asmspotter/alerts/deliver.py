@@ -204,11 +204,13 @@ def channel_from_url(url: str) -> Channel:
 
 
 class _ThreadCapture(logging.Filter):
-    """Takes the apprise log records of one thread; passes other threads' as before.
+    """Takes the apprise log records of one send, whichever thread apprise logs them from.
 
-    The records of our thread are dropped after capture: they may name the raw URL
-    (``Unparseable URL slack://...``), so :func:`send_alert` logs them itself,
-    scrubbed, in its result line.
+    apprise 2.x runs a plugin's ``send`` on its own executor threads, so the records
+    of a send cannot be told apart by thread: sends are serialised instead
+    (:data:`_send_lock`), and every record during one belongs to it. The records are
+    dropped after capture: they may name the raw URL (``Unparseable URL
+    slack://...``), so :func:`send_alert` logs them itself, scrubbed, in its result line.
     """
 
     def __init__(self, thread_id: int, passthrough_level: int) -> None:
@@ -218,13 +220,13 @@ class _ThreadCapture(logging.Filter):
         self.records: list[logging.LogRecord] = []
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.thread == self.thread_id:
-            self.records.append(record)
-            return False
-        return record.levelno >= self.passthrough_level
+        self.records.append(record)
+        return False
 
 
 _capture_lock = threading.Lock()
+_send_lock = threading.Lock()
+"""One apprise send at a time (alerts are few; their log records must not mix)."""
 _capture_depth = 0
 _capture_saved_level = logging.NOTSET
 _capture_passthrough = logging.WARNING
@@ -232,18 +234,24 @@ _capture_passthrough = logging.WARNING
 
 @contextmanager
 def _capture_apprise_logs() -> Iterator[_ThreadCapture]:
-    """Capture what apprise logs in this thread during a send, DEBUG included.
+    """Capture what apprise logs during one send (any thread), DEBUG included.
 
     apprise states a failure's cause ("Connection refused", the HTTP response) only
     at DEBUG, so its logger is lowered to DEBUG for the duration. A logger filter
     keeps those extra records (which hold payloads and token-bearing URLs) away
-    from the application's handlers: records below the level in force before are
-    captured and dropped. A depth counter lets sends in other threads share the
-    lowered level and restores it after the last one. (:class:`apprise.LogCapture`
-    lowers the level without such a filter, and captures every thread.)
+    from the application's handlers: they are captured and dropped. Sends take
+    turns (:data:`_send_lock`). (:class:`apprise.LogCapture` lowers the level
+    without such a filter.)
     """
-    global _capture_depth, _capture_saved_level, _capture_passthrough
     apprise_logger = logging.getLogger("apprise")
+    with _send_lock, _capture_apprise_logs_unlocked(apprise_logger) as capture:
+        yield capture
+
+
+@contextmanager
+def _capture_apprise_logs_unlocked(apprise_logger: logging.Logger) -> Iterator[_ThreadCapture]:
+    """:func:`_capture_apprise_logs` without the send lock."""
+    global _capture_depth, _capture_saved_level, _capture_passthrough
     with _capture_lock:
         if _capture_depth == 0:
             _capture_saved_level = apprise_logger.level
@@ -279,6 +287,18 @@ def _reason(records: Sequence[logging.LogRecord], channel: Channel, *, default: 
     if len(reason) > _MAX_REASON_CHARS:
         reason = reason[: _MAX_REASON_CHARS - 1] + "…"
     return reason
+
+
+def _native_format(plugin: Any) -> Any:
+    """The body format a plugin prefers.
+
+    apprise 1.x had one ``notify_format``; 2.x lists the formats a plugin accepts,
+    preferred first (``json://``: text, html, markdown).
+    """
+    formats = plugin.notify_format
+    if isinstance(formats, list | tuple | set | frozenset):
+        return next(iter(formats), None)
+    return formats
 
 
 def _is_slack(url: str) -> bool:
@@ -377,7 +397,7 @@ def send_alert(
             carries_files = getattr(plugin, "mode", None) not in _SLACK_MODES_WITHOUT_FILES
             if present and not carries_files:
                 body += "\n" + _files_line(present, "Attachments are not carried by Slack webhooks")
-        elif plugin.notify_format == apprise.NotifyFormat.TEXT:
+        elif _native_format(plugin) == apprise.NotifyFormat.TEXT:
             body, body_format = message.body_text, apprise.NotifyFormat.TEXT
             if present and not carries_files:
                 body += "\n" + _files_line(present, "This channel does not carry attachments")

@@ -22,6 +22,7 @@ import rasterio
 import rioxarray
 import xarray as xr
 from affine import Affine
+from dask.callbacks import Callback
 from numpy.typing import NDArray
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
@@ -38,6 +39,7 @@ from asmspotter.composite.cloudmask import BINARY_MASK_NODATA, clear_from_binary
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.errors import NoScenesError, SceneReadError
 from asmspotter.grid import AOIGrid
+from asmspotter.progress import ProgressUpdate, progress_bar
 from asmspotter.providers.base import LocalScene
 
 logger = logging.getLogger(__name__)
@@ -204,6 +206,24 @@ def build_composite_dataset(scenes: Sequence[LocalScene], grid: AOIGrid) -> xr.D
     return georeferenced
 
 
+class _TaskCounter(Callback):  # type: ignore[misc]
+    """Counts the local Dask scheduler's finished tasks into a progress bar."""
+
+    def __init__(self, update: ProgressUpdate) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._update = update
+        self._done = 0
+        self._total = 0
+
+    def _start_state(self, dsk: Any, state: dict[str, Any]) -> None:
+        self._total = len(state.get("ready", [])) + len(state.get("waiting", {}))
+        self._update(0, self._total)
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        self._done += 1
+        self._update(min(self._done, self._total))
+
+
 def write_composite(dataset: xr.Dataset, path: Path, client: Any | None = None) -> Path:
     """Compute ``dataset`` chunk by chunk into a Cloud-Optimised GeoTIFF.
 
@@ -239,7 +259,11 @@ def write_composite(dataset: xr.Dataset, path: Path, client: Any | None = None) 
     delayed = stacked.rio.to_raster(staging, **staging_profile(), lock=lock, compute=False)
     if client is None:
         # Explicitly threads: on a Dask worker the default would be the worker's client.
-        delayed.compute(scheduler="threads")
+        with (
+            progress_bar(f"composite {path.parent.name} (chunks)") as update,
+            _TaskCounter(update),
+        ):
+            delayed.compute(scheduler="threads")
     else:
         client.compute(delayed).result()
     return staging_to_cog(staging, path)

@@ -54,6 +54,7 @@ from asmspotter.errors import (
 from asmspotter.grid import AOIGrid
 from asmspotter.providers.base import LocalScene, SceneRef, TimeWindow
 from asmspotter.providers.cache import atomic_file, scene_dir
+from asmspotter.providers.reachability import unreachable_reason
 from asmspotter.scene_io import write_scene
 from asmspotter.sources import DhusSourceConfig
 
@@ -327,6 +328,8 @@ class DhusProvider:
             try:
                 return attempt()
             except ProviderUnavailableError as exc:
+                if unreachable_reason(exc) is not None:
+                    raise  # no network or a wrong host: waiting does not help
                 logger.warning("%s; retrying in %.0f s", exc, delay_s)
                 time.sleep(delay_s)
         return attempt()

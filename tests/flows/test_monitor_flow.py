@@ -148,6 +148,9 @@ def test_artifacts_and_run_names_are_readable(env):
     from prefect.client.schemas.filters import (
         ArtifactCollectionFilter,
         FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
         TaskRunFilter,
     )
     from prefect.client.schemas.sorting import ArtifactCollectionSort, FlowRunSort
@@ -166,10 +169,35 @@ def test_artifacts_and_run_names_are_readable(env):
                 sort=ArtifactCollectionSort.CREATED_DESC,
                 limit=200,
             )
-            return [r.name for r in runs], {a.key for a in artifacts if a.key}
+            run = next(r for r in runs if r.name == "tiny/2024-03-20")
+            task_runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))
+            )
+            await asyncio.sleep(2)  # logs are shipped in batches
+            logs = await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id]))
+            )
+            return (
+                [r.name for r in runs],
+                {a.key for a in artifacts if a.key},
+                [t.name for t in task_runs],
+                logs,
+            )
 
     import asyncio
+    import re
 
-    names, keys = asyncio.run(read())
+    names, keys, task_names, logs = asyncio.run(read())
     assert "tiny/2024-03-20" in names
     assert {"tiny-run-summary", "tiny-sites"} <= keys
+    # Every task run is named after what it did, never Prefect's random suffix.
+    assert {"record-scenes-tiny", "finish-tiny-completed", "search-tiny"} <= set(task_names)
+    assert not [n for n in task_names if re.search(r"-[0-9a-f]{3}$", n)], task_names
+    # asmspotter's own log lines are in the run's logs (the UI's Logs tab).
+    project = [log for log in logs if log.name.startswith("asmspotter")]
+    messages = [log.message for log in project]
+    assert any(m.startswith("Found ") and "scenes from local" in m for m in messages), messages
+    assert any(m.startswith("Composite of ") for m in messages), messages
+    assert any(m.startswith("Detected ") for m in messages), messages
+    assert any(m.startswith("Sites: ") for m in messages), messages
+    assert all(log.task_run_id is not None for log in project)

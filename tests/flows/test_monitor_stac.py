@@ -81,3 +81,56 @@ def test_monitor_aoi_with_the_stac_provider(stac_api, tmp_path, monkeypatch):
     assert valid.max() == 2
     clear = valid > 0
     assert np.nanmedian(red[clear]) < 0.2, "reflectance is 0..1 after the -0.1 offset"
+
+
+def test_unreachable_catalogue_fails_the_run_at_once_without_retries(tmp_path, monkeypatch):
+    """Connection refused: the search task runs once (no 10/60/300 s retries), the
+    run fails with the host named, and the run record says why."""
+    import socket
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from asmspotter.errors import ProviderUnreachableError
+    from flows.monitor import monitor_aoi
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (tmp_path / "offline.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            name: offline
+            title: Offline test
+            geometry: {{type: Polygon, coordinates: [[[-54.1, 5.0], [-54.0, 5.0], [-54.0, 5.1], [-54.1, 5.1], [-54.1, 5.0]]]}}
+            sources:
+              - provider: sentinel-2-stac
+                url: http://127.0.0.1:{port}/v1
+            schedule: {{revisit_days: 5, window_days: 30, start_date: 2024-01-01}}
+            """
+        )
+    )
+    monkeypatch.setenv("ASMSPOTTER_AOI_DIR", str(tmp_path))
+    monkeypatch.setenv("ASMSPOTTER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ASMSPOTTER_MODELS_DIR", str(PROJECT_ROOT / "models"))
+
+    state = monitor_aoi("offline", dt.date(2024, 3, 31), return_state=True)
+
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, ProviderUnreachableError)
+    assert f"127.0.0.1:{port}" in str(error) and "connection refused" in str(error)
+    assert "will be retried" not in str(error)
+
+    async def search_runs():
+        async with get_client() as client:
+            flow_run = await client.read_flow_run(state.state_details.flow_run_id)
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
+            )
+            return [r for r in runs if r.name.startswith("search-")]
+
+    import asyncio
+
+    (search,) = asyncio.run(search_runs())
+    assert search.run_count == 1, "an unreachable host is not retried"

@@ -269,3 +269,15 @@ def test_dask_cluster_manifest_for_the_operator():
     service = spec["scheduler"]["service"]
     assert service["selector"]["dask.org/cluster-name"] == cluster["metadata"]["name"]
     assert 8786 in {p["port"] for p in service["ports"]}
+
+
+def test_served_deployments_never_share_a_name_with_worker_deployments():
+    """A stopping serve pauses (and a starting one rewrites) its own deployments only."""
+    from flows import serve
+
+    config = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
+    deployed = {d["name"] for d in config["deployments"]}
+    served = {serve.SERVED_DAILY, serve.SERVED_ON_DEMAND}
+    assert served.isdisjoint(deployed)
+    assert config["definitions"]["schedules"]["daily_check"]["cron"] == serve.DAILY_CRON
+    assert config["definitions"]["schedules"]["daily_check"]["timezone"] == serve.DAILY_TIMEZONE

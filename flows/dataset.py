@@ -33,7 +33,12 @@ from asmspotter.detect.real_dataset import (
 )
 from asmspotter.errors import DatasetBuildError
 from asmspotter.settings import get_settings
+from flows.logs import send_project_logs_to_prefect
 from tasks.dataset import build_area_chips_task
+
+# A worker loads this file by path (prefect.yaml's entrypoint), not as `flows.dataset`,
+# so `flows/__init__` never runs there: attach the project's run-log handler here too.
+send_project_logs_to_prefect()
 
 
 @task(name="train-on-chips", task_run_name="train-{name}", cache_policy=NO_CACHE)

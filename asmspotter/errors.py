@@ -49,3 +49,11 @@ class ModelNotFoundError(AsmspotterError, FileNotFoundError):
 
 class AlertDeliveryError(AsmspotterError):
     """An alert could not be delivered to a channel."""
+
+
+class RunInProgressError(AsmspotterError, RuntimeError):
+    """Another process is running the same AOI and window; this one did not start."""
+
+
+class OutputWriteError(AsmspotterError, OSError):
+    """An output file (composite, probability map) could not be written, e.g. disk full."""

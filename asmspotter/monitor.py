@@ -9,8 +9,10 @@ modules with the store and the run's output folder, and know nothing of Prefect:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -39,11 +41,13 @@ from asmspotter.grid import AOIGrid, build_grid
 from asmspotter.memory import limit_gdal_cache
 from asmspotter.providers import resolve_provider
 from asmspotter.providers.base import LocalScene, Provider, SceneRef, TimeWindow
+from asmspotter.scene_io import check_scene
 from asmspotter.schedule import resolve_window
 from asmspotter.settings import Settings, get_settings
 from asmspotter.sources import SourceConfig
 from asmspotter.storage import Store
-from asmspotter.track import TrackingThresholds, track_sites
+from asmspotter.storage.store import check_database_present
+from asmspotter.track import TrackingThresholds, assign_new_site_ids, track_sites
 
 if TYPE_CHECKING:
     from asmspotter.alerts.dispatch import DeliveryOutcome
@@ -134,8 +138,37 @@ class RunSummary:
 
 @lru_cache(maxsize=4)
 def open_store(url: str) -> Store:
-    """One store per database URL per process (the engine pools connections)."""
+    """One store per database URL per process (the engine pools connections).
+
+    Raises:
+        DatabaseMissingError: a SQLite file is missing beside outputs of earlier runs
+            (``asmspotter db init`` starts a new history on purpose).
+    """
+    check_database_present(url, get_settings().outputs_dir)
     return Store(url)
+
+
+@contextmanager
+def hold_run_lock(
+    aoi_name: str, end_date: dt.date | None, settings: Settings | None = None
+) -> Iterator[None]:
+    """Hold the store's lock of one AOI window for everything inside the block.
+
+    ``monitor_aoi`` wraps a whole run in it, from opening the run record to closing
+    it: a second process asking for the same AOI and window waits
+    ``ASMSPOTTER_RUN_LOCK_WAIT_S`` and is then refused before it changes the run
+    record or the run folder.
+
+    Raises:
+        AOIConfigError: the AOI file is missing or invalid.
+        RunInProgressError: another process runs this AOI window.
+    """
+    settings = settings or get_settings()
+    aoi = find_aoi(settings.aoi_dir, aoi_name)
+    window = resolve_window(aoi.config.schedule, end_date)
+    store = open_store(settings.resolved_database_url)
+    with store.run_lock(aoi.name, window.end, wait_s=settings.run_lock_wait_s):
+        yield
 
 
 def prepare_run(
@@ -210,8 +243,16 @@ def search_scenes(ctx: RunContext) -> tuple[RunContext, list[SceneRef]]:
 
 
 def download_scene(ctx: RunContext, ref: SceneRef) -> LocalScene:
-    """Download one scene into the cache (idempotent)."""
-    return ctx.provider.download(ref, ctx.settings.cache_dir)
+    """Download one scene into the cache (idempotent) and check it is usable.
+
+    Raises:
+        SceneReadError: the scene (whatever provider wrote it) has no CRS, cut tiles,
+            the wrong bands or dtype, or implausible reflectance; the run skips it,
+            naming the file, and composites the rest.
+    """
+    scene = ctx.provider.download(ref, ctx.settings.cache_dir)
+    check_scene(scene.reflectance_path, ref.scene_id)
+    return scene
 
 
 def record_scenes(
@@ -311,9 +352,9 @@ def update_sites(
         previous = store.previous_completed_run(ctx.aoi.name, ctx.window.end)
         clear_before = wkt.loads(previous.clear_wkt) if previous and previous.clear_wkt else None
         known = store.known_sites(ctx.aoi.name, ctx.window.end)
-        new_ids = iter(
-            store.next_site_ids(ctx.aoi.name, len(detections), window_end=ctx.window.end)
-        )
+        # Placeholders first: a new detection may be a site a later window found (a
+        # backfill behind the schedule) and takes its id; the rest get fresh ids.
+        placeholders = (f"{ctx.aoi.name}-pending-{k}" for k in itertools.count())
         events = track_sites(
             detections,
             known,
@@ -321,9 +362,14 @@ def update_sites(
             clear_before=clear_before,
             window_end=ctx.window.end,
             epsg=ctx.grid.epsg,
-            new_site_ids=new_ids,
+            new_site_ids=placeholders,
             thresholds=thresholds,
             clear_counts=lambda geom: _median_clear_count(composite.path, ctx.grid, geom),
+        )
+        events = assign_new_site_ids(
+            events,
+            store.later_sites(ctx.aoi.name, ctx.window.end),
+            lambda n: store.next_site_ids(ctx.aoi.name, n, window_end=ctx.window.end),
         )
         store.record_events(ctx.aoi.name, ctx.run_id, events)
     from asmspotter.alerts.render import write_events_geojson

@@ -55,6 +55,14 @@ class Settings(BaseSettings):
             "grows with the AOI until it is full); also applied to Dask workers."
         ),
     )
+    run_lock_wait_s: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "Seconds a run waits for another run of the same AOI and window to finish "
+            "before it is refused (0: refused at once, nothing changed)."
+        ),
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:

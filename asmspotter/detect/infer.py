@@ -36,7 +36,7 @@ from rasterio.windows import Window
 from torch import nn
 
 from asmspotter.cluster import available_cpu_count, dask_worker_threads
-from asmspotter.cog import staging_profile, staging_to_cog
+from asmspotter.cog import scratch_path, staging_profile, staging_to_cog, writing_output
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.detect.model_card import (
     DERIVED_BANDS,
@@ -692,12 +692,12 @@ def write_probability_cog_by_strips(
     """Write strips ``(row_off, col_off, probability, nodata)`` into a probability COG.
 
     The strips (in any order) go by windows into an uncompressed tiled GeoTIFF
-    (``partial_<name>.tmp.tif``), which :func:`asmspotter.cog.staging_to_cog` turns into
+    (a :func:`asmspotter.cog.scratch_path`), which :func:`asmspotter.cog.staging_to_cog` turns into
     the COG with overviews; neither step holds the whole map.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f"partial_{path.stem}.tmp.tif")
+    staging = scratch_path(path, "staging")
     profile = staging_profile(
         height=height,
         width=width,
@@ -707,7 +707,7 @@ def write_probability_cog_by_strips(
         transform=transform,
         nodata=PROBABILITY_NODATA,
     )
-    with rasterio.open(staging, "w", **profile) as dst:
+    with writing_output(path, staging), rasterio.open(staging, "w", **profile) as dst:
         for row, col, prob, bad in strips:
             data = np.where(bad, np.float32(PROBABILITY_NODATA), prob).astype(np.float32)
             window = Window(col, row, prob.shape[1], prob.shape[0])  # type: ignore[call-arg]

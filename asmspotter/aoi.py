@@ -172,6 +172,12 @@ class AlertsPolicyConfig(StrictModel):
     max_sites_listed: int = Field(
         default=25, ge=1, description="Most sites listed in a message; the rest are counted."
     )
+    retry_for_days: int = Field(
+        default=60,
+        ge=1,
+        description="A failed alert is retried on later runs (any window) until delivered, "
+        "or until its window ended more than this many days before the run's window.",
+    )
 
 
 class AOIConfig(StrictModel):

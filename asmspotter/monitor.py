@@ -30,6 +30,7 @@ from asmspotter.aoi import AOI, find_aoi
 from asmspotter.cluster import dask_client
 from asmspotter.composite.composite import COMPOSITE_BANDS, CompositeResult, build_composite
 from asmspotter.errors import (
+    AlertDeliveryError,
     AsmspotterError,
     NoScenesError,
     ProviderAuthError,
@@ -408,6 +409,29 @@ def finish_run(
         sites_path=str(ctx.run_dir / "sites.geojson") if detection else None,
         clear_wkt=composite.clear_footprint.wkt if composite else None,
         message=message,
+    )
+
+
+def check_alerts_delivered(ctx: RunContext, outcomes: Sequence[DeliveryOutcome]) -> None:
+    """Fail a run whose alerts all failed, after its results are stored.
+
+    The sites and events are recorded and the run is ``completed`` in the store; the
+    undelivered alerts are retried on the next run of any window. But nobody was told,
+    so the flow run must show as failed and the CLI exit non-zero.
+
+    Raises:
+        AlertDeliveryError: at least one channel failed and none received anything,
+            naming each channel and its error.
+    """
+    failed = [o for o in outcomes if o.status == "failed"]
+    if not failed or any(o.status in ("delivered", "outbox") for o in outcomes):
+        return
+    reasons = "; ".join(f"{o.channel_label}: {o.detail or 'no detail'}" for o in failed)
+    raise AlertDeliveryError(
+        f"AOI {ctx.aoi.name}, window ending {ctx.window.end}: every alert failed ({reasons}). "
+        f"The run's sites are stored and the alerts are retried on the next run of any "
+        f"window; fix alerts[].url in {ctx.aoi.path} (test it with `asmspotter alerts test "
+        f"{ctx.aoi.name}`)."
     )
 
 

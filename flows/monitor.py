@@ -24,6 +24,7 @@ from asmspotter.monitor import (
     RunSummary,
     SkippedScene,
     build_summary,
+    check_alerts_delivered,
     describe_error,
     hold_run_lock,
 )
@@ -150,6 +151,8 @@ def monitor_aoi(aoi_name: str, end_date: dt.date | None = None, alerts: bool = T
             ctx, used, skipped, composite, detection, events, outcomes, quicklooks=quicklook.paths
         )
         publish_report(summary, outcomes, ctx)
+        # Stored and reported; but if no channel got its alert, the run shows failed.
+        check_alerts_delivered(ctx, outcomes)
         return summary
 
 

@@ -1036,6 +1036,11 @@ class Store:
         with self._transaction() as session:
             self._require_aoi(session, aoi_name)
             run_id = int(session.execute(stmt.returning(RunRow.id)).scalar_one())
+            session.execute(
+                update(AOIRow)
+                .where(AOIRow.name == aoi_name)
+                .values(run_attempts=AOIRow.run_attempts + 1)
+            )
         logger.info("run %d of %s for %s..%s started", run_id, aoi_name, window_start, window_end)
         return run_id
 
@@ -1688,6 +1693,12 @@ class Store:
             last_error=None if delivered else error,
             delivered_at=now if delivered else None,
             last_attempt_at=now,
+            aoi_run_attempts=(
+                select(AOIRow.run_attempts)
+                .join(RunRow, RunRow.aoi_name == AOIRow.name)
+                .where(RunRow.id == run_id)
+                .scalar_subquery()
+            ),
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=["event_key", "channel_id"],
@@ -1695,6 +1706,7 @@ class Store:
                 **_attempt_updates(AlertDeliveryRow, stmt.excluded),
                 "channel_label": stmt.excluded.channel_label,
                 "last_attempt_at": stmt.excluded.last_attempt_at,
+                "aoi_run_attempts": stmt.excluded.aoi_run_attempts,
             },
         )
         with self._transaction() as session:
@@ -1712,6 +1724,40 @@ class Store:
 
     # -- alert retries, dismissals, histories (issue 5) --------------------------------
 
+    def run_attempts(self, aoi_name: str) -> int:
+        """Run attempts of the AOI so far, re-runs included (the alert retry clock)."""
+        with self._transaction(read_only=True) as session:
+            return int(
+                session.scalar(select(AOIRow.run_attempts).where(AOIRow.name == aoi_name)) or 0
+            )
+
+    def attempted_event_keys(self, channel_id: str) -> set[str]:
+        """Event keys with any delivery record (delivered, failed, outbox) on a channel."""
+        with self._transaction(read_only=True) as session:
+            return set(
+                session.scalars(
+                    select(AlertDeliveryRow.event_key).where(
+                        AlertDeliveryRow.channel_id == channel_id
+                    )
+                )
+            )
+
+    def failed_deliveries_elsewhere(
+        self, aoi_name: str, channel_ids: Sequence[str]
+    ) -> list[FailedDelivery]:
+        """Failed deliveries of an AOI on channels it no longer has (e.g. a fixed URL).
+
+        A channel's identity is a hash of its URL, so correcting a broken URL makes a
+        new channel: what failed on the old one is handed to the current channels.
+
+        Args:
+            aoi_name: AOI slug.
+            channel_ids: The AOI's current channel ids.
+        """
+        return self._failed_deliveries(
+            aoi_name, AlertDeliveryRow.channel_id.not_in(list(channel_ids))
+        )
+
     def failed_deliveries(self, aoi_name: str, channel_id: str) -> list[FailedDelivery]:
         """Return an AOI's events whose delivery to a channel failed and is not yet done.
 
@@ -1722,6 +1768,12 @@ class Store:
             aoi_name: AOI slug.
             channel_id: :func:`channel_id_for` of the channel URL.
         """
+        return self._failed_deliveries(aoi_name, AlertDeliveryRow.channel_id == channel_id)
+
+    def _failed_deliveries(
+        self, aoi_name: str, channel_filter: ColumnElement[bool]
+    ) -> list[FailedDelivery]:
+        """Failed deliveries of an AOI on the channels ``channel_filter`` selects."""
         stmt = (
             select(AlertDeliveryRow, ObservationRow, RunRow.window_end)
             .join(RunRow, RunRow.id == AlertDeliveryRow.run_id)
@@ -1734,7 +1786,7 @@ class Store:
             )
             .where(
                 RunRow.aoi_name == aoi_name,
-                AlertDeliveryRow.channel_id == channel_id,
+                channel_filter,
                 AlertDeliveryRow.status == "failed",
             )
             .order_by(RunRow.window_end, AlertDeliveryRow.id)
@@ -1745,6 +1797,7 @@ class Store:
                     delivery=_delivery_record(row),
                     observation=_observation_record(obs, window_end),
                     last_attempt_at=_as_utc_or_none(row.last_attempt_at),
+                    aoi_run_attempts=row.aoi_run_attempts,
                 )
                 for row, obs, window_end in session.execute(stmt)
             ]
@@ -1853,11 +1906,13 @@ class FailedDelivery:
         delivery: The delivery row (attempts, last error, event key).
         observation: The observation of the alerted event (to re-render it).
         last_attempt_at: When it was last tried (UTC); None for rows from before 0002.
+        aoi_run_attempts: The AOI's run attempts at that try; None before 0005.
     """
 
     delivery: DeliveryRecord
     observation: ObservationRecord
     last_attempt_at: dt.datetime | None
+    aoi_run_attempts: int | None = None
 
 
 @dataclass(frozen=True)

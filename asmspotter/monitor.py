@@ -36,6 +36,7 @@ from asmspotter.errors import (
     ProviderAuthError,
     ProviderNotConfiguredError,
     ProviderUnavailableError,
+    SceneReadError,
 )
 from asmspotter.events import SiteEvent
 from asmspotter.grid import AOIGrid, build_grid
@@ -252,7 +253,13 @@ def download_scene(ctx: RunContext, ref: SceneRef) -> LocalScene:
             naming the file, and composites the rest.
     """
     scene = ctx.provider.download(ref, ctx.settings.cache_dir)
-    check_scene(scene.reflectance_path, ref.scene_id)
+    try:
+        check_scene(scene.reflectance_path, ref.scene_id)
+    except SceneReadError as exc:
+        source = ref.assets.get("reflectance", "")
+        if source and Path(source).is_file() and Path(source) != scene.reflectance_path:
+            raise SceneReadError(f"{exc} (copied from {source})") from exc
+        raise
     return scene
 
 

@@ -44,6 +44,7 @@ from asmspotter.detect.model_card import (
     Architecture,
     ModelCard,
     check_model_fits,
+    check_weights_match_card,
     load_card,
 )
 from asmspotter.detect.site_verification import RasterPatches, verifier_for, verify_detections
@@ -192,8 +193,8 @@ def load_model(model_dir: Path, device: str | None = None) -> LoadedModel:
 
     Raises:
         ModelNotFoundError: If the card or the weights are missing.
-        ModelMismatchError: If the card is invalid or the weights do not fit its
-            architecture.
+        ModelMismatchError: If the card is invalid, the weights do not fit its
+            architecture, or they are not the weights written with the card.
     """
     model_dir = Path(model_dir)
     card = load_card(model_dir)
@@ -203,6 +204,7 @@ def load_model(model_dir: Path, device: str | None = None) -> LoadedModel:
             f"{weights_path}: weights not found next to the model card; copy the model's "
             f"{WEIGHTS_FILENAME} there or re-train it with `asmspotter model train`."
         )
+    check_weights_match_card(card, model_dir, weights_path)
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
         configure_torch_threads()

@@ -53,10 +53,10 @@ def test_failed_alerts_fail_the_run_and_reach_the_fixed_url_once(tmp_path, monke
         assert len(inbox.messages) == 1, "the failed alerts went out, in one message"
         body = inbox.messages[0].get_body(("plain",)).get_content()
         assert all(key.split(":")[0] in body for key in keys)
-        # Nothing is resent again, and nothing was doubled or lost.
+        # The next dispatch (any window) resends nothing: the fixed channel has them.
         before = snapshot(ws.database_url)
-        result = runner.invoke(app, ["run", "tiny", "--end", LATER_WINDOW.isoformat()])
-        assert result.exit_code == 0, result.output
+        outcomes = _dispatch_again(ws, store)
+        assert [o.status for o in outcomes] == ["nothing-new"]
         assert len(inbox.messages) == 1
     after = snapshot(ws.database_url)
     assert after.counts == before.counts and after.sites_sha256 == before.sites_sha256
@@ -67,6 +67,26 @@ def test_failed_alerts_fail_the_run_and_reach_the_fixed_url_once(tmp_path, monke
         if d.status == "delivered"
     }
     assert delivered == keys
+
+
+def _dispatch_again(ws, store):
+    """Dispatch a later run's (unchanged, so unalerted) events to the AOI's channels."""
+    from asmspotter.alerts.dispatch import dispatch_alerts
+    from asmspotter.aoi import find_aoi
+
+    aoi = find_aoi(ws.aoi_dir, "tiny")
+    run_id = store.start_run("tiny", LATER_WINDOW - dt.timedelta(days=29), LATER_WINDOW)
+    return dispatch_alerts(
+        store,
+        aoi,
+        run_id,
+        LATER_WINDOW - dt.timedelta(days=29),
+        LATER_WINDOW,
+        [],
+        epsg=32621,
+        alert_dir=ws.root / "alerts",
+        outbox_dir=ws.data_dir / "outbox",
+    )
 
 
 def test_reruns_of_one_window_advance_the_retry_clock(tmp_path):

@@ -172,6 +172,12 @@ class AlertsPolicyConfig(StrictModel):
     max_sites_listed: int = Field(
         default=25, ge=1, description="Most sites listed in a message; the rest are counted."
     )
+    retry_for_days: int = Field(
+        default=60,
+        ge=1,
+        description="A failed alert is retried on later runs (any window) until delivered, "
+        "or until its window ended more than this many days before the run's window.",
+    )
 
 
 class AOIConfig(StrictModel):
@@ -396,9 +402,37 @@ def load_aoi(path: Path) -> AOI:
             "rename the file or the AOI."
         )
     geometry = _resolve_geometry(config, path)
+    _check_area(geometry, path)
     for message in warn_plaintext_secrets(config, path):
         warnings.warn(message, UserWarning, stacklevel=2)
     return AOI(config=config, path=path, geometry_lonlat=geometry)
+
+
+def geodesic_area_km2(geometry_lonlat: BaseGeometry) -> float:
+    """Area on the WGS84 ellipsoid, km²: right at any size, unlike one UTM zone's."""
+    from pyproj import Geod
+
+    area_m2, _ = Geod(ellps="WGS84").geometry_area_perimeter(geometry_lonlat)
+    return abs(float(area_m2)) / 1e6
+
+
+def _check_area(geometry_lonlat: BaseGeometry, path: Path) -> None:
+    """Refuse an AOI larger than ``ASMSPOTTER_MAX_AOI_KM2`` before any run allocates it.
+
+    Raises:
+        AOIConfigError: naming the file, the area found, the limit and the fix.
+    """
+    from asmspotter.settings import get_settings
+
+    limit_km2 = get_settings().max_aoi_km2
+    area_km2 = geodesic_area_km2(geometry_lonlat)
+    if area_km2 > limit_km2:
+        raise AOIConfigError(
+            f"{path}: geometry: covers {area_km2:,.0f} km², more than the limit of "
+            f"{limit_km2:,.0f} km² (a run's memory and temporary disk grow with the area); "
+            "split the region into several AOI files, or raise ASMSPOTTER_MAX_AOI_KM2 "
+            "if this machine can hold it."
+        )
 
 
 @dataclass(frozen=True)

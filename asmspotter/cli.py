@@ -728,6 +728,47 @@ def db_upgrade(
     typer.echo(f"{redact_database_url(target)}: {change} revision {after}")
 
 
+@db_app.command("init")
+def db_init(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="SQLAlchemy URL (default: ASMSPOTTER_DATABASE_URL, else the SQLite file "
+            "in the data folder).",
+        ),
+    ] = None,
+) -> None:
+    """Create the database, even beside outputs of earlier runs (a new, empty history).
+
+    Runs refuse to recreate a missing SQLite file where earlier outputs remain; this
+    command is how a user starts over on purpose. An existing database is left as is.
+    """
+    from asmspotter.settings import get_settings
+    from asmspotter.storage.store import (
+        redact_database_url,
+        schema_revision,
+        sqlite_database_path,
+        upgrade_database,
+    )
+
+    target = url or get_settings().resolved_database_url
+    path = sqlite_database_path(target)
+    try:
+        before = schema_revision(target) if path is None or path.exists() else None
+        if before is not None:
+            typer.echo(
+                f"{redact_database_url(target)} already exists at revision {before}; "
+                "nothing changed (asmspotter db upgrade brings it to the latest schema)."
+            )
+            return
+        upgrade_database(target)
+        after = schema_revision(target)
+    except AsmspotterError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"{redact_database_url(target)}: created, empty, at revision {after}")
+
+
 @app.command("backfill")
 def backfill(
     aoi_name: Annotated[str, typer.Argument(help="AOI slug.")],
@@ -768,8 +809,11 @@ def demo() -> None:
     summaries = []
     for end in DEMO_WINDOW_ENDS:
         typer.echo(f"\n=== demo run for the window ending {end} ===")
-        with _flow_output():
-            summary = monitor_aoi("demo", end)
+        try:
+            with _flow_output():
+                summary = monitor_aoi("demo", end)
+        except AsmspotterError as exc:
+            raise _fail(str(exc)) from exc
         _print_summary(summary)
         summaries.append(summary)
     matches = compare_with_truth(

@@ -16,13 +16,21 @@ Uncompressed staging blocks are rewritten in place, whatever the cache.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import rasterio
 import rasterio.shutil
+from rasterio._err import CPLE_BaseError
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
 
 from asmspotter.cluster import available_cpu_count
+from asmspotter.errors import OutputWriteError
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +66,72 @@ def staging_profile(**profile: object) -> dict[str, object]:
     }
 
 
+def scratch_path(path: Path, role: str) -> Path:
+    """A temporary sibling of ``path`` that no other process or call writes.
+
+    ``partial_<stem>.<role>.<pid>-<random>.tif``: two runs writing the same output
+    (which the run lock prevents, but a crashed run's leftovers may linger) never
+    share a temporary file, so neither can corrupt the other's.
+    """
+    return path.with_name(f"partial_{path.stem}.{role}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tif")
+
+
+@contextmanager
+def writing_output(path: Path, *scratch: Path) -> Iterator[None]:
+    """Translate a failed write of ``path`` into an error naming it; remove ``scratch``.
+
+    On any failure the temporary files are deleted (a full disk gets its space back)
+    and ``path`` itself is untouched: the outputs only ever appear by rename.
+
+    Raises:
+        OutputWriteError: writing failed with an I/O or GDAL error (disk full, file
+            too large, folder not writable), naming ``path`` and the free space.
+    """
+    try:
+        yield
+    except (OSError, RasterioError, CPLE_BaseError) as exc:
+        _remove_quietly(scratch)
+        if isinstance(exc, OutputWriteError):
+            raise
+        raise OutputWriteError(
+            f"cannot write {path}: {_one_line(exc)}. {_free_space(path.parent)}; free "
+            "space there or set ASMSPOTTER_DATA_DIR to a larger disk. The previous "
+            f"{path.name}, if any, is unchanged."
+        ) from exc
+    except BaseException:
+        _remove_quietly(scratch)
+        raise
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's first line, with its type when it has no message."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _free_space(folder: Path) -> str:
+    """``"<n> MB free in <folder>"`` (or why that is unknown)."""
+    try:
+        free_mb = shutil.disk_usage(folder).free / 1e6
+    except OSError:
+        return f"free space in {folder} unknown"
+    return f"{free_mb:,.0f} MB free in {folder}"
+
+
+def _remove_quietly(paths: tuple[Path, ...]) -> None:
+    """Delete temporary files if they exist."""
+    for scratch in paths:
+        scratch.unlink(missing_ok=True)
+
+
 def staging_to_cog(staging: Path, path: Path, *, predictor: str = "3") -> Path:
     """Build ``staging``'s overviews, copy it into the COG ``path`` and delete it.
 
-    The COG appears under ``partial_<name>`` first and is renamed when complete.
+    The COG appears under a :func:`scratch_path` first and is renamed when complete.
+
+    Raises:
+        OutputWriteError: the disk filled up (or another I/O error) while writing;
+            both temporary files are removed and ``path`` is unchanged.
 
     Args:
         staging: An uncompressed tiled GeoTIFF (:func:`staging_profile`).
@@ -69,14 +139,14 @@ def staging_to_cog(staging: Path, path: Path, *, predictor: str = "3") -> Path:
         predictor: Compression predictor: ``"3"`` for floating point, ``"2"`` for integers.
     """
     threads = str(available_cpu_count())
+    partial = scratch_path(path, "cog")
     # Both steps are single-threaded GDAL unless told: overviews with GDAL_NUM_THREADS,
     # compression of the COG's blocks with NUM_THREADS.
-    with rasterio.Env(GDAL_NUM_THREADS=threads):
+    with writing_output(path, staging, partial), rasterio.Env(GDAL_NUM_THREADS=threads):
         with rasterio.open(staging, "r+") as dst:
             factors = overview_factors(dst.width, dst.height)
             if factors:
                 dst.build_overviews(factors, Resampling.average)
-        partial = path.with_name(f"partial_{path.name}")
         rasterio.shutil.copy(
             staging,
             partial,
@@ -89,7 +159,7 @@ def staging_to_cog(staging: Path, path: Path, *, predictor: str = "3") -> Path:
             BIGTIFF="IF_SAFER",
             NUM_THREADS=threads,
         )
-    staging.unlink()
-    partial.replace(path)
+        staging.unlink()
+        partial.replace(path)
     logger.debug("wrote COG %s with overviews %s", path, factors)
     return path

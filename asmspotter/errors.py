@@ -61,3 +61,11 @@ class AlertDeliveryError(AsmspotterError):
 
 class DatasetBuildError(AsmspotterError):
     """A training-chip build cannot go on (catalogue unreachable or refused, bad options)."""
+
+
+class RunInProgressError(AsmspotterError, RuntimeError):
+    """Another process is running the same AOI and window; this one did not start."""
+
+
+class OutputWriteError(AsmspotterError, OSError):
+    """An output file (composite, probability map) could not be written, e.g. disk full."""

@@ -9,8 +9,10 @@ modules with the store and the run's output folder, and know nothing of Prefect:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from pathlib import Path
@@ -28,12 +30,14 @@ from asmspotter.aoi import AOI, find_aoi
 from asmspotter.cluster import dask_client
 from asmspotter.composite.composite import COMPOSITE_BANDS, CompositeResult, build_composite
 from asmspotter.errors import (
+    AlertDeliveryError,
     AsmspotterError,
     NoScenesError,
     ProviderAuthError,
     ProviderNotConfiguredError,
     ProviderUnavailableError,
     ProviderUnreachableError,
+    SceneReadError,
 )
 from asmspotter.events import SiteEvent
 from asmspotter.grid import AOIGrid, build_grid
@@ -42,11 +46,13 @@ from asmspotter.progress import progress_bar
 from asmspotter.providers import resolve_provider
 from asmspotter.providers.base import LocalScene, Provider, SceneRef, TimeWindow
 from asmspotter.providers.reachability import unreachable_reason, without_retry_promise
+from asmspotter.scene_io import check_scene
 from asmspotter.schedule import resolve_window
 from asmspotter.settings import Settings, get_settings
 from asmspotter.sources import SourceConfig
 from asmspotter.storage import Store
-from asmspotter.track import TrackingThresholds, track_sites
+from asmspotter.storage.store import check_database_present
+from asmspotter.track import TrackingThresholds, assign_new_site_ids, track_sites
 
 if TYPE_CHECKING:
     from asmspotter.alerts.dispatch import DeliveryOutcome
@@ -139,8 +145,37 @@ class RunSummary:
 
 @lru_cache(maxsize=4)
 def open_store(url: str) -> Store:
-    """One store per database URL per process (the engine pools connections)."""
+    """One store per database URL per process (the engine pools connections).
+
+    Raises:
+        DatabaseMissingError: a SQLite file is missing beside outputs of earlier runs
+            (``asmspotter db init`` starts a new history on purpose).
+    """
+    check_database_present(url, get_settings().outputs_dir)
     return Store(url)
+
+
+@contextmanager
+def hold_run_lock(
+    aoi_name: str, end_date: dt.date | None, settings: Settings | None = None
+) -> Iterator[None]:
+    """Hold the store's lock of one AOI window for everything inside the block.
+
+    ``monitor_aoi`` wraps a whole run in it, from opening the run record to closing
+    it: a second process asking for the same AOI and window waits
+    ``ASMSPOTTER_RUN_LOCK_WAIT_S`` and is then refused before it changes the run
+    record or the run folder.
+
+    Raises:
+        AOIConfigError: the AOI file is missing or invalid.
+        RunInProgressError: another process runs this AOI window.
+    """
+    settings = settings or get_settings()
+    aoi = find_aoi(settings.aoi_dir, aoi_name)
+    window = resolve_window(aoi.config.schedule, end_date)
+    store = open_store(settings.resolved_database_url)
+    with store.run_lock(aoi.name, window.end, wait_s=settings.run_lock_wait_s):
+        yield
 
 
 def prepare_run(
@@ -217,12 +252,23 @@ def search_scenes(ctx: RunContext) -> tuple[RunContext, list[SceneRef]]:
 
 
 def download_scene(ctx: RunContext, ref: SceneRef) -> LocalScene:
-    """Download one scene into the cache (idempotent).
+    """Download one scene into the cache (idempotent) and check it is usable.
 
     Raises:
         ProviderUnreachableError: the provider's host cannot be reached (not retried).
+        SceneReadError: the scene (whatever provider wrote it) has no CRS, cut tiles,
+            the wrong bands or dtype, or implausible reflectance; the run skips it,
+            naming the file, and composites the rest.
     """
-    return _fail_fast_if_unreachable(lambda: ctx.provider.download(ref, ctx.settings.cache_dir))
+    scene = _fail_fast_if_unreachable(lambda: ctx.provider.download(ref, ctx.settings.cache_dir))
+    try:
+        check_scene(scene.reflectance_path, ref.scene_id)
+    except SceneReadError as exc:
+        source = ref.assets.get("reflectance", "")
+        if source and Path(source).is_file() and Path(source) != scene.reflectance_path:
+            raise SceneReadError(f"{exc} (copied from {source})") from exc
+        raise
+    return scene
 
 
 def _fail_fast_if_unreachable(call: Callable[[], T]) -> T:
@@ -347,9 +393,9 @@ def update_sites(
         previous = store.previous_completed_run(ctx.aoi.name, ctx.window.end)
         clear_before = wkt.loads(previous.clear_wkt) if previous and previous.clear_wkt else None
         known = store.known_sites(ctx.aoi.name, ctx.window.end)
-        new_ids = iter(
-            store.next_site_ids(ctx.aoi.name, len(detections), window_end=ctx.window.end)
-        )
+        # Placeholders first: a new detection may be a site a later window found (a
+        # backfill behind the schedule) and takes its id; the rest get fresh ids.
+        placeholders = (f"{ctx.aoi.name}-pending-{k}" for k in itertools.count())
         events = track_sites(
             detections,
             known,
@@ -357,9 +403,14 @@ def update_sites(
             clear_before=clear_before,
             window_end=ctx.window.end,
             epsg=ctx.grid.epsg,
-            new_site_ids=new_ids,
+            new_site_ids=placeholders,
             thresholds=thresholds,
             clear_counts=lambda geom: _median_clear_count(composite.path, ctx.grid, geom),
+        )
+        events = assign_new_site_ids(
+            events,
+            store.later_sites(ctx.aoi.name, ctx.window.end),
+            lambda n: store.next_site_ids(ctx.aoi.name, n, window_end=ctx.window.end),
         )
         store.record_events(ctx.aoi.name, ctx.run_id, events)
     from asmspotter.alerts.render import write_events_geojson
@@ -398,6 +449,29 @@ def finish_run(
         sites_path=str(ctx.run_dir / "sites.geojson") if detection else None,
         clear_wkt=composite.clear_footprint.wkt if composite else None,
         message=message,
+    )
+
+
+def check_alerts_delivered(ctx: RunContext, outcomes: Sequence[DeliveryOutcome]) -> None:
+    """Fail a run whose alerts all failed, after its results are stored.
+
+    The sites and events are recorded and the run is ``completed`` in the store; the
+    undelivered alerts are retried on the next run of any window. But nobody was told,
+    so the flow run must show as failed and the CLI exit non-zero.
+
+    Raises:
+        AlertDeliveryError: at least one channel failed and none received anything,
+            naming each channel and its error.
+    """
+    failed = [o for o in outcomes if o.status == "failed"]
+    if not failed or any(o.status in ("delivered", "outbox") for o in outcomes):
+        return
+    reasons = "; ".join(f"{o.channel_label}: {o.detail or 'no detail'}" for o in failed)
+    raise AlertDeliveryError(
+        f"AOI {ctx.aoi.name}, window ending {ctx.window.end}: every alert failed ({reasons}). "
+        f"The run's sites are stored and the alerts are retried on the next run of any "
+        f"window; fix alerts[].url in {ctx.aoi.path} (test it with `asmspotter alerts test "
+        f"{ctx.aoi.name}`)."
     )
 
 

@@ -55,6 +55,22 @@ class Settings(BaseSettings):
             "grows with the AOI until it is full); also applied to Dask workers."
         ),
     )
+    max_aoi_km2: float = Field(
+        default=50_000.0,
+        gt=0,
+        description=(
+            "Largest AOI accepted, km² (geodesic). Memory and temporary disk grow with "
+            "the area (~28 bytes per pixel at 10 m); split a larger region into AOIs."
+        ),
+    )
+    run_lock_wait_s: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "Seconds a run waits for another run of the same AOI and window to finish "
+            "before it is refused (0: refused at once, nothing changed)."
+        ),
+    )
 
     web_token: SecretStr | None = Field(
         default=None,

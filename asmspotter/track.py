@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import geopandas as gpd
 import numpy as np
@@ -427,3 +427,55 @@ def track_sites(
         ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no events",
     )
     return events
+
+
+def assign_new_site_ids(
+    events: Sequence[SiteEvent],
+    later_sites: Sequence[KnownSite],
+    fresh_ids: Callable[[int], Sequence[str]],
+) -> list[SiteEvent]:
+    """Give each ``new`` event a site id: a later-found site it overlaps, else a fresh id.
+
+    A backfill runs windows before ones already monitored: a mine it finds may be a
+    site a later window found first. Such a detection takes that site's id (the site's
+    first sighting moves earlier) instead of becoming a second site of the same mine.
+    Each later site is adopted once, by the new detection overlapping it most.
+
+    Args:
+        events: From :func:`track_sites` (new events may carry placeholder ids).
+        later_sites: Sites first seen after this window (``Store.later_sites``), AOI CRS.
+        fresh_ids: ``n`` -> ``n`` unused ids (``Store.next_site_ids``), called once.
+
+    Returns:
+        The events with final ids, in the same order.
+    """
+    adopted: dict[int, str] = {}
+    taken: set[str] = set()
+    for index, event in enumerate(events):
+        if event.kind != "new":
+            continue
+        overlaps = [
+            (event.geometry.intersection(site.geometry).area, site.site_id)
+            for site in later_sites
+            if site.site_id not in taken and event.geometry.intersects(site.geometry)
+        ]
+        overlaps = [item for item in overlaps if item[0] > 0]
+        if overlaps:
+            _, site_id = max(overlaps)
+            adopted[index] = site_id
+            taken.add(site_id)
+    n_fresh = sum(1 for i, e in enumerate(events) if e.kind == "new" and i not in adopted)
+    fresh = iter(fresh_ids(n_fresh))
+    result = []
+    for index, event in enumerate(events):
+        if event.kind == "new":
+            site_id = adopted[index] if index in adopted else next(fresh)
+            event = replace(event, site_id=site_id)
+        result.append(event)
+    if adopted:
+        logger.info(
+            "%d new detection(s) are sites first found in a later window: %s",
+            len(adopted),
+            ", ".join(sorted(adopted.values())),
+        )
+    return result

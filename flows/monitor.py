@@ -19,7 +19,15 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from asmspotter.monitor import RunContext, RunSummary, SkippedScene, build_summary, describe_error
+from asmspotter.monitor import (
+    RunContext,
+    RunSummary,
+    SkippedScene,
+    build_summary,
+    check_alerts_delivered,
+    describe_error,
+    hold_run_lock,
+)
 from asmspotter.progress import progress_bar
 from asmspotter.providers.base import LocalScene, SceneRef
 from asmspotter.schedule import today_utc
@@ -115,38 +123,45 @@ def monitor_aoi(aoi_name: str, end_date: dt.date | None = None, alerts: bool = T
         The run summary (scenes, events, deliveries, output paths).
     """
     logger = get_run_logger()
-    ctx = prepare_run(aoi_name, end_date)
-    try:
-        ctx, refs = search_scenes(ctx)
-        tag_flow_run(run_tags(ctx))
-        used, skipped = download_all(ctx, refs)
-        record_scenes(ctx, used, skipped)
-        logger.info("%d scenes used, %d skipped", len(used), len(skipped))
-        if not used:
-            reason = f"no usable scene in {ctx.window.start}..{ctx.window.end}"
-            return _finish_without_data(ctx, used, skipped, reason)
-        composite = build_composite(ctx, used)
-        if composite.clear_fraction <= 0.0:
-            # Scenes were found but every pixel is cloud: not a look at the sites, so the
-            # run must not count as completed (that would reset the no-data alert clock).
-            reason = (
-                f"{len(used)} scenes in {ctx.window.start}..{ctx.window.end}, "
-                "but not one clear pixel (all cloud or shadow)"
+    # One run per AOI window at a time: a second caller is refused before it touches
+    # the run record or the run folder (RunInProgressError).
+    with hold_run_lock(aoi_name, end_date):
+        ctx = prepare_run(aoi_name, end_date)
+        try:
+            ctx, refs = search_scenes(ctx)
+            tag_flow_run(run_tags(ctx))
+            used, skipped = download_all(ctx, refs)
+            record_scenes(ctx, used, skipped)
+            logger.info("%d scenes used, %d skipped", len(used), len(skipped))
+            if not used:
+                reason = f"no usable scene in {ctx.window.start}..{ctx.window.end}"
+                return _finish_without_data(ctx, used, skipped, reason)
+            composite = build_composite(ctx, used)
+            if composite.clear_fraction <= 0.0:
+                # Scenes were found but every pixel is cloud: not a look at the sites, so the
+                # run must not count as completed (that would reset the no-data alert clock).
+                reason = (
+                    f"{len(used)} scenes in {ctx.window.start}..{ctx.window.end}, "
+                    "but not one clear pixel (all cloud or shadow)"
+                )
+                return _finish_without_data(ctx, used, skipped, reason)
+            detection = detect_mines(ctx, composite.path)
+            events = track_sites(ctx, detection, composite)
+            quicklook = render_quicklooks(ctx, events, composite.path)
+            outcomes = send_alerts(ctx, events, quicklook) if alerts else []
+            finish_run(
+                ctx, "completed", n_scenes=len(used), composite=composite, detection=detection
             )
-            return _finish_without_data(ctx, used, skipped, reason)
-        detection = detect_mines(ctx, composite.path)
-        events = track_sites(ctx, detection, composite)
-        quicklook = render_quicklooks(ctx, events, composite.path)
-        outcomes = send_alerts(ctx, events, quicklook) if alerts else []
-        finish_run(ctx, "completed", n_scenes=len(used), composite=composite, detection=detection)
-    except Exception as exc:
-        finish_run(ctx, "failed", message=describe_error(exc))
-        raise
-    summary = build_summary(
-        ctx, used, skipped, composite, detection, events, outcomes, quicklooks=quicklook.paths
-    )
-    publish_report(summary, outcomes, ctx)
-    return summary
+        except Exception as exc:
+            finish_run(ctx, "failed", message=describe_error(exc))
+            raise
+        summary = build_summary(
+            ctx, used, skipped, composite, detection, events, outcomes, quicklooks=quicklook.paths
+        )
+        publish_report(summary, outcomes, ctx)
+        # Stored and reported; but if no channel got its alert, the run shows failed.
+        check_alerts_delivered(ctx, outcomes)
+        return summary
 
 
 @task(name="monitor-aoi-in-all", task_run_name="monitor-{aoi_name}", cache_policy=NO_CACHE)

@@ -42,7 +42,7 @@ from asmspotter.aoi import AOI, AlertChannelConfig
 from asmspotter.errors import AOIConfigError
 from asmspotter.events import CONFIDENCE_LEVELS, DEFAULT_ALERT_LEVELS, SiteEvent
 from asmspotter.storage import Store
-from asmspotter.storage.store import ObservationRecord
+from asmspotter.storage.store import FailedDelivery, ObservationRecord
 
 MAX_BACKOFF_RUNS = 8
 """A failed delivery is retried at least every this many runs of its AOI."""
@@ -201,6 +201,7 @@ def dispatch_alerts(
     else:
         targets.append((None, outbox_channel(outbox_dir), None))
 
+    current_ids = [channel.channel_id for _, channel, _ in targets if channel is not None]
     outcomes = []
     for config, channel, config_error in targets:
         if channel is None:
@@ -224,6 +225,7 @@ def dispatch_alerts(
                 is_outbox=config is None,
                 config=config,
                 quicklook=quicklook,
+                current_channel_ids=current_ids,
             )
         )
     return [*outcomes, *send_weekly_digests(store, aoi, window_end, alert_dir.parent)]
@@ -278,22 +280,51 @@ def _due_retries(
     channel: Channel,
     config: AlertChannelConfig | None,
     skip_keys: set[str],
+    *,
+    window_end: dt.date,
+    current_channel_ids: Sequence[str] = (),
 ) -> tuple[list[tuple[SiteEvent, dt.date, str, int, int]], int]:
-    """Failed deliveries of this channel due for a retry now, and how many must wait.
+    """Failed deliveries due for a retry on this channel now, and how many must wait.
+
+    Two kinds: this channel's own failures, after the backoff (counted in run attempts
+    of the AOI, re-runs of a window included), and failures on channels the AOI no
+    longer has (a broken URL since corrected), at once, unless this channel already
+    tried them. Failures whose window ended more than ``alerts_policy.retry_for_days``
+    before ``window_end`` have expired and are not retried.
 
     Returns:
         ([(event, window_end, event_key, run_id, attempts)], number waiting for backoff).
     """
     due: list[tuple[SiteEvent, dt.date, str, int, int]] = []
     waiting = 0
-    failed = store.failed_deliveries(aoi.name, channel.channel_id)
-    if not failed:
+    own = store.failed_deliveries(aoi.name, channel.channel_id)
+    orphaned = (
+        store.failed_deliveries_elsewhere(aoi.name, current_channel_ids)
+        if current_channel_ids
+        else []
+    )
+    if orphaned:
+        tried_here = store.attempted_event_keys(channel.channel_id)
+        orphaned = [item for item in orphaned if item.delivery.event_key not in tried_here]
+    if not own and not orphaned:
         return due, waiting
     first_seen = {s.site_id: s.first_seen for s in store.sites(aoi.name)}
     dismissed = {d.site.site_id: d.dismissed_area_ha for d in store.dismissed_sites(aoi.name)}
-    for item in failed:
+    attempts_now = store.run_attempts(aoi.name)
+    oldest = window_end - dt.timedelta(days=aoi.config.alerts_policy.retry_for_days)
+    seen_keys: set[str] = set()
+    for item in [*own, *orphaned]:
         key = item.delivery.event_key
-        if key in skip_keys:
+        if key in skip_keys or key in seen_keys:
+            continue
+        seen_keys.add(key)
+        if item.observation.window_end < oldest:
+            logger.warning(
+                "Alert %s to %s expired undelivered (window more than %d days old)",
+                key,
+                item.delivery.channel_label,
+                aoi.config.alerts_policy.retry_for_days,
+            )
             continue
         obs = item.observation
         event = _event_from_observation(obs, first_seen.get(obs.site_id, obs.window_end))
@@ -303,13 +334,24 @@ def _due_retries(
             obs.area_ha, dismissed[obs.site_id], aoi
         ):
             continue
-        if item.last_attempt_at is not None:
-            started = store.runs_started_since(aoi.name, item.last_attempt_at)
-            if started < backoff_runs(item.delivery.attempts):
-                waiting += 1
-                continue
-        due.append((event, obs.window_end, key, item.delivery.run_id, item.delivery.attempts))
+        is_own = item.delivery.channel_id == channel.channel_id
+        if is_own and _runs_since(store, aoi, item, attempts_now) < backoff_runs(
+            item.delivery.attempts
+        ):
+            waiting += 1
+            continue
+        attempts = item.delivery.attempts if is_own else 0
+        due.append((event, obs.window_end, key, item.delivery.run_id, attempts))
     return due, waiting
+
+
+def _runs_since(store: Store, aoi: AOI, item: FailedDelivery, attempts_now: int) -> int:
+    """Run attempts of the AOI since a delivery's latest try (re-runs count)."""
+    if item.aoi_run_attempts is not None:
+        return attempts_now - item.aoi_run_attempts
+    if item.last_attempt_at is None:
+        return MAX_BACKOFF_RUNS
+    return store.runs_started_since(aoi.name, item.last_attempt_at)
 
 
 def _deliver_to_channel(
@@ -327,6 +369,7 @@ def _deliver_to_channel(
     is_outbox: bool,
     config: AlertChannelConfig | None = None,
     quicklook: Quicklook | None = None,
+    current_channel_ids: Sequence[str] = (),
 ) -> DeliveryOutcome:
     already = store.delivered_event_keys(channel.channel_id)
     pending = [e for e in events if event_key(e, window_end) not in already]
@@ -334,7 +377,15 @@ def _deliver_to_channel(
     retries: list[tuple[SiteEvent, dt.date, str, int, int]] = []
     n_waiting = 0
     if not is_outbox:
-        retries, n_waiting = _due_retries(store, aoi, channel, config, pending_keys | already)
+        retries, n_waiting = _due_retries(
+            store,
+            aoi,
+            channel,
+            config,
+            pending_keys | already,
+            window_end=window_end,
+            current_channel_ids=current_channel_ids,
+        )
     if not pending and not retries:
         return DeliveryOutcome(channel.label, "nothing-new", 0, n_waiting=n_waiting)
     images: list[Path] = []

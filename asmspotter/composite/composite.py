@@ -34,7 +34,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from asmspotter.cluster import dask_client
-from asmspotter.cog import staging_profile, staging_to_cog
+from asmspotter.cog import scratch_path, staging_profile, staging_to_cog, writing_output
 from asmspotter.composite.cloudmask import BINARY_MASK_NODATA, clear_from_binary_mask
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.errors import NoScenesError, SceneReadError
@@ -244,7 +244,7 @@ def write_composite(dataset: xr.Dataset, path: Path, client: Any | None = None) 
     ).assign_coords(band=np.arange(1, len(COMPOSITE_BANDS) + 1))
     stacked = stacked.rio.write_nodata(np.nan, encoded=False)
     stacked.attrs["long_name"] = COMPOSITE_BANDS
-    staging = path.with_name(f"partial_{path.stem}.staging.tif")
+    staging = scratch_path(path, "staging")
     if client is None:
         lock: Any = threading.Lock()
     else:
@@ -256,16 +256,17 @@ def write_composite(dataset: xr.Dataset, path: Path, client: Any | None = None) 
     # lock, and deflating float32 there made the write ~4x slower than the median
     # itself (benchmarks/README.md); the COG copy compresses once (asmspotter.cog).
     # It costs 28 bytes per pixel of temporary disk (3.4 GB at 12,000 km², 10 m).
-    delayed = stacked.rio.to_raster(staging, **staging_profile(), lock=lock, compute=False)
-    if client is None:
-        # Explicitly threads: on a Dask worker the default would be the worker's client.
-        with (
-            progress_bar(f"composite {path.parent.name} (chunks)") as update,
-            _TaskCounter(update),
-        ):
-            delayed.compute(scheduler="threads")
-    else:
-        client.compute(delayed).result()
+    with writing_output(path, staging):
+        delayed = stacked.rio.to_raster(staging, **staging_profile(), lock=lock, compute=False)
+        if client is None:
+            # Explicitly threads: on a Dask worker the default would be the worker's client.
+            with (
+                progress_bar(f"composite {path.parent.name} (chunks)") as update,
+                _TaskCounter(update),
+            ):
+                delayed.compute(scheduler="threads")
+        else:
+            client.compute(delayed).result()
     return staging_to_cog(staging, path)
 
 

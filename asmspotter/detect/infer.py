@@ -36,7 +36,7 @@ from rasterio.windows import Window
 from torch import nn
 
 from asmspotter.cluster import available_cpu_count, dask_worker_threads
-from asmspotter.cog import staging_profile, staging_to_cog
+from asmspotter.cog import scratch_path, staging_profile, staging_to_cog, writing_output
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.detect.model_card import (
     DERIVED_BANDS,
@@ -44,6 +44,7 @@ from asmspotter.detect.model_card import (
     Architecture,
     ModelCard,
     check_model_fits,
+    check_weights_match_card,
     load_card,
 )
 from asmspotter.detect.site_verification import (
@@ -198,8 +199,8 @@ def load_model(model_dir: Path, device: str | None = None) -> LoadedModel:
 
     Raises:
         ModelNotFoundError: If the card or the weights are missing.
-        ModelMismatchError: If the card is invalid or the weights do not fit its
-            architecture.
+        ModelMismatchError: If the card is invalid, the weights do not fit its
+            architecture, or they are not the weights written with the card.
     """
     model_dir = Path(model_dir)
     card = load_card(model_dir)
@@ -209,6 +210,7 @@ def load_model(model_dir: Path, device: str | None = None) -> LoadedModel:
             f"{weights_path}: weights not found next to the model card; copy the model's "
             f"{WEIGHTS_FILENAME} there or re-train it with `asmspotter model train`."
         )
+    check_weights_match_card(card, model_dir, weights_path)
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
         configure_torch_threads()
@@ -698,12 +700,12 @@ def write_probability_cog_by_strips(
     """Write strips ``(row_off, col_off, probability, nodata)`` into a probability COG.
 
     The strips (in any order) go by windows into an uncompressed tiled GeoTIFF
-    (``partial_<name>.tmp.tif``), which :func:`asmspotter.cog.staging_to_cog` turns into
+    (a :func:`asmspotter.cog.scratch_path`), which :func:`asmspotter.cog.staging_to_cog` turns into
     the COG with overviews; neither step holds the whole map.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f"partial_{path.stem}.tmp.tif")
+    staging = scratch_path(path, "staging")
     profile = staging_profile(
         height=height,
         width=width,
@@ -713,7 +715,7 @@ def write_probability_cog_by_strips(
         transform=transform,
         nodata=PROBABILITY_NODATA,
     )
-    with rasterio.open(staging, "w", **profile) as dst:
+    with writing_output(path, staging), rasterio.open(staging, "w", **profile) as dst:
         for row, col, prob, bad in strips:
             data = np.where(bad, np.float32(PROBABILITY_NODATA), prob).astype(np.float32)
             window = Window(col, row, prob.shape[1], prob.shape[0])  # type: ignore[call-arg]

@@ -11,6 +11,7 @@ resolution do not fit the composite. :mod:`asmspotter.detect.train` writes cards
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -312,6 +313,14 @@ class ModelCard(_Strict):
         default_factory=list, description="Results of `asmspotter model evaluate`."
     )
     """One entry per evaluated data set (the latest run per DATA), model and baseline."""
+    weights_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of the weights.pt written with this card.",
+    )
+    """The card's fingerprint of its weights: another model's weights of the same shape
+    (a 3 m model under a 10 m card) load without error but map areas wrongly, so
+    loading refuses weights whose digest differs. None (older cards): not checked."""
     verifier: str | None = Field(
         default=None, description="Verifier directory beside this model (models/<name>)."
     )
@@ -440,3 +449,47 @@ def check_model_fits(
             f"one at {resolution_m:g} m with `asmspotter model train --resolution-m "
             f"{resolution_m:g}`."
         )
+
+
+def weights_digest(weights_path: Path) -> str:
+    """SHA-256 hex digest of a weights file (the card's ``weights_sha256``)."""
+    digest = hashlib.sha256()
+    with weights_path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_weights_match_card(card: ModelCard, model_dir: Path, weights_path: Path) -> None:
+    """Refuse weights that are not the ones written with the card.
+
+    Raises:
+        ModelMismatchError: the digest differs, naming the weights, the card (model,
+            pixel size) and, where the weights belong to a sibling model's card, that one.
+    """
+    if card.weights_sha256 is None:
+        return
+    found = weights_digest(weights_path)
+    if found == card.weights_sha256:
+        return
+    owner = ""
+    for sibling in sorted(model_dir.parent.glob(f"*/{CARD_FILENAME}")):
+        if sibling.parent == model_dir:
+            continue
+        try:
+            other = load_card(sibling.parent)
+        except (ModelMismatchError, ModelNotFoundError):
+            continue
+        if other.weights_sha256 == found:
+            owner = (
+                f"; they are the weights of model {other.name} v{other.version} "
+                f"({other.resolution_m:g} m pixels, {sibling})"
+            )
+            break
+    raise ModelMismatchError(
+        f"{weights_path}: these weights were not written with {model_dir / CARD_FILENAME} "
+        f"(model {card.name} v{card.version}, {card.resolution_m:g} m pixels){owner}. Their "
+        f"SHA-256 is {found[:12]}…, the card expects {card.weights_sha256[:12]}…: areas "
+        "would be mapped at the wrong scale. Put back the model's own weights.pt, or "
+        "re-train the model (asmspotter model train)."
+    )

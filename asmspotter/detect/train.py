@@ -51,6 +51,7 @@ from asmspotter.detect.model_card import (
     SoftwareVersions,
     TrainingInfo,
     save_card,
+    weights_digest,
 )
 
 logger = logging.getLogger(__name__)
@@ -711,6 +712,7 @@ def fit_and_write(
     weights_path = out_dir / WEIGHTS_FILENAME
     _atomic_save(_state_copy(model), weights_path)
     card = ModelCard(
+        weights_sha256=weights_digest(weights_path),
         name=name,
         version=version,
         architecture=architecture,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.errors import RasterioIOError
+from rasterio.errors import CRSError, RasterioError, RasterioIOError
 from rasterio.warp import transform_bounds
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
@@ -105,9 +105,18 @@ class LocalProvider:
             try:
                 with rasterio.open(path) as src:
                     tags = src.tags()
-                    footprint = box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds))
-            except RasterioIOError as exc:
+                    crs = src.crs
+                    if crs is not None:
+                        footprint = box(*transform_bounds(crs, "EPSG:4326", *src.bounds))
+            except (RasterioError, CRSError) as exc:
                 logger.warning("local provider: skipping unreadable scene %s: %s", path, exc)
+                continue
+            if crs is None:
+                logger.warning(
+                    "local provider: skipping %s: it has no CRS, so it cannot be placed on "
+                    "the AOI grid; re-export it with its CRS (gdal_translate -a_srs EPSG:<code>)",
+                    path,
+                )
                 continue
             acquired = read_acquisition_time(path, tags)
             if acquired is None:

@@ -81,6 +81,9 @@ class AOIRow(Base):
     """EPSG code of the AOI grid's projected CRS; all geometries of the AOI use it."""
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     """When the row was last written (UTC)."""
+    run_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Run attempts of the AOI so far, re-runs included: the clock of alert retries
+    (migration 0005)."""
 
 
 class SceneRow(Base):
@@ -269,6 +272,9 @@ class AlertDeliveryRow(Base):
     """When the delivery succeeded (UTC)."""
     last_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     """When the latest attempt was made (UTC), for retry backoff; migration 0002."""
+    aoi_run_attempts: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The AOI's ``run_attempts`` at the latest attempt: backoff counts run attempts
+    since then, re-runs of a window included (migration 0005; NULL before it)."""
 
 
 class DigestDeliveryRow(Base):

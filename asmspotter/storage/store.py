@@ -24,11 +24,13 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import logging
 import math
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,13 +54,14 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from asmspotter.errors import AsmspotterError
+from asmspotter.errors import AsmspotterError, RunInProgressError
 from asmspotter.events import CONFIDENCE_LEVELS, SiteEvent
 from asmspotter.providers.base import SceneRef
 from asmspotter.storage.schema import (
@@ -97,6 +100,15 @@ _TRACKING_LOCK_PREFIX = "asmspotter-track:"
 _SQLITE_TRACKING_LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _SQLITE_TRACKING_LOCKS_GUARD = threading.Lock()
 
+# Namespace of the per-(AOI, window) run locks (see Store.run_lock).
+_RUN_LOCK_PREFIX = "asmspotter-run:"
+
+# In-memory SQLite databases have no file to lock beside: their run locks are per process.
+_MEMORY_RUN_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+
+# How often a waiting run asks again for a run lock held elsewhere, seconds.
+_RUN_LOCK_POLL_S = 0.25
+
 # Execution option marking read-only transactions (plain BEGIN on SQLite).
 _READ_ONLY_OPTION = "asmspotter_read_only"
 
@@ -120,6 +132,10 @@ class DatabaseURLError(StorageError, ValueError):
 
 class DatabaseUnavailableError(StorageError, ConnectionError):
     """The database cannot be reached or opened."""
+
+
+class DatabaseMissingError(StorageError, FileNotFoundError):
+    """The SQLite file is gone while the outputs of earlier runs remain: history lost."""
 
 
 class RecordNotFoundError(StorageError, LookupError):
@@ -524,10 +540,82 @@ def schema_revision(url: str) -> str | None:
         engine.dispose()
 
 
+OUTPUT_MARKERS = ("composite.tif", "sites.geojson")
+"""Files whose presence in ``<outputs>/<aoi>/<window end>/`` shows that runs happened."""
+
+
+def sqlite_database_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for PostgreSQL or an in-memory database."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def check_database_present(url: str, outputs_dir: Path) -> None:
+    """Refuse to create a new SQLite file silently where earlier runs left outputs.
+
+    A deleted (or moved) database would otherwise be recreated empty on open: every
+    site's history is gone and sites already alerted are alerted again as new.
+    Starting a new history is a decision the user makes with ``asmspotter db init``.
+
+    Args:
+        url: SQLAlchemy URL of the store.
+        outputs_dir: The runs' output folder (``<data_dir>/outputs``).
+
+    Raises:
+        DatabaseMissingError: the SQLite file does not exist but ``outputs_dir`` holds
+            outputs of earlier runs; names both and the two ways out.
+    """
+    path = sqlite_database_path(url)
+    if path is None or path.exists():
+        return
+    earlier = next(
+        (found for marker in OUTPUT_MARKERS for found in sorted(outputs_dir.glob(f"*/*/{marker}"))),
+        None,
+    )
+    if earlier is None:
+        return
+    raise DatabaseMissingError(
+        f"the database {path} does not exist, but {outputs_dir} holds outputs of earlier "
+        f"runs (e.g. {earlier}): their site history and alert records would be lost and "
+        "every site alerted again as new. Restore the database file (or set "
+        f"{DATABASE_URL_SETTING} to where it is), or run `asmspotter db init` to start an "
+        "empty history on purpose."
+    )
+
+
 def _tracking_lock_key(aoi_name: str) -> int:
     """A stable signed 64-bit advisory-lock key for tracking ``aoi_name``."""
-    digest = hashlib.sha256(f"{_TRACKING_LOCK_PREFIX}{aoi_name}".encode()).digest()
+    return _advisory_key(f"{_TRACKING_LOCK_PREFIX}{aoi_name}")
+
+
+def _advisory_key(name: str) -> int:
+    """A stable signed 64-bit ``pg_advisory_lock`` key for ``name``."""
+    digest = hashlib.sha256(name.encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _sqlite_lock_dir(engine: Engine) -> Path | None:
+    """The folder of run-lock files beside a SQLite file; None for an in-memory database."""
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database).expanduser()
+    return path.with_name(f"{path.name}.locks")
+
+
+def _run_in_progress(aoi_name: str, window_end: dt.date, where: str) -> RunInProgressError:
+    """The error a second run of one AOI window gets, naming the run and the way out."""
+    return RunInProgressError(
+        f"AOI {aoi_name}: the window ending {window_end} is already being run by another "
+        f"process ({where}); this run did not start and changed nothing. Wait for that run "
+        "to finish (its result stays), or set ASMSPOTTER_RUN_LOCK_WAIT_S to a number of "
+        "seconds to wait for it."
+    )
 
 
 def _utcnow() -> dt.datetime:
@@ -787,6 +875,103 @@ class Store:
             finally:
                 connection.close()
 
+    @contextmanager
+    def run_lock(
+        self, aoi_name: str, window_end: dt.date, *, wait_s: float = 0.0
+    ) -> Iterator[None]:
+        """Hold the lock of one AOI window for a whole run: one run per AOI and window.
+
+        Two processes running the same AOI and window at once would share the run row
+        (one's ``failed`` overwriting the other's ``completed``) and the run folder.
+        The second caller waits up to ``wait_s`` and is then refused with
+        :class:`~asmspotter.errors.RunInProgressError` before it touches anything.
+        Runs of other windows or AOIs never wait. A process that dies releases the
+        lock with it.
+
+        On PostgreSQL this is a session-level ``pg_try_advisory_lock`` on a dedicated
+        connection (across machines); on SQLite an exclusive ``flock`` on a file in
+        ``<database>.locks/`` beside the database (SQLite serves one machine); an
+        in-memory database locks per process.
+
+        Args:
+            aoi_name: AOI slug.
+            window_end: Last day of the run's window.
+            wait_s: Seconds to wait for a run holding the lock; 0 refuses at once.
+
+        Raises:
+            RunInProgressError: Another run of this AOI window held the lock throughout.
+            DatabaseUnavailableError: The database cannot be reached.
+        """
+        name = f"{aoi_name}@{window_end.isoformat()}"
+        deadline = time.monotonic() + max(0.0, wait_s)
+        if self._engine.dialect.name == "postgresql":
+            with self._advisory_run_lock(name, deadline) as acquired:
+                if not acquired:
+                    raise _run_in_progress(aoi_name, window_end, f"lock held in {self.url}")
+                yield
+            return
+        lock_dir = _sqlite_lock_dir(self._engine)
+        if lock_dir is None:
+            with _SQLITE_TRACKING_LOCKS_GUARD:
+                lock = _MEMORY_RUN_LOCKS.setdefault((self.url, name), threading.Lock())
+            acquired = lock.acquire(timeout=wait_s) if wait_s > 0 else lock.acquire(False)
+            if not acquired:
+                raise _run_in_progress(aoi_name, window_end, "same process")
+            try:
+                yield
+            finally:
+                lock.release()
+            return
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        lock_path = lock_dir / f"{name}.lock"
+        with lock_path.open("a+") as handle:
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise _run_in_progress(
+                            aoi_name, window_end, f"lock file {lock_path}"
+                        ) from None
+                    time.sleep(_RUN_LOCK_POLL_S)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    @contextmanager
+    def _advisory_run_lock(self, name: str, deadline: float) -> Iterator[bool]:
+        """Try a session-level advisory lock until ``deadline``; yield whether it is held."""
+        key = _advisory_key(f"{_RUN_LOCK_PREFIX}{name}")
+        try:
+            connection = self._engine.connect()
+            while True:
+                acquired = bool(
+                    connection.execute(
+                        text("SELECT pg_try_advisory_lock(:key)"), {"key": key}
+                    ).scalar_one()
+                )
+                connection.commit()
+                if acquired or time.monotonic() >= deadline:
+                    break
+                time.sleep(_RUN_LOCK_POLL_S)
+        except (OperationalError, InterfaceError) as exc:
+            raise _unavailable(self.url, exc) from exc
+        try:
+            yield acquired
+        finally:
+            try:
+                if acquired:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    connection.commit()
+            except Exception:
+                # Drop the session rather than pool it: PostgreSQL then frees the lock.
+                connection.invalidate()
+                raise
+            finally:
+                connection.close()
+
     # -- AOIs and runs ---------------------------------------------------------------
 
     def upsert_aoi(self, name: str, title: str, epsg: int) -> None:
@@ -863,6 +1048,11 @@ class Store:
         with self._transaction() as session:
             self._require_aoi(session, aoi_name)
             run_id = int(session.execute(stmt.returning(RunRow.id)).scalar_one())
+            session.execute(
+                update(AOIRow)
+                .where(AOIRow.name == aoi_name)
+                .values(run_attempts=AOIRow.run_attempts + 1)
+            )
         logger.info("run %d of %s for %s..%s started", run_id, aoi_name, window_start, window_end)
         return run_id
 
@@ -1172,6 +1362,37 @@ class Store:
             )
         return known
 
+    def later_sites(self, aoi_name: str, after: dt.date) -> list[KnownSite]:
+        """Return the sites first seen in a window ending after ``after``, by id.
+
+        A backfill tracking an earlier window matches its new detections against them
+        (:func:`asmspotter.track.assign_new_site_ids`), so a mine keeps one id.
+
+        Args:
+            aoi_name: AOI slug.
+            after: Window end of the run being tracked.
+
+        Returns:
+            Each site with its latest outline (AOI CRS) and area.
+        """
+        stmt = (
+            select(SiteRow)
+            .where(SiteRow.aoi_name == aoi_name, SiteRow.first_seen > after)
+            .order_by(SiteRow.id)
+        )
+        with self._transaction(read_only=True) as session:
+            rows = session.scalars(stmt).all()
+            return [
+                KnownSite(
+                    site_id=row.id,
+                    geometry=shapely_wkt.loads(row.geometry_wkt),
+                    area_ha=float(row.area_ha),
+                    first_seen=row.first_seen,
+                    status=row.status,
+                )
+                for row in rows
+            ]
+
     def record_events(self, aoi_name: str, run_id: int, events: Sequence[SiteEvent]) -> None:
         """Record the tracking events of a run: create/update sites, write observations.
 
@@ -1189,7 +1410,8 @@ class Store:
             ValueError: Two events name the same site.
             RecordNotFoundError: The run, or the site of a non-``new`` event, is unknown.
             StorageError: A ``new`` event reuses the id of a site of another AOI or of an
-                earlier window (ids must come from :meth:`next_site_ids`).
+                earlier window (ids must come from :meth:`next_site_ids`, or be a site
+                of :meth:`later_sites`, which a backfill adopts).
         """
         ids = [e.site_id for e in events]
         if len(set(ids)) != len(ids):
@@ -1227,7 +1449,7 @@ class Store:
                             "store; only 'new' events create sites."
                         )
                     new_sites.append(self._site_values(aoi_name, aoi.epsg, e, window_end))
-                elif row.aoi_name != aoi_name or (e.kind == "new" and row.first_seen != window_end):
+                elif row.aoi_name != aoi_name or (e.kind == "new" and row.first_seen < window_end):
                     raise StorageError(
                         f"new site id {e.site_id!r} already belongs to a site of AOI "
                         f"{row.aoi_name!r} first seen {row.first_seen}; take ids for new "
@@ -1634,6 +1856,12 @@ class Store:
             last_error=None if delivered else error,
             delivered_at=now if delivered else None,
             last_attempt_at=now,
+            aoi_run_attempts=(
+                select(AOIRow.run_attempts)
+                .join(RunRow, RunRow.aoi_name == AOIRow.name)
+                .where(RunRow.id == run_id)
+                .scalar_subquery()
+            ),
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=["event_key", "channel_id"],
@@ -1641,6 +1869,7 @@ class Store:
                 **_attempt_updates(AlertDeliveryRow, stmt.excluded),
                 "channel_label": stmt.excluded.channel_label,
                 "last_attempt_at": stmt.excluded.last_attempt_at,
+                "aoi_run_attempts": stmt.excluded.aoi_run_attempts,
             },
         )
         with self._transaction() as session:
@@ -1658,6 +1887,40 @@ class Store:
 
     # -- alert retries, dismissals, histories (issue 5) --------------------------------
 
+    def run_attempts(self, aoi_name: str) -> int:
+        """Run attempts of the AOI so far, re-runs included (the alert retry clock)."""
+        with self._transaction(read_only=True) as session:
+            return int(
+                session.scalar(select(AOIRow.run_attempts).where(AOIRow.name == aoi_name)) or 0
+            )
+
+    def attempted_event_keys(self, channel_id: str) -> set[str]:
+        """Event keys with any delivery record (delivered, failed, outbox) on a channel."""
+        with self._transaction(read_only=True) as session:
+            return set(
+                session.scalars(
+                    select(AlertDeliveryRow.event_key).where(
+                        AlertDeliveryRow.channel_id == channel_id
+                    )
+                )
+            )
+
+    def failed_deliveries_elsewhere(
+        self, aoi_name: str, channel_ids: Sequence[str]
+    ) -> list[FailedDelivery]:
+        """Failed deliveries of an AOI on channels it no longer has (e.g. a fixed URL).
+
+        A channel's identity is a hash of its URL, so correcting a broken URL makes a
+        new channel: what failed on the old one is handed to the current channels.
+
+        Args:
+            aoi_name: AOI slug.
+            channel_ids: The AOI's current channel ids.
+        """
+        return self._failed_deliveries(
+            aoi_name, AlertDeliveryRow.channel_id.not_in(list(channel_ids))
+        )
+
     def failed_deliveries(self, aoi_name: str, channel_id: str) -> list[FailedDelivery]:
         """Return an AOI's events whose delivery to a channel failed and is not yet done.
 
@@ -1668,6 +1931,12 @@ class Store:
             aoi_name: AOI slug.
             channel_id: :func:`channel_id_for` of the channel URL.
         """
+        return self._failed_deliveries(aoi_name, AlertDeliveryRow.channel_id == channel_id)
+
+    def _failed_deliveries(
+        self, aoi_name: str, channel_filter: ColumnElement[bool]
+    ) -> list[FailedDelivery]:
+        """Failed deliveries of an AOI on the channels ``channel_filter`` selects."""
         stmt = (
             select(AlertDeliveryRow, ObservationRow, RunRow.window_end)
             .join(RunRow, RunRow.id == AlertDeliveryRow.run_id)
@@ -1680,7 +1949,7 @@ class Store:
             )
             .where(
                 RunRow.aoi_name == aoi_name,
-                AlertDeliveryRow.channel_id == channel_id,
+                channel_filter,
                 AlertDeliveryRow.status == "failed",
             )
             .order_by(RunRow.window_end, AlertDeliveryRow.id)
@@ -1691,6 +1960,7 @@ class Store:
                     delivery=_delivery_record(row),
                     observation=_observation_record(obs, window_end),
                     last_attempt_at=_as_utc_or_none(row.last_attempt_at),
+                    aoi_run_attempts=row.aoi_run_attempts,
                 )
                 for row, obs, window_end in session.execute(stmt)
             ]
@@ -1799,11 +2069,13 @@ class FailedDelivery:
         delivery: The delivery row (attempts, last error, event key).
         observation: The observation of the alerted event (to re-render it).
         last_attempt_at: When it was last tried (UTC); None for rows from before 0002.
+        aoi_run_attempts: The AOI's run attempts at that try; None before 0005.
     """
 
     delivery: DeliveryRecord
     observation: ObservationRecord
     last_attempt_at: dt.datetime | None
+    aoi_run_attempts: int | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -447,15 +447,29 @@ def sites_export_negatives(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT.")] = False,
 ) -> None:
     """Write an AOI's dismissed sites as negative training areas (GeoJSON polygons)."""
+    _export_reviewed_sites(aoi_name, out, overwrite, "dismissed")
+
+
+def _export_reviewed_sites(
+    aoi_name: str, out: Path, overwrite: bool, decision: Literal["dismissed", "confirmed"]
+) -> None:
+    """Write one AOI's dismissed (negatives) or confirmed (positives) sites to ``out``."""
     from asmspotter.monitor import open_store
-    from asmspotter.report import write_negatives_geojson
+    from asmspotter.report import write_negatives_geojson, write_positives_geojson
     from asmspotter.settings import get_settings
 
     if out.exists() and not overwrite:
         raise _fail(f"{out} exists; pass --overwrite to replace it.")
-    dismissed = open_store(get_settings().resolved_database_url).dismissed_sites(aoi_name)
-    write_negatives_geojson(dismissed, out)
-    typer.echo(f"{len(dismissed)} dismissed site(s) of {aoi_name} written to {out}")
+    store = open_store(get_settings().resolved_database_url)
+    if decision == "dismissed":
+        dismissed = store.dismissed_sites(aoi_name)
+        write_negatives_geojson(dismissed, out)
+        count = len(dismissed)
+    else:
+        confirmed = store.confirmed_sites(aoi_name)
+        write_positives_geojson(confirmed, out)
+        count = len(confirmed)
+    typer.echo(f"{count} {decision} site(s) of {aoi_name} written to {out}")
 
 
 @sites_app.command("confirm")
@@ -488,15 +502,7 @@ def sites_export_positives(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT.")] = False,
 ) -> None:
     """Write an AOI's confirmed sites as mining labels for training (GeoJSON polygons)."""
-    from asmspotter.monitor import open_store
-    from asmspotter.report import write_positives_geojson
-    from asmspotter.settings import get_settings
-
-    if out.exists() and not overwrite:
-        raise _fail(f"{out} exists; pass --overwrite to replace it.")
-    confirmed = open_store(get_settings().resolved_database_url).confirmed_sites(aoi_name)
-    write_positives_geojson(confirmed, out)
-    typer.echo(f"{len(confirmed)} confirmed site(s) of {aoi_name} written to {out}")
+    _export_reviewed_sites(aoi_name, out, overwrite, "confirmed")
 
 
 @app.command("web")

@@ -214,7 +214,9 @@ def confirm_candidates(
     ``detections`` already carry ``verifier_score`` / ``confidence``
     (:func:`verify_detections`). A candidate that intersects a detection is that
     detection seen at a lower threshold and is dropped; the others are scored and kept
-    only at ``high`` or better, so a candidate never becomes a ``nominal`` site.
+    only at ``high`` or better, so a candidate never becomes a ``nominal`` site. A kept
+    candidate's outline and area are those at the candidate threshold (a small mine
+    under ``min_area_ha`` at the U-Net threshold can pass it here).
     """
     if candidates.empty:
         return detections

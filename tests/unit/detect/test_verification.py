@@ -16,6 +16,7 @@ from shapely.geometry import box
 
 from asmspotter.alerts.dispatch import events_for_channel
 from asmspotter.detect.api import detect_array, detect_change
+from asmspotter.detect.change_evaluation import PairFileError, evaluate_pairs
 from asmspotter.detect.gallery import (
     CHIP_PX,
     GalleryError,
@@ -315,3 +316,46 @@ def test_eight_views_make_a_score_independent_of_the_patch_orientation() -> None
     assert np.ptp(eight_views) < 1e-6  # ...eight views see all four, whatever the turn
     with pytest.raises(ValueError, match="1, 2, 4 or 8"):
         dihedral_views(patch, 3)
+
+
+# --- evaluation of alerts on labelled pairs -----------------------------------------
+
+
+def _write_pair(path: Path, before: dict, after: dict, label: int) -> Path:
+    stack = [
+        np.stack([image[b] for b in ("blue", "green", "red", "nir")]) for image in (before, after)
+    ]
+    np.savez(path, before=stack[0], after=stack[1], label=label)
+    return path
+
+
+def test_alerts_are_measured_on_labelled_pairs_as_a_run_raises_them(tmp_path: Path) -> None:
+    pairs = [
+        _write_pair(tmp_path / "mine-1.npz", forest_bands(), mine_bands(1), 1),
+        _write_pair(tmp_path / "mine-2.npz", forest_bands(), mine_bands(2), 1),
+        _write_pair(tmp_path / "forest.npz", forest_bands(), forest_bands(), 0),
+        _write_pair(tmp_path / "same-mine.npz", mine_bands(1), mine_bands(1), 0),
+    ]
+    result = evaluate_pairs(pairs)
+    by_name = {o.name: o for o in result.outcomes}
+    assert by_name["mine-1"].raised and by_name["mine-2"].raised
+    assert by_name["mine-1"].score >= 0.7  # the verifier's score of the new site
+    assert not by_name["forest"].raised and by_name["forest"].score == 0.0
+    assert not by_name["same-mine"].raised  # seen before: unchanged, no alert
+    assert (result.sensitivity, result.specificity, result.auc) == (1.0, 1.0, 1.0)
+    assert "4 pairs (2 mining, 2 other)" in result.summary()
+    # Digital numbers with their scale give the same outcome.
+    with np.load(pairs[0]) as data:
+        np.savez(
+            tmp_path / "dn.npz", before=data["before"] * 1e4, after=data["after"] * 1e4, label=1
+        )
+    assert evaluate_pairs([tmp_path / "dn.npz"], scale=1e-4).outcomes[0].raised
+
+
+def test_a_malformed_pair_file_is_named(tmp_path: Path) -> None:
+    np.savez(tmp_path / "bad.npz", before=np.zeros((3, 8, 8)), after=np.zeros((3, 8, 8)), label=1)
+    with pytest.raises(PairFileError, match=r"bad\.npz.*blue, green, red, nir"):
+        evaluate_pairs([tmp_path / "bad.npz"])
+    np.savez(tmp_path / "nolabel.npz", before=np.zeros((4, 8, 8)))
+    with pytest.raises(PairFileError, match=r"nolabel\.npz: no array named after, label"):
+        evaluate_pairs([tmp_path / "nolabel.npz"])

@@ -359,3 +359,33 @@ def test_a_malformed_pair_file_is_named(tmp_path: Path) -> None:
     np.savez(tmp_path / "nolabel.npz", before=np.zeros((4, 8, 8)))
     with pytest.raises(PairFileError, match=r"nolabel\.npz: no array named after, label"):
         evaluate_pairs([tmp_path / "nolabel.npz"])
+
+
+def test_verifier_script_trains_then_rescores_in_more_views(tmp_path: Path) -> None:
+    """`train_verifier.py` writes members and a card; `--rescore` keeps the members."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[3] / "scripts/train_verifier.py"
+    spec = importlib.util.spec_from_file_location("train_verifier", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    for index in range(4):
+        _write_sheet(gallery / f"S{index}_positives_S2L1C_clear0.75_x.png", 5, index)
+        _write_sheet(gallery / f"S{index}_negatives_S2L1C_clear0.75_x.png", 6, 10 + index)
+    out = tmp_path / "verifier"
+    common = ["--gallery", str(gallery), "--out-dir", str(out), "--folds", "2", "--threads", "1"]
+    module.main([*common, "--epochs", "1", "--generated", "0", "--width", "4", "--views", "1"])
+    trained = load_verifier(out)
+    assert trained.card.test_time_views == 1 and trained.card.n_members == 2
+    weights = (out / "member_0.pt").read_bytes()
+    module.main([*common, "--rescore", "--views", "8", "--version", "1.1.0"])
+    rescored = load_verifier(out)
+    assert (out / "member_0.pt").read_bytes() == weights  # no training
+    assert rescored.card.test_time_views == 8 and rescored.card.version == "1.1.0"
+    assert rescored.card.width == 4 and "epochs" in rescored.card.training
+    oof = np.load(out / "out_of_fold.npz")
+    assert oof["score"].shape == (44,) and np.isfinite(oof["score"]).all()
+    with pytest.raises(SystemExit, match="one member per fold"):
+        module.main([*common, "--rescore", "--folds", "3"])

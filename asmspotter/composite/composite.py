@@ -37,7 +37,7 @@ from asmspotter.cluster import dask_client
 from asmspotter.cog import staging_profile, staging_to_cog
 from asmspotter.composite.cloudmask import BINARY_MASK_NODATA, clear_from_binary_mask
 from asmspotter.composite.indices import ndvi, ndwi
-from asmspotter.composite.median import nanmedian_of_planes
+from asmspotter.composite.median import median_of_planes_in_place
 from asmspotter.errors import NoScenesError, SceneReadError
 from asmspotter.grid import AOIGrid
 from asmspotter.providers.base import LocalScene
@@ -173,18 +173,24 @@ def open_scene_on_grid(scene: LocalScene, grid: AOIGrid) -> SceneOnGrid:
 def _clear_reflectance(
     raw: NDArray[Any], cloud_mask: NDArray[Any] | None, calibration: SceneCalibration
 ) -> tuple[list[NDArray[np.float32]], NDArray[np.bool_]]:
-    """One scene's block: reflectance per band (NaN where not clear) and the clear mask."""
+    """One scene's block: reflectance per band (+inf where not clear) and the clear mask.
+
+    +inf, not NaN, marks missing values: the median's sorting network orders them last
+    without a NaN scan (:func:`~asmspotter.composite.median.median_of_planes_in_place`).
+    """
     clear = np.all(raw != calibration.nodata, axis=0)
     if raw.dtype.kind == "f":
         clear &= ~np.isnan(raw).any(axis=0)
     if cloud_mask is not None:
         clear &= clear_from_binary_mask(cloud_mask.reshape(clear.shape))
+    not_clear = ~clear
     bands = []
     for band, scale, offset in zip(raw, calibration.scales, calibration.offsets, strict=True):
-        reflectance = band.astype(np.float32)
-        reflectance *= scale
-        reflectance += offset
-        reflectance[~clear] = np.nan
+        # One pass from the stored type: the same float32 product as astype-then-multiply.
+        reflectance = np.multiply(band, scale, dtype=np.float32)
+        if offset != 0:  # adding 0 changes nothing but the sign of a zero
+            reflectance += offset
+        np.copyto(reflectance, np.float32(np.inf), where=not_clear)
         bands.append(reflectance)
     return bands, clear
 
@@ -208,7 +214,7 @@ def composite_block(
         clear) and the clear-observation count.
     """
     per_band: list[list[NDArray[np.float32]]] = [[] for _ in REFLECTANCE_BANDS]
-    n_clear: NDArray[np.int16] | None = None
+    n_clear: NDArray[np.uint8] | None = None
     remaining = iter(blocks)
     for calibration in calibrations:
         raw = next(remaining)
@@ -216,11 +222,13 @@ def composite_block(
         bands, clear = _clear_reflectance(raw, mask, calibration)
         for planes, plane in zip(per_band, bands, strict=True):
             planes.append(plane)
-        n_clear = clear.astype(np.int16) if n_clear is None else n_clear + clear
+        if n_clear is None:
+            n_clear = np.zeros(clear.shape, dtype=np.uint8 if len(calibrations) < 256 else np.intp)
+        n_clear += clear
     assert n_clear is not None  # at least one scene, checked by the caller
     out = np.empty((len(COMPOSITE_BANDS), *n_clear.shape), dtype=np.float32)
     for index, planes in enumerate(per_band):
-        out[index] = nanmedian_of_planes(planes)
+        out[index] = median_of_planes_in_place(planes, n_clear)
         planes.clear()  # free the dates' planes of this band before the next one
     green, red, nir = out[1], out[2], out[3]
     never_clear = n_clear == 0

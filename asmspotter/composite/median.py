@@ -60,7 +60,7 @@ def sort_planes(planes: list[NDArray[np.float32]], network: tuple[tuple[int, int
 
 
 def _pick(
-    planes: list[NDArray[np.float32]], index: NDArray[np.intp], max_index: int
+    planes: list[NDArray[np.float32]], index: NDArray[np.integer], max_index: int
 ) -> NDArray[np.float32]:
     """Per pixel, the value of plane ``index`` (<= ``max_index``): one masked copy per plane."""
     picked = planes[0].copy()
@@ -96,19 +96,42 @@ def nanmedian_of_planes(
     Same as :func:`nanmedian_of_dates` over a stack of ``planes``, without the stack.
     The planes are not modified.
     """
-    n_dates = len(planes)
-    if n_dates == 0:
+    if len(planes) == 0:
         raise ValueError("nanmedian_of_dates: the dates' axis is empty; need >= 1 date.")
-    n_valid = np.zeros(planes[0].shape, dtype=np.intp)
+    n_valid = np.zeros(planes[0].shape, dtype=np.uint8 if len(planes) < 256 else np.intp)
     for plane in planes:
         n_valid += ~np.isnan(plane)
-    if n_dates > MAX_NETWORK_DATES or not use_network:
+    if len(planes) > MAX_NETWORK_DATES or not use_network:
         ordered = list(np.sort(np.stack(planes), axis=0))  # NaN last, like +inf below
+        return _middle_of_ordered(ordered, n_valid)
+    # Copies (the caller's planes stay as they are); NaN -> +inf sorts it last.
+    missing_as_inf = [np.where(np.isnan(plane), np.float32(np.inf), plane) for plane in planes]
+    return median_of_planes_in_place(missing_as_inf, n_valid)
+
+
+def median_of_planes_in_place(
+    planes: list[NDArray[np.float32]], n_valid: NDArray[np.integer]
+) -> NDArray[np.float32]:
+    """Per-pixel median of the first ``n_valid`` values once ``planes`` are ordered.
+
+    For callers that already hold their own float32 planes with every missing value
+    set to +inf and know the count of valid values per pixel (a composite's clear
+    count): no NaN scan and no copies. ``planes`` are reordered in place.
+    """
+    if len(planes) > MAX_NETWORK_DATES:
+        ordered = list(np.sort(np.stack(planes), axis=0))
     else:
-        # Copies, C-contiguous whatever the input layout; NaN -> +inf sorts it last.
-        ordered = [np.where(np.isnan(plane), np.float32(np.inf), plane) for plane in planes]
-        sort_planes(ordered, SORTING_NETWORKS[n_dates])
-    low = np.maximum((n_valid - 1) // 2, 0)
+        sort_planes(planes, SORTING_NETWORKS[len(planes)])
+        ordered = planes
+    return _middle_of_ordered(ordered, n_valid)
+
+
+def _middle_of_ordered(
+    ordered: list[NDArray[np.float32]], n_valid: NDArray[np.integer]
+) -> NDArray[np.float32]:
+    """Mean of the two middle valid values of ordered planes (valid values first)."""
+    n_dates = len(ordered)
+    low = (np.maximum(n_valid, 1) - 1) // 2
     high = n_valid // 2
     middle = _pick(ordered, low, (n_dates - 1) // 2)
     middle += _pick(ordered, high, n_dates // 2)

@@ -137,7 +137,7 @@ def test_nanmedian_over_dates_equals_numpy(n_dates: int) -> None:
     assert np.isnan(result[0, 0, 0])
 
 
-@pytest.mark.parametrize("n_dates", [1, 4, 6])
+@pytest.mark.parametrize("n_dates", [1, 4, 6, 9])
 def test_fused_composite_equals_the_stepwise_recipe_bit_for_bit(tmp_path, n_dates: int) -> None:
     """The one-pass block composite gives what mask -> scale -> median -> indices give.
 

@@ -34,6 +34,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import shutil
@@ -64,9 +65,13 @@ from asmspotter.composite.cloudmask import clear_from_binary_mask  # noqa: E402
 from asmspotter.composite.indices import ndvi, ndwi  # noqa: E402
 from asmspotter.composite.median import nanmedian_of_dates  # noqa: E402
 from asmspotter.grid import AOIGrid  # noqa: E402
+from asmspotter.memory import limit_gdal_cache  # noqa: E402
 from asmspotter.providers.base import LocalScene, SceneRef  # noqa: E402
 
 READ_THREADS = 2
+GDAL_CACHE_MB = 256
+"""GDAL's block cache in this process, as the pipeline sets it (``ASMSPOTTER_GDAL_CACHE_MB``
+default): uncapped, it grows to 5 % of RAM and its pages count in every peak below."""
 
 
 def local_scenes(scene_dir: Path) -> list[LocalScene]:
@@ -181,12 +186,25 @@ def median_alone(scenes: list[LocalScene], grid: AOIGrid, repeats: int = 3) -> d
     return seconds
 
 
+def release_freed_heap() -> None:
+    """``malloc_trim(0)`` where glibc provides it; a no-op elsewhere."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        return
+
+
 PEAKS_GIB: dict[str, list[float]] = {}
 """Peak RSS of this process per quantity and round (sampled every 0.2 s)."""
 
 
 def timed(name: str, function: Callable[[], Any], sampler: pipeline.RssSampler) -> float:
-    """Seconds of ``function``; its peak RSS goes into ``PEAKS_GIB[name]``."""
+    """Seconds of ``function``; its peak RSS goes into ``PEAKS_GIB[name]``.
+
+    Memory the previous quantity freed is first handed back to the OS (glibc keeps
+    freed heap otherwise, and its RSS would count towards this quantity's peak).
+    """
+    release_freed_heap()
     sampler.reset()
     start = time.perf_counter()
     function()
@@ -210,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.km2 <= 0 or args.dates < 1 or args.rounds < 1:
         parser.error("--km2 must be > 0, --dates and --rounds >= 1")
 
+    limit_gdal_cache(GDAL_CACHE_MB)
     out = args.out or Path(tempfile.mkdtemp(prefix="asmspotter-bench-composite-"))
     recipe = {"km2": args.km2, "dates": args.dates, "block_px": args.block_px, "seed": args.seed}
     scenes_ready = (out / "scenes.json").is_file() and json.loads(
@@ -283,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             f"load average before {load_before}, after "
             "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg()),
             f"read+decode: {decoded_bytes / 1e9:.2f} GB of scenes and masks, "
-            f"{READ_THREADS} threads; peak RSS: of this process during the quantity, "
-            "max over rounds (the plain recipe runs last: its peak does not leak into ours)",
+            f"{READ_THREADS} threads; peak RSS: of this process during the quantity, max over "
+            "rounds (freed heap is returned to the OS before each quantity)",
             "",
             "| quantity | median s | Mpx/s | peak RSS GiB | rounds s |",
             "|---|---:|---:|---:|---|",

@@ -43,7 +43,8 @@ def test_composite_benchmark_prints_stage_limits_and_ratios(tmp_path):
         rows = [line for line in lines if line.startswith(f"| {name} |")]
         assert len(rows) == 1, f"no row for {name}:\n{result.stdout}"
         seconds, mpx_per_s, peak_gib = (float(c) for c in rows[0].strip("|").split("|")[1:4])
-        assert seconds > 0 and mpx_per_s > 0 and 0 < peak_gib < 4
+        # Seconds print with one decimal: a 4 km² quantity may show 0.0.
+        assert seconds >= 0 and mpx_per_s > 0 and 0 < peak_gib < 4
     for name in RATIOS:
         rows = [line for line in lines if line.startswith(f"| {name} |")]
         assert len(rows) == 1 and float(rows[0].split("|")[2]) > 0, result.stdout

@@ -9,7 +9,7 @@ pair.
 Usage::
 
     python scripts/evaluate_change.py PAIRS_DIR                 # reflectance 0..1
-    python scripts/evaluate_change.py PAIRS_DIR --scale 1e-4    # Sentinel-2 digital numbers
+    python scripts/evaluate_change.py PAIRS_DIR --scale 1e-4 --offset -1000   # L2A digital numbers
     python scripts/evaluate_change.py a.npz b.npz --model s2-unet-v1 --csv out.csv
 """
 
@@ -31,6 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model name or directory")
     parser.add_argument("--resolution-m", type=float, default=10.0, help="pixel size, metres")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplier to reflectance")
+    parser.add_argument(
+        "--offset", type=float, default=0.0, help="added before --scale (L2A 04.00+: -1000)"
+    )
     parser.add_argument("--csv", type=Path, default=None, help="write one row per pair here")
     return parser.parse_args(argv)
 
@@ -49,9 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     files = pair_files(args.pairs)
     try:
         result = evaluate_pairs(
-            files, resolution_m=args.resolution_m, model=args.model, scale=args.scale
+            files,
+            resolution_m=args.resolution_m,
+            model=args.model,
+            scale=args.scale,
+            offset=args.offset,
         )
-    except (PairFileError, ValueError) as exc:
+    except (PairFileError, ValueError, OSError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     sys.stdout.write(result.summary() + "\n")

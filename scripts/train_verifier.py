@@ -12,7 +12,7 @@ Usage::
 
     python scripts/train_verifier.py                       # models/s2-verifier-v1
     python scripts/train_verifier.py --epochs 1 --out-dir /tmp/v --folds 2
-    python scripts/train_verifier.py --rescore --views 8 --version 1.1.0   # no training
+    python scripts/train_verifier.py --rescore --views 8 --version 1.1.0 --skip-shifts
 
 ``--rescore`` keeps the members in ``--out-dir`` and only scores the gallery again
 (out-of-fold, each chip by its fold's member) with ``--views`` dihedral views, then
@@ -89,6 +89,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--rescore", action="store_true", help="keep the members in --out-dir, score again"
     )
+    parser.add_argument(
+        "--skip-shifts",
+        action="store_true",
+        help="do not re-measure the radiometric shifts (two more passes over the gallery); "
+        "a rescore keeps the card's earlier figures under a key naming their views and version",
+    )
     return parser.parse_args(argv)
 
 
@@ -115,6 +121,7 @@ def report(
     oof: NDArray[np.float32],
     members: tuple[PatchNet, ...],
     n_views: int,
+    shifts: bool = True,
 ) -> dict[str, object]:
     """Print and return the breakdowns that do not fit the card's fixed fields."""
     labels = gallery.label
@@ -127,15 +134,13 @@ def report(
         m = (labels == 1) | np.array([tag in sheet for sheet in gallery.sheet])
         if (labels[m] == 0).any():
             cloud[f"negatives {tag} vs all positives"] = round(roc_auc(oof[m], labels[m]), 4)
-    shifts = {"as stored (L1C)": round(roc_auc(oof, labels), 4)}
-    for kind in ("l2a-raw", "hazier"):
-        scores = score_out_of_fold(members, shifted(gallery.rgb, kind), folds, n_views)
-        shifts[kind] = round(roc_auc(scores, labels), 4)
-    out: dict[str, object] = {
-        "auc_per_fold": per_fold,
-        "auc_by_cloud_filter": cloud,
-        "auc_under_shift": shifts,
-    }
+    out: dict[str, object] = {"auc_per_fold": per_fold, "auc_by_cloud_filter": cloud}
+    if shifts:
+        under_shift = {"as stored (L1C)": round(roc_auc(oof, labels), 4)}
+        for kind in ("l2a-raw", "hazier"):
+            scores = score_out_of_fold(members, shifted(gallery.rgb, kind), folds, n_views)
+            under_shift[kind] = round(roc_auc(scores, labels), 4)
+        out["auc_under_shift"] = under_shift
     for key, value in out.items():
         sys.stdout.write(f"{key}: {value}\n")
     return out
@@ -187,13 +192,47 @@ def rescore(
             f"{config.n_folds}; rescoring needs one member per fold."
         )
     folds = group_folds(gallery, config.n_folds)
+    check_same_folds(args.out_dir / OUT_OF_FOLD_FILENAME, gallery, folds)
     out_of_fold = score_out_of_fold(verifier.members, gallery.rgb, folds, config.test_time_views)
+    old_card = verifier.card
     training = {
         key: value
-        for key, value in verifier.card.training.items()
-        if key not in ("auc_per_fold", "auc_by_cloud_filter", "auc_under_shift")
+        for key, value in old_card.training.items()
+        if key not in ("auc_per_fold", "auc_by_cloud_filter", "auc_under_shift", "rescored")
     }
+    if args.skip_shifts and "auc_under_shift" in old_card.training:
+        views = f"{old_card.test_time_views} view{'s' if old_card.test_time_views > 1 else ''}"
+        key = f"auc_under_shift ({views}, v{old_card.version})"
+        training[key] = old_card.training["auc_under_shift"]
+    command = f"--rescore --views {config.test_time_views}" + (
+        " --skip-shifts" if args.skip_shifts else ""
+    )
+    training["rescored"] = (
+        f"{args.version}: the same members, every chip scored in {config.test_time_views} "
+        f"dihedral views (scripts/train_verifier.py {command}); thresholds and yardstick "
+        "from those scores"
+    )
     return verifier.members, folds, out_of_fold, training
+
+
+def check_same_folds(saved: Path, gallery: GalleryChips, folds: NDArray[np.int8]) -> None:
+    """Refuse to rescore when the gallery's folds differ from the ones the members saw.
+
+    A member would then score chips it trained on and inflate the yardstick silently.
+    """
+    if not saved.is_file():
+        return
+    with np.load(saved) as data:
+        same = (
+            data["fold"].shape == folds.shape
+            and bool((data["fold"] == folds).all())
+            and bool((data["group"] == np.asarray(gallery.group)).all())
+        )
+    if not same:
+        raise SystemExit(
+            f"{saved}: the gallery's chips or sheet groups differ from those the members "
+            "were trained on; rescoring would score chips a member saw. Retrain instead."
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -220,7 +259,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     thresholds = level_thresholds(out_of_fold, gallery.label)
     evaluation = real_evaluation(gallery, out_of_fold, thresholds, config.n_folds)
-    breakdown = report(gallery, folds, out_of_fold, members, config.test_time_views)
+    breakdown = report(
+        gallery, folds, out_of_fold, members, config.test_time_views, not args.skip_shifts
+    )
     # Out-of-fold scores let the level thresholds be re-derived without retraining.
     np.savez_compressed(
         args.out_dir / OUT_OF_FOLD_FILENAME,

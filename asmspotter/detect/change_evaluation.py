@@ -10,7 +10,8 @@ parts.
 
 A pair is a ``.npz`` file with ``before`` and ``after`` (4, H, W) reflectance in blue,
 green, red, nir order (Sentinel-2 B2, B3, B4, B8; 0..1, or digital numbers with
-``scale=1e-4``; NaN = not clear) and ``label`` (1: mining appeared or grew, 0: any
+``scale=1e-4`` and, for products of processing baseline 04.00 or later, ``offset=-1000``
+(``BOA_ADD_OFFSET``); NaN = not clear) and ``label`` (1: mining appeared or grew, 0: any
 other change or none).
 """
 
@@ -25,13 +26,14 @@ from numpy.typing import NDArray
 
 from asmspotter.detect.api import DEFAULT_MODEL, ChangeResult, detect_change
 from asmspotter.detect.patch_metrics import group_bootstrap, roc_auc, sensitivity_specificity
+from asmspotter.errors import AsmspotterError
 
 BAND_ORDER = ("blue", "green", "red", "nir")
 """Band order of the ``before`` / ``after`` arrays in a pair file."""
 
 
-class PairFileError(ValueError):
-    """A pair file lacks an array or has the wrong shape."""
+class PairFileError(AsmspotterError, ValueError):
+    """A pair file lacks an array, has the wrong shape or an unreadable label."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class PairOutcome:
     """What the pipeline did with one pair."""
 
     name: str
+    """The pair file's path (unique, so the bootstrap resamples pairs, not names)."""
     label: int
     raised: bool
     """Whether a run would alert (a new or expanded site at an alerting level)."""
@@ -72,7 +75,9 @@ class ChangeEvaluation:
         )
 
 
-def load_pair(path: Path, scale: float = 1.0) -> tuple[dict[str, NDArray[np.float32]], ...]:
+def load_pair(
+    path: Path, scale: float = 1.0, offset: float = 0.0
+) -> tuple[dict[str, NDArray[np.float32]], ...]:
     """Before and after band dicts of one pair file (see the module docstring).
 
     Raises:
@@ -85,7 +90,9 @@ def load_pair(path: Path, scale: float = 1.0) -> tuple[dict[str, NDArray[np.floa
                 f"{path}: no array named {', '.join(missing)}; a pair file holds before, "
                 "after ((4, H, W) blue, green, red, nir) and label (1 mining, 0 not)."
             )
-        before, after = (np.asarray(data[key], np.float32) * scale for key in ("before", "after"))
+        before, after = (
+            (np.asarray(data[key], np.float32) + offset) * scale for key in ("before", "after")
+        )
     if before.ndim != 3 or before.shape[0] != len(BAND_ORDER) or before.shape != after.shape:
         raise PairFileError(
             f"{path}: before {before.shape} and after {after.shape} must both be (4, H, W) "
@@ -95,9 +102,19 @@ def load_pair(path: Path, scale: float = 1.0) -> tuple[dict[str, NDArray[np.floa
 
 
 def pair_label(path: Path) -> int:
-    """The ``label`` of a pair file as 0 or 1."""
+    """The ``label`` of a pair file as 0 or 1.
+
+    Raises:
+        PairFileError: If the label is not one number.
+    """
     with np.load(path) as data:
-        return int(np.asarray(data["label"]).item() != 0)
+        label = np.asarray(data["label"])
+    if label.size != 1:
+        raise PairFileError(
+            f"{path}: label must be one number (1 mining appeared or grew, 0 not), "
+            f"got an array of shape {label.shape}."
+        )
+    return int(label.item() != 0)
 
 
 def outcome_of(name: str, label: int, change: ChangeResult) -> PairOutcome:
@@ -114,6 +131,7 @@ def evaluate_pairs(
     resolution_m: float = 10.0,
     model: str | Path = DEFAULT_MODEL,
     scale: float = 1.0,
+    offset: float = 0.0,
     models_dir: Path | None = None,
 ) -> ChangeEvaluation:
     """Run the pipeline's change detection on every pair and score its alerts.
@@ -126,11 +144,12 @@ def evaluate_pairs(
         raise ValueError("No pair files given; pass .npz files with before, after and label.")
     outcomes = []
     for path in paths:
-        before, after = load_pair(path, scale)
+        before, after = load_pair(path, scale, offset)
+        label = pair_label(path)
         change = detect_change(
             before, after, resolution_m=resolution_m, model=model, models_dir=models_dir
         )
-        outcomes.append(outcome_of(Path(path).stem, pair_label(path), change))
+        outcomes.append(outcome_of(str(path), label, change))
     labels = np.array([o.label for o in outcomes], np.int8)
     raised = np.array([o.raised for o in outcomes], np.float32)
     scores = np.array([o.score for o in outcomes], np.float32)

@@ -85,7 +85,8 @@ def dihedral_views(inputs: NDArray[np.float32], n_views: int) -> list[NDArray[np
     A mine seen mirrored or turned is still a mine, and the members were trained on
     flipped and turned chips: averaging their scores over the views removes the part of a
     score that depends on the patch's orientation (out-of-fold AUC 0.910 -> 0.913 with 8).
-    Order: identity, mirror, flip, quarter turn, then the remaining four.
+    The first 2 and the first 4 views are groups themselves (identity and mirror; then
+    flip and half turn), so every choice averages over whole symmetry groups.
     """
     if n_views not in (1, 2, 4, 8):
         raise ValueError(f"n_views must be 1, 2, 4 or 8, got {n_views}.")
@@ -95,8 +96,8 @@ def dihedral_views(inputs: NDArray[np.float32], n_views: int) -> list[NDArray[np
         inputs,
         mirrored,
         inputs[..., ::-1, :],
-        turned[0],
         turned[1],
+        turned[0],
         turned[2],
         np.rot90(mirrored, 1, axes=(2, 3)),
         np.rot90(mirrored, 3, axes=(2, 3)),
@@ -183,7 +184,10 @@ class VerifierCard(_Strict):
         default=1, description="Dihedral views each patch is scored in (1, 2, 4 or 8)."
     )
     """Views of each patch (mirrored, turned) whose scores are averaged
-    (:func:`dihedral_views`); the yardstick and the thresholds were measured the same way."""
+    (:func:`dihedral_views`); the yardstick and the thresholds used as many views. They
+    differ from a run in two ways: the yardstick scores a chip with the one member that
+    never saw it, a run averages all members; and a run keeps a site's highest patch
+    score (up to 16 patches), so its specificity per site is below the per-chip one."""
     harmonisation: str = Field(description="How L1C training and L2A inference are aligned.")
     """How L1C gallery chips and L2A composites are brought to one radiometry."""
     thresholds: dict[str, float] = Field(description="Verifier score per confidence level.")

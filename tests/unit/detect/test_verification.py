@@ -270,6 +270,7 @@ def _frame(boxes: list, score: float | None = None) -> gpd.GeoDataFrame:
 def test_candidates_are_kept_only_where_the_verifier_confirms_them() -> None:
     red = np.full((40, 40), 0.03, np.float32)
     red[24:32, 24:32] = 0.2  # bright tailings, bottom right
+    red[4:12, 6:14] = 0.2  # bright under `touching`: only the overlap rule can drop it
     transform = Affine(10.0, 0, 0, 0, -10.0, 400.0)
     patches = ArrayPatches(red, red, red, transform)
     detection = box(0, 300, 80, 400)  # top left, the U-Net's own site
@@ -337,7 +338,7 @@ def test_alerts_are_measured_on_labelled_pairs_as_a_run_raises_them(tmp_path: Pa
         _write_pair(tmp_path / "same-mine.npz", mine_bands(1), mine_bands(1), 0),
     ]
     result = evaluate_pairs(pairs)
-    by_name = {o.name: o for o in result.outcomes}
+    by_name = {Path(o.name).stem: o for o in result.outcomes}
     assert by_name["mine-1"].raised and by_name["mine-2"].raised
     assert by_name["mine-1"].score >= 0.7  # the verifier's score of the new site
     assert not by_name["forest"].raised and by_name["forest"].score == 0.0
@@ -359,6 +360,14 @@ def test_a_malformed_pair_file_is_named(tmp_path: Path) -> None:
     np.savez(tmp_path / "nolabel.npz", before=np.zeros((4, 8, 8)))
     with pytest.raises(PairFileError, match=r"nolabel\.npz: no array named after, label"):
         evaluate_pairs([tmp_path / "nolabel.npz"])
+    np.savez(
+        tmp_path / "twolabels.npz",
+        before=np.zeros((4, 8, 8)),
+        after=np.zeros((4, 8, 8)),
+        label=[1, 0],
+    )
+    with pytest.raises(PairFileError, match=r"twolabels\.npz: label must be one number"):
+        evaluate_pairs([tmp_path / "twolabels.npz"])
 
 
 def test_verifier_script_trains_then_rescores_in_more_views(tmp_path: Path) -> None:

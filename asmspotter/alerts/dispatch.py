@@ -171,6 +171,7 @@ def dispatch_alerts(
     alert_dir: Path,
     outbox_dir: Path,
     quicklook: Quicklook | None = None,
+    run_url: str | None = None,
 ) -> list[DeliveryOutcome]:
     """Send one message per channel with the events it has not received yet.
 
@@ -185,6 +186,8 @@ def dispatch_alerts(
         alert_dir: Where this run's attachments are written.
         outbox_dir: Where messages go when the AOI has no alert URL.
         quicklook: The run's quicklook PNGs, attached (and inline in email).
+        run_url: Public link to this run (Prefect UI), shown in the messages; None
+            when the UI is not public.
 
     Returns:
         One outcome per channel; a failing channel never stops the others.
@@ -224,6 +227,7 @@ def dispatch_alerts(
                 is_outbox=config is None,
                 config=config,
                 quicklook=quicklook,
+                run_url=run_url,
             )
         )
     return [*outcomes, *send_weekly_digests(store, aoi, window_end, alert_dir.parent)]
@@ -327,6 +331,7 @@ def _deliver_to_channel(
     is_outbox: bool,
     config: AlertChannelConfig | None = None,
     quicklook: Quicklook | None = None,
+    run_url: str | None = None,
 ) -> DeliveryOutcome:
     already = store.delivered_event_keys(channel.channel_id)
     pending = [e for e in events if event_key(e, window_end) not in already]
@@ -343,24 +348,24 @@ def _deliver_to_channel(
         listed = {e.site_id for e in pending} | {r[0].site_id for r in retries}
         images += [p for site, p in quicklook.before_after.items() if site in listed]
     images = [p for p in images if p.is_file()]
+    geojson_path = alert_dir / f"{aoi.name}-{window_end}-events.geojson"
+    before_run = store.previous_completed_run(aoi.name, window_end)
     message = render_alert(
         aoi.name,
         aoi.title,
         window_start,
         window_end,
         pending,
-        files_note=f"Outputs of this run: {alert_dir.parent}",
+        files_note=_attached_note([*images, geojson_path]),
         labels=aoi.config.labels,
         resent=[(event, end) for event, end, _, _, _ in retries],
         image_names=[p.name for p in images],
         max_sites=aoi.config.alerts_policy.max_sites_listed,
+        imagery_before=before_run.window_end if before_run else None,
+        run_url=run_url,
     )
     alert_dir.mkdir(parents=True, exist_ok=True)
-    geojson = write_events_geojson(
-        [*pending, *(r[0] for r in retries)],
-        epsg,
-        alert_dir / f"{aoi.name}-{window_end}-events.geojson",
-    )
+    geojson = write_events_geojson([*pending, *(r[0] for r in retries)], epsg, geojson_path)
     attachments = [*images, geojson]
     error: str | None = None
     detail: str | None
@@ -406,6 +411,11 @@ def _deliver_to_channel(
         n_waiting=n_waiting,
         max_attempts=max_attempts,
     )
+
+
+def _attached_note(files: Sequence[Path]) -> str:
+    """Name the attached files (names only: a server path means nothing to a reader)."""
+    return "Attached: " + ", ".join(p.name for p in files) + "."
 
 
 def render_failure_message(aoi: AOI, window_end: dt.date | None, reason: str) -> AlertMessage:

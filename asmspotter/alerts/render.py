@@ -14,7 +14,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import math
 import os
 import tempfile
 from collections import Counter
@@ -31,6 +30,7 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 from shapely.geometry import mapping
 
+from asmspotter.alerts.facts import dismiss_command, format_dms, nearest_places
 from asmspotter.events import ALERT_KINDS, SiteEvent
 
 logger = logging.getLogger(__name__)
@@ -144,6 +144,11 @@ class _Row:
     clear_observations: str
     nearest: str
     page: str | None = None
+    dms: str = ""
+    river: str = ""
+    imagery_before: str = ""
+    imagery_after: str = ""
+    dismiss: str = ""
 
 
 CONFIDENCE_NOTE = (
@@ -174,12 +179,8 @@ def _describe_event(event: SiteEvent) -> str:
     return text
 
 
-_EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG), for haversine distances
-_COMPASS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
-
-
 def nearest_label(lat: float, lon: float, labels: Mapping[str, Sequence[float]] | None) -> str:
-    """Describe a point by the nearest named place of the AOI.
+    """Describe a point by the nearest named place (not river) of the AOI.
 
     Args:
         lat: Latitude, decimal degrees.
@@ -187,41 +188,38 @@ def nearest_label(lat: float, lon: float, labels: Mapping[str, Sequence[float]] 
         labels: ``{name: [lon, lat]}`` from the AOI's ``labels``; empty or None gives "".
 
     Returns:
-        e.g. ``"2.3 km NE of Marowijne ferry"`` (direction from the place to the
-        point), or ``""`` when the AOI has no labels.
+        e.g. ``"2.3 km NE (bearing 47°) of Albina"``: geodesic distance and direction
+        from the place to the point, or ``""`` when the AOI names no place.
     """
-    best: tuple[float, str, float] | None = None
-    for name, coords in (labels or {}).items():
-        if len(coords) < 2:
-            continue
-        plon, plat = float(coords[0]), float(coords[1])
-        p1, p2 = math.radians(plat), math.radians(lat)
-        dlat, dlon = p2 - p1, math.radians(lon - plon)
-        a = math.sin(dlat / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dlon / 2) ** 2
-        dist = 2 * _EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
-        bearing = math.degrees(
-            math.atan2(
-                math.sin(dlon) * math.cos(p2),
-                math.cos(p1) * math.sin(p2) - math.sin(p1) * math.cos(p2) * math.cos(dlon),
-            )
-        )
-        if best is None or dist < best[0]:
-            best = (dist, name, bearing % 360)
-    if best is None:
+    place, _ = nearest_places(lat, lon, labels)
+    return _describe_fix(place)
+
+
+def _describe_fix(fix: Any) -> str:
+    """``2.3 km NE (bearing 47°) of Albina``, ``at Albina``, or "" for no fix."""
+    if fix is None:
         return ""
-    dist, name, bearing = best
-    if dist < 0.05:
-        return f"at {name}"
-    return f"{dist:.1f} km {_COMPASS[round(bearing / 45) % 8]} of {name}"
+    if fix.is_at:
+        return f"at {fix.name}"
+    return f"{fix.distance_km:.1f} km {fix.compass} (bearing {fix.bearing_deg:.0f}°) of {fix.name}"
 
 
 def _row(
     event: SiteEvent,
     labels: Mapping[str, Sequence[float]] | None = None,
     resent_from: date | None = None,
+    imagery: tuple[date | None, date] | None = None,
 ) -> _Row:
-    """Format one alertable event (``resent_from``: window end of an earlier, undelivered one)."""
+    """Format one alertable event (``resent_from``: window end of an earlier, undelivered one).
+
+    ``imagery`` is (window end of the composite compared against, this composite's
+    window end); a resent event shows only its own window end.
+    """
     described = _describe_event(event)
+    place, river = nearest_places(event.centroid_lat, event.centroid_lon, labels)
+    before, after = imagery if imagery is not None else (None, None)
+    if resent_from is not None:
+        before, after = None, resent_from
     if resent_from is not None:
         described += f" (window ending {resent_from.isoformat()}, resent)"
     return _Row(
@@ -234,8 +232,13 @@ def _row(
         confidence=describe_confidence(event),
         first_seen=event.first_seen.isoformat(),
         clear_observations=str(event.clear_observations),
-        nearest=nearest_label(event.centroid_lat, event.centroid_lon, labels),
+        nearest=_describe_fix(place),
         page=site_page_url(event.site_id),
+        dms=format_dms(event.centroid_lat, event.centroid_lon),
+        river=_describe_fix(river),
+        imagery_before=before.isoformat() if before else "",
+        imagery_after=after.isoformat() if after else "",
+        dismiss=dismiss_command(event.site_id),
     )
 
 
@@ -296,6 +299,8 @@ def render_alert(
     resent: Sequence[tuple[SiteEvent, date]] = (),
     image_names: Sequence[str] = (),
     compact_max_sites: int = 8,
+    imagery_before: date | None = None,
+    run_url: str | None = None,
 ) -> AlertMessage:
     """Render the alert for one AOI and one window.
 
@@ -322,6 +327,9 @@ def render_alert(
             HTML body shows them inline as ``cid:<name>`` inside an
             ``<!--images-->`` block that ``deliver`` drops where images cannot be inline.
         compact_max_sites: Most sites listed in ``body_compact`` (chat webhooks).
+        imagery_before: Window end of the composite this one is compared with (the
+            "before" imagery of every site); None when there was none.
+        run_url: Public link to the run (Prefect UI), shown in every body; None hides it.
 
     Returns:
         The rendered message; ``event_keys`` holds every alertable event, listed or not.
@@ -352,7 +360,7 @@ def render_alert(
     )
     listed: list[tuple[SiteEvent, date | None]] = [(e, None) for e in alertable]
     listed += [(e, end) for e, end in resent if e.is_alertable]
-    rows = [_row(e, labels, end) for e, end in listed]
+    rows = [_row(e, labels, end, (imagery_before, window_end)) for e, end in listed]
     shown = rows[:max_sites]
     n_hidden = len(rows) - len(shown)
     window = f"{window_start.isoformat()} – {window_end.isoformat()}"
@@ -372,6 +380,9 @@ def render_alert(
     )
     others = _other_counts_sentence(counts)
     confidence_note = CONFIDENCE_NOTE
+    if run_url:
+        files_note = f"{files_note} " if files_note else ""
+        files_note += f"Run details: {run_url}"
 
     message = AlertMessage(
         title=title,
@@ -397,6 +408,25 @@ def render_alert(
     return message
 
 
+def _text_site_block(r: _Row) -> list[str]:
+    """Every fact of one site as indented plain-text lines, for a field team."""
+    lines = [f"- {r.site_id}: {r.event}, area {r.area}, confidence {r.confidence}"]
+    lines.append(f"  location: {r.lat}, {r.lon} ({r.dms})")
+    if r.imagery_after:
+        before = r.imagery_before or "none"
+        lines.append(f"  imagery: before {before}, after {r.imagery_after}")
+    lines.append(f"  first seen {r.first_seen}, {r.clear_observations} clear observations")
+    if r.nearest:
+        lines.append(f"  nearest place: {r.nearest}")
+    if r.river:
+        lines.append(f"  nearest river: {r.river}")
+    lines.append(f"  map: {r.url}")
+    if r.page:
+        lines.append(f"  review: {r.page}")
+    lines.append(f"  dismiss if false: {r.dismiss}")
+    return lines
+
+
 def _render_text(
     intro: str,
     rows: Sequence[_Row],
@@ -405,17 +435,10 @@ def _render_text(
     confidence_note: str,
     files_note: str | None,
 ) -> str:
-    """Plain text: one block of two lines per site."""
+    """Plain text: one indented block per site with every fact."""
     lines = [intro, ""]
     for r in rows:
-        lines.append(
-            f"- {r.site_id}: {r.event}, area {r.area}, at {r.lat}, {r.lon}, "
-            f"confidence {r.confidence}, first seen {r.first_seen}, "
-            f"{r.clear_observations} clear observations" + (f", {r.nearest}" if r.nearest else "")
-        )
-        lines.append(f"  map: {r.url}")
-        if r.page:
-            lines.append(f"  review: {r.page}")
+        lines.extend(_text_site_block(r))
     if hidden_note:
         lines.append(hidden_note)
     lines.append("")
@@ -436,7 +459,8 @@ def _render_compact(
     for r in rows[:max_sites]:
         near = f", {_md(r.nearest)}" if r.nearest else ""
         lines.append(
-            f"• {_md(r.site_id)} {_md(r.event)}, {r.area}, <{r.url}|{r.lat}, {r.lon}>{near}"
+            f"• {_md(r.site_id)} {_md(r.event)}, {r.area}, {_md(r.confidence)}, "
+            f"<{r.url}|{r.lat}, {r.lon}>{near}"
         )
     if len(rows) > max_sites:
         lines.append(
@@ -461,10 +485,17 @@ def _render_markdown(
         lines.append(
             f"- **{f'[{_md(r.site_id)}]({r.page})' if r.page else _md(r.site_id)}** "
             f"{_md(r.event)}, {r.area}, "
-            f"[{r.lat}, {r.lon}]({r.url}), confidence {r.confidence}, "
+            f"[{r.lat}, {r.lon}]({r.url}) ({_md(r.dms)}), confidence {r.confidence}, "
             f"first seen {r.first_seen}, {r.clear_observations} clear obs."
+            + (
+                f", imagery {r.imagery_before or 'none'} → {r.imagery_after}"
+                if r.imagery_after
+                else ""
+            )
             + (f", {_md(r.nearest)}" if r.nearest else "")
+            + (f", river {_md(r.river)}" if r.river else "")
         )
+        lines.append(f"  dismiss: `{r.dismiss}`")
     if hidden_note:
         lines.append(f"- _{_md(hidden_note)}_")
     lines.append("")
@@ -517,9 +548,10 @@ def _render_html(
             "Area",
             "Location (lat, lon)",
             "Confidence",
+            "Imagery (before → after)",
             "First seen",
             "Clear obs.",
-            "Nearest place",
+            "Nearest place / river",
         )
         parts.append(f'<table style="{_TABLE_STYLE}">')
         parts.append(
@@ -528,7 +560,13 @@ def _render_html(
             + "</tr></thead><tbody>"
         )
         for r in rows:
-            location = f'<a href="{_esc(r.url)}">{_esc(r.lat)}, {_esc(r.lon)}</a>'
+            location = f'<a href="{_esc(r.url)}">{_esc(r.lat)}, {_esc(r.lon)}</a><br>{_esc(r.dms)}'
+            imagery = (
+                f"{_esc(r.imagery_before or 'none')} → {_esc(r.imagery_after)}"
+                if r.imagery_after
+                else ""
+            )
+            where = _esc(r.nearest) + (f"<br>river: {_esc(r.river)}" if r.river else "")
             site_cell = (
                 f'<a href="{_esc(r.page)}">{_esc(r.site_id)}</a>' if r.page else _esc(r.site_id)
             )
@@ -539,12 +577,17 @@ def _render_html(
                 f'<td style="{_TD_NUM_STYLE}">{_esc(r.area)}</td>'
                 f'<td style="{_TD_NUM_STYLE}">{location}</td>'
                 f'<td style="{_TD_NUM_STYLE}">{_esc(r.confidence)}</td>'
+                f'<td style="{_TD_NUM_STYLE}">{imagery}</td>'
                 f'<td style="{_TD_NUM_STYLE}">{_esc(r.first_seen)}</td>'
                 f'<td style="{_TD_NUM_STYLE}">{_esc(r.clear_observations)}</td>'
-                f'<td style="{_TD_STYLE}">{_esc(r.nearest)}</td>'
+                f'<td style="{_TD_STYLE}">{where}</td>'
                 "</tr>"
             )
         parts.append("</tbody></table>")
+        parts.append(
+            f'<p style="{_P_STYLE}">To dismiss a false positive, run on the monitoring server:</p>'
+            f'<pre style="font-size:13px;">' + "\n".join(_esc(r.dismiss) for r in rows) + "</pre>"
+        )
     if hidden_note:
         parts.append(f'<p style="{_P_STYLE}font-weight:bold;">{_esc(hidden_note)}</p>')
     if rows:

@@ -137,6 +137,11 @@ def test_email_and_json_webhook_carry_html_images_and_geojson(tmp_path, webhook)
         assert inbox.received[0][0] == ["field@example.org"]
         html = message.get_body(("html",)).get_content()
         assert "tc-0001" in html and "Marowijne ferry" in html and "cid:quicklook.png" in html
+        plain = message.get_body(("plain",)).get_content()
+        for body in (html, plain, posts[0]["message"] if posts else plain):
+            assert str(tmp_path) not in body, "no server paths in a message"
+            assert "asmspotter sites dismiss tc-0001 --reason" in body
+        assert "bearing" in html and "Attached: quicklook.png" in html
         parts = {p.get_filename(): p for p in message.walk() if p.get_filename()}
         assert parts["quicklook.png"].get_content_type() == "image/png"
         assert parts["quicklook.png"].get_payload(decode=True)[:8] == b"\x89PNG\r\n\x1a\n"

@@ -141,7 +141,8 @@ def test_only_new_and_expanded_are_listed() -> None:
     parser = _TableRows()
     parser.feed(msg.body_html)
     assert parser.rows == 1 + 4, "one header row and one row per alertable site"
-    assert parser.headers == 8  # site, event, area, location, confidence, first seen, obs, place
+    # site, event, area, location, confidence, imagery, first seen, obs, place/river
+    assert parser.headers == 9
 
 
 def test_site_line_content() -> None:
@@ -154,12 +155,15 @@ def test_site_line_content() -> None:
     assert url in msg.body_text
     assert f"({url})" in msg.body_markdown
     assert html.escape(url) in msg.body_html, "the & in the link is escaped in HTML"
-    line = next(ln for ln in msg.body_text.splitlines() if ln.startswith("- demo-0003"))
+    lines = msg.body_text.splitlines()
+    first = lines.index(next(ln for ln in lines if ln.startswith("- demo-0003")))
+    line = lines[first]
     assert "expanded +0.5 ha (+25%)" in line
     assert "area 2.2 ha" in line, "150 m square = 2.25 ha, one decimal"
     assert "confidence high (verifier 0.87)" in line
-    assert "first seen 2023-12-01" in line
-    assert "4 clear observations" in line
+    block = "\n".join(lines[first : first + 8])
+    assert "first seen 2023-12-01" in block
+    assert "4 clear observations" in block
 
 
 def test_growth_not_measurable_and_missing_probability() -> None:
@@ -167,7 +171,7 @@ def test_growth_not_measurable_and_missing_probability() -> None:
     event = SiteEvent(**{**event.__dict__, "mean_probability": None})
     msg = render_alert("x", "X", START, END, [event])
     assert "expanded (growth not measurable)" in msg.body_text
-    assert "confidence nominal," in msg.body_text  # no verifier score: the level alone
+    assert "confidence nominal\n" in msg.body_text  # no verifier score: the level alone
 
 
 def test_truncation_says_how_many_were_cut() -> None:

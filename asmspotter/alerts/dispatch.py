@@ -28,7 +28,7 @@ from pathlib import Path
 from shapely import wkt as shapely_wkt
 
 from asmspotter.alerts.deliver import Channel, channel_from_url, send_alert, write_outbox
-from asmspotter.alerts.quicklook import Quicklook
+from asmspotter.alerts.quicklook import EMAIL_BUDGET_BYTES, Quicklook, fit_images_to_budget
 from asmspotter.alerts.render import (
     AlertMessage,
     DigestSite,
@@ -43,6 +43,9 @@ from asmspotter.errors import AOIConfigError
 from asmspotter.events import CONFIDENCE_LEVELS, DEFAULT_ALERT_LEVELS, SiteEvent
 from asmspotter.storage import Store
 from asmspotter.storage.store import ObservationRecord
+
+_BODY_AND_FILES_BYTES = 120_000
+"""Room kept in an e-mail for the HTML and text bodies and the site files (base64)."""
 
 MAX_BACKOFF_RUNS = 8
 """A failed delivery is retried at least every this many runs of its AOI."""
@@ -348,6 +351,9 @@ def _deliver_to_channel(
         listed = {e.site_id for e in pending} | {r[0].site_id for r in retries}
         images += [p for site, p in quicklook.before_after.items() if site in listed]
     images = [p for p in images if p.is_file()]
+    images, left_out = fit_images_to_budget(
+        images, EMAIL_BUDGET_BYTES - _BODY_AND_FILES_BYTES, alert_dir / "email-images"
+    )
     geojson_path = alert_dir / f"{aoi.name}-{window_end}-events.geojson"
     before_run = store.previous_completed_run(aoi.name, window_end)
     message = render_alert(
@@ -356,7 +362,7 @@ def _deliver_to_channel(
         window_start,
         window_end,
         pending,
-        files_note=_attached_note([*images, geojson_path]),
+        files_note=_attached_note([*images, geojson_path], left_out),
         labels=aoi.config.labels,
         resent=[(event, end) for event, end, _, _, _ in retries],
         image_names=[p.name for p in images],
@@ -413,9 +419,15 @@ def _deliver_to_channel(
     )
 
 
-def _attached_note(files: Sequence[Path]) -> str:
+def _attached_note(files: Sequence[Path], left_out: Sequence[Path] = ()) -> str:
     """Name the attached files (names only: a server path means nothing to a reader)."""
-    return "Attached: " + ", ".join(p.name for p in files) + "."
+    note = "Attached: " + ", ".join(p.name for p in files) + "."
+    if left_out:
+        note += (
+            f" {len(left_out)} more image(s) left out to keep this message under "
+            f"{EMAIL_BUDGET_BYTES // 1000} KB: " + ", ".join(p.name for p in left_out) + "."
+        )
+    return note
 
 
 def render_failure_message(aoi: AOI, window_end: dt.date | None, reason: str) -> AlertMessage:

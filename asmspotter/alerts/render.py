@@ -607,6 +607,17 @@ def _render_html(
     return "\n".join(parts) + "\n"
 
 
+def give_normal_mode(path: Path) -> None:
+    """Give a file written through ``mkstemp`` (mode 0600) the mode of any other output.
+
+    That is 0666 less the process umask (0644 under the usual 022), so the web app,
+    a mail relay or a colleague can read alert files like every other run output.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def _to_lonlat(epsg: int) -> Transformer:
     """Build a transformer from ``EPSG:<epsg>`` to lon/lat (EPSG:4326, x=lon)."""
     try:
@@ -684,6 +695,7 @@ def write_events_geojson(events: Sequence[SiteEvent], epsg: int, path: Path) -> 
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(collection, f, ensure_ascii=False, indent=1)
             f.write("\n")
+        give_normal_mode(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -719,6 +731,12 @@ def digest_key(aoi_name: str, window_end: date) -> str:
     return f"{aoi_name}:digest:{year}-W{week:02d}"
 
 
+def iso_week_range(day: date) -> tuple[date, date]:
+    """The Monday and Sunday of the ISO week that holds ``day``."""
+    monday = day - timedelta(days=day.isoweekday() - 1)
+    return monday, monday + timedelta(days=6)
+
+
 def render_digest(
     aoi_name: str,
     aoi_title: str,
@@ -729,12 +747,13 @@ def render_digest(
 ) -> AlertMessage:
     """The weekly digest: every active site of an AOI, largest first, and this week's news.
 
-    "This week" is the seven days ending on ``window_end``; long lists are cut with a
-    count of what was left out (all sites are in the attached GeoJSON).
+    "This week" is the ISO week (Monday to Sunday) that holds ``window_end``, the
+    same week the label names (``2024-W09`` = 2024-02-26 to 2024-03-03); long lists
+    are cut with a count of what was left out (all sites are in the attached GeoJSON).
     """
-    week_start = window_end - timedelta(days=6)
+    week_start, week_end = iso_week_range(window_end)
     ordered = sorted(sites, key=lambda s: (-s.area_ha, s.site_id))
-    new_this_week = [s for s in ordered if s.first_seen >= week_start]
+    new_this_week = [s for s in ordered if week_start <= s.first_seen <= week_end]
     total_ha = sum(s.area_ha for s in ordered)
     key = digest_key(aoi_name, window_end)
     week = key.split(":")[-1]
@@ -743,7 +762,7 @@ def render_digest(
         f"({total_ha:.1f} ha) in {aoi_title}"
     )
     summary = (
-        f"{_plural(len(new_this_week), 'site')} first seen in {week_start} – {window_end}; "
+        f"{_plural(len(new_this_week), 'site')} first seen in {week} ({week_start} – {week_end}); "
         f"{_plural(len(ordered), 'active site')} in all, {total_ha:.1f} ha mapped."
     )
     shown = ordered[:max_sites]

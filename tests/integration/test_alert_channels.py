@@ -20,8 +20,10 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
+from asmspotter.alerts.deliver import write_outbox
 from asmspotter.alerts.dispatch import dispatch_alerts, stale_data_reason
 from asmspotter.alerts.quicklook import build_run_quicklooks
+from asmspotter.alerts.render import render_alert
 from asmspotter.aoi import load_aoi
 from asmspotter.composite.composite import COMPOSITE_BANDS
 from asmspotter.events import SiteEvent
@@ -116,6 +118,23 @@ def run_window(store: Store, aoi: Any, end: dt.date, events: list[SiteEvent], tm
     return outcomes
 
 
+def _message_of(events: list[SiteEvent], aoi: Any, tmp: Path) -> Any:
+    """The message dispatch rendered for the January run (same inputs)."""
+    ql = tmp / str(JAN) / "ql"
+    images = [ql / "quicklook.png"]
+    return render_alert(
+        "tc",
+        aoi.title,
+        JAN - dt.timedelta(days=29),
+        JAN,
+        events,
+        files_note="Attached: quicklook.png, tc-2024-01-31-events.geojson.",
+        labels=aoi.config.labels,
+        image_names=[p.name for p in images],
+        max_sites=aoi.config.alerts_policy.max_sites_listed,
+    )
+
+
 def test_email_and_json_webhook_carry_html_images_and_geojson(tmp_path, webhook):
     port_http, posts = webhook
     with serve_smtp() as (port, inbox):
@@ -142,6 +161,16 @@ def test_email_and_json_webhook_carry_html_images_and_geojson(tmp_path, webhook)
             assert str(tmp_path) not in body, "no server paths in a message"
             assert "asmspotter sites dismiss tc-0001 --reason" in body
         assert "bearing" in html and "Attached: quicklook.png" in html
+        assert len(inbox.received[0][1]) <= 500_000, "the e-mail fits a field phone's budget"
+        # The plain part is the project's own text, exactly what the outbox keeps.
+        outbox = write_outbox(_message_of(events, aoi, tmp_path), [], tmp_path / "ob")
+        expected_text = (outbox / "message.txt").read_text(encoding="utf-8").strip()
+        got_text = plain.replace("\r\n", "\n").strip()
+        import difflib
+
+        assert got_text == expected_text, "\n".join(
+            difflib.unified_diff(expected_text.splitlines(), got_text.splitlines(), lineterm="")
+        )
         parts = {p.get_filename(): p for p in message.walk() if p.get_filename()}
         assert parts["quicklook.png"].get_content_type() == "image/png"
         assert parts["quicklook.png"].get_payload(decode=True)[:8] == b"\x89PNG\r\n\x1a\n"

@@ -7,6 +7,7 @@ import datetime as dt
 import html
 import json
 import logging
+import os
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -424,3 +425,52 @@ def test_log_capture_restores_apprise_logger_level() -> None:
     send_alert(_message(), channel_from_url("nosuchservice://x"), [])
     assert apprise_logger.level == before
     assert not apprise_logger.filters
+
+
+def test_outbox_html_links_its_image_files_and_files_have_normal_modes(tmp_path: Path) -> None:
+    """Opened from the outbox in a browser, the images load; files are 0644 like other outputs."""
+    import stat
+    from html.parser import HTMLParser
+
+    image = tmp_path / "quicklook.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n")
+    events = [make_event(0)]
+    geojson = write_events_geojson(events, 32621, tmp_path / "events.geojson")
+    message = render_alert("x", "X", START, END, events, image_names=[image.name])
+    assert 'src="cid:quicklook.png"' in message.body_html  # the e-mail keeps cid: links
+    old_umask = os.umask(0o022)
+    try:
+        folder = write_outbox(message, [image, geojson], tmp_path / "outbox")
+        geojson2 = write_events_geojson(events, 32621, tmp_path / "again.geojson")
+    finally:
+        os.umask(old_umask)
+
+    class Images(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sources: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "img":
+                self.sources.append(dict(attrs)["src"] or "")
+
+    parser = Images()
+    parser.feed((folder / "message.html").read_text(encoding="utf-8"))
+    assert parser.sources == ["quicklook.png"]
+    assert all((folder / src).is_file() for src in parser.sources)
+    for path in [*folder.iterdir(), geojson2]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+def test_digest_label_and_range_are_the_same_iso_week() -> None:
+    from asmspotter.alerts.render import DigestSite, iso_week_range, render_digest
+
+    thursday = dt.date(2024, 2, 29)  # ISO 2024-W09 runs Monday 02-26 to Sunday 03-03
+    assert iso_week_range(thursday) == (dt.date(2024, 2, 26), dt.date(2024, 3, 3))
+    sites = [
+        DigestSite("s-1", 2.0, 5.0, -54.0, dt.date(2024, 2, 26), thursday),  # this week
+        DigestSite("s-2", 1.0, 5.0, -54.0, dt.date(2024, 2, 25), thursday),  # W08
+    ]
+    msg = render_digest("x", "X", thursday, sites)
+    assert "2024-W09" in msg.title
+    assert "1 site first seen in 2024-W09 (2024-02-26 – 2024-03-03)" in msg.body_text

@@ -28,6 +28,7 @@ from pathlib import Path
 from shapely import wkt as shapely_wkt
 
 from asmspotter.alerts.deliver import Channel, channel_from_url, send_alert, write_outbox
+from asmspotter.alerts.field_exports import write_field_exports
 from asmspotter.alerts.quicklook import EMAIL_BUDGET_BYTES, Quicklook, fit_images_to_budget
 from asmspotter.alerts.render import (
     AlertMessage,
@@ -44,8 +45,8 @@ from asmspotter.events import CONFIDENCE_LEVELS, DEFAULT_ALERT_LEVELS, SiteEvent
 from asmspotter.storage import Store
 from asmspotter.storage.store import ObservationRecord
 
-_BODY_AND_FILES_BYTES = 120_000
-"""Room kept in an e-mail for the HTML and text bodies and the site files (base64)."""
+_BODY_BYTES = 80_000
+"""Room kept in an e-mail for the HTML and text bodies and MIME headers."""
 
 MAX_BACKOFF_RUNS = 8
 """A failed delivery is retried at least every this many runs of its AOI."""
@@ -351,10 +352,19 @@ def _deliver_to_channel(
         listed = {e.site_id for e in pending} | {r[0].site_id for r in retries}
         images += [p for site, p in quicklook.before_after.items() if site in listed]
     images = [p for p in images if p.is_file()]
-    images, left_out = fit_images_to_budget(
-        images, EMAIL_BUDGET_BYTES - _BODY_AND_FILES_BYTES, alert_dir / "email-images"
+    alert_dir.mkdir(parents=True, exist_ok=True)
+    alerted = [*pending, *(r[0] for r in retries)]
+    geojson = write_events_geojson(
+        alerted, epsg, alert_dir / f"{aoi.name}-{window_end}-events.geojson"
     )
-    geojson_path = alert_dir / f"{aoi.name}-{window_end}-events.geojson"
+    site_files = [
+        geojson,
+        *write_field_exports(alerted, epsg, alert_dir, f"{aoi.name}-{window_end}-sites"),
+    ]
+    files_bytes = sum(p.stat().st_size for p in site_files) * 4 // 3
+    images, left_out = fit_images_to_budget(
+        images, EMAIL_BUDGET_BYTES - _BODY_BYTES - files_bytes, alert_dir / "email-images"
+    )
     before_run = store.previous_completed_run(aoi.name, window_end)
     message = render_alert(
         aoi.name,
@@ -362,7 +372,7 @@ def _deliver_to_channel(
         window_start,
         window_end,
         pending,
-        files_note=_attached_note([*images, geojson_path], left_out),
+        files_note=_attached_note([*images, *site_files], left_out),
         labels=aoi.config.labels,
         resent=[(event, end) for event, end, _, _, _ in retries],
         image_names=[p.name for p in images],
@@ -370,9 +380,7 @@ def _deliver_to_channel(
         imagery_before=before_run.window_end if before_run else None,
         run_url=run_url,
     )
-    alert_dir.mkdir(parents=True, exist_ok=True)
-    geojson = write_events_geojson([*pending, *(r[0] for r in retries)], epsg, geojson_path)
-    attachments = [*images, geojson]
+    attachments = [*images, *site_files]
     error: str | None = None
     detail: str | None
     if is_outbox:

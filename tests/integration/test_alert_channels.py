@@ -118,6 +118,31 @@ def run_window(store: Store, aoi: Any, end: dt.date, events: list[SiteEvent], tm
     return outcomes
 
 
+def assert_field_exports(files: dict[str, bytes], tmp: Path) -> None:
+    """KML, GPX, CSV and GeoPackage of the alert each hold site tc-0001 at its place."""
+    import csv
+    import io
+    import xml.etree.ElementTree as ET
+
+    import geopandas as gpd
+
+    stem = "tc-2024-01-31-sites"
+    kml = ET.fromstring(files[f"{stem}.kml"])
+    ns = {"k": "http://www.opengis.net/kml/2.2"}
+    assert [p.findtext("k:name", namespaces=ns) for p in kml.iter(f"{{{ns['k']}}}Placemark")]
+    assert b"tc-0001" in files[f"{stem}.kml"] and b"<Style" in files[f"{stem}.kml"]
+    gpx = ET.fromstring(files[f"{stem}.gpx"])
+    waypoints = [w for w in gpx.iter() if w.tag.endswith("wpt")]
+    assert len(waypoints) == 1
+    assert abs(float(waypoints[0].get("lat", "nan")) - 5.06) < 0.05
+    rows = list(csv.DictReader(io.StringIO(files[f"{stem}.csv"].decode("utf-8"))))
+    assert [r["site_id"] for r in rows] == ["tc-0001"]
+    gpkg = tmp / "check.gpkg"
+    gpkg.write_bytes(files[f"{stem}.gpkg"])
+    frame = gpd.read_file(gpkg)
+    assert list(frame["site_id"]) == ["tc-0001"] and frame.crs.to_epsg() == 4326
+
+
 def _message_of(events: list[SiteEvent], aoi: Any, tmp: Path) -> Any:
     """The message dispatch rendered for the January run (same inputs)."""
     ql = tmp / str(JAN) / "ql"
@@ -128,7 +153,9 @@ def _message_of(events: list[SiteEvent], aoi: Any, tmp: Path) -> Any:
         JAN - dt.timedelta(days=29),
         JAN,
         events,
-        files_note="Attached: quicklook.png, tc-2024-01-31-events.geojson.",
+        files_note="Attached: quicklook.png, tc-2024-01-31-events.geojson, "
+        + ", ".join(f"tc-2024-01-31-sites.{ext}" for ext in ("kml", "gpx", "csv", "gpkg"))
+        + ".",
         labels=aoi.config.labels,
         image_names=[p.name for p in images],
         max_sites=aoi.config.alerts_policy.max_sites_listed,
@@ -177,6 +204,9 @@ def test_email_and_json_webhook_carry_html_images_and_geojson(tmp_path, webhook)
         geojson_name = "tc-2024-01-31-events.geojson"
         geojson = json.loads(parts[geojson_name].get_payload(decode=True))
         assert [f["properties"]["site_id"] for f in geojson["features"]] == ["tc-0001"]
+        assert_field_exports(
+            {name: p.get_payload(decode=True) for name, p in parts.items()}, tmp_path
+        )
 
     assert len(posts) == 1
     post = posts[0]
@@ -185,6 +215,7 @@ def test_email_and_json_webhook_carry_html_images_and_geojson(tmp_path, webhook)
     names = {a["filename"]: a for a in post["attachments"]}
     assert base64.b64decode(names["quicklook.png"]["base64"])[:4] == b"\x89PNG"
     assert json.loads(base64.b64decode(names[geojson_name]["base64"]))["features"]
+    assert_field_exports({n: base64.b64decode(a["base64"]) for n, a in names.items()}, tmp_path)
 
 
 def test_down_channel_does_not_block_and_is_retried_once_next_run(tmp_path, webhook):

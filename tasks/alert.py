@@ -19,6 +19,7 @@ from asmspotter.alerts.dispatch import (
     send_failure_alert,
     stale_data_reason,
 )
+from asmspotter.alerts.evidence import ModelInfo
 from asmspotter.alerts.facts import prefect_run_url
 from asmspotter.alerts.quicklook import Quicklook, build_run_quicklooks
 from asmspotter.events import SiteEvent
@@ -64,7 +65,22 @@ def send_alerts(
         outbox_dir=ctx.settings.outbox_dir,
         quicklook=quicklook,
         run_url=_public_run_url(),
+        model=_model_info(ctx),
     )
+
+
+def _model_info(ctx: RunContext) -> ModelInfo | None:
+    """The AOI's detector as its evidence packets record it; None if its card is unreadable."""
+    from asmspotter.detect.model_card import load_card
+    from asmspotter.errors import AsmspotterError
+
+    detection = ctx.aoi.config.detection
+    try:
+        card = load_card(ctx.settings.models_dir / detection.model)
+    except AsmspotterError:
+        return None
+    threshold = detection.threshold if detection.threshold is not None else card.threshold
+    return ModelInfo(card.name, card.version, threshold)
 
 
 def _public_run_url() -> str | None:

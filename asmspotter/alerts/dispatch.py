@@ -28,6 +28,7 @@ from pathlib import Path
 from shapely import wkt as shapely_wkt
 
 from asmspotter.alerts.deliver import Channel, channel_from_url, send_alert, write_outbox
+from asmspotter.alerts.evidence import ModelInfo, SceneInfo, write_evidence_packet
 from asmspotter.alerts.field_exports import write_field_exports
 from asmspotter.alerts.quicklook import EMAIL_BUDGET_BYTES, Quicklook, fit_images_to_budget
 from asmspotter.alerts.render import (
@@ -176,6 +177,7 @@ def dispatch_alerts(
     outbox_dir: Path,
     quicklook: Quicklook | None = None,
     run_url: str | None = None,
+    model: ModelInfo | None = None,
 ) -> list[DeliveryOutcome]:
     """Send one message per channel with the events it has not received yet.
 
@@ -192,6 +194,7 @@ def dispatch_alerts(
         quicklook: The run's quicklook PNGs, attached (and inline in email).
         run_url: Public link to this run (Prefect UI), shown in the messages; None
             when the UI is not public.
+        model: The detector, recorded in each alert's evidence packet.
 
     Returns:
         One outcome per channel; a failing channel never stops the others.
@@ -232,6 +235,7 @@ def dispatch_alerts(
                 config=config,
                 quicklook=quicklook,
                 run_url=run_url,
+                model=model,
             )
         )
     return [*outcomes, *send_weekly_digests(store, aoi, window_end, alert_dir.parent)]
@@ -336,6 +340,7 @@ def _deliver_to_channel(
     config: AlertChannelConfig | None = None,
     quicklook: Quicklook | None = None,
     run_url: str | None = None,
+    model: ModelInfo | None = None,
 ) -> DeliveryOutcome:
     already = store.delivered_event_keys(channel.channel_id)
     pending = [e for e in events if event_key(e, window_end) not in already]
@@ -354,6 +359,25 @@ def _deliver_to_channel(
     images = [p for p in images if p.is_file()]
     alert_dir.mkdir(parents=True, exist_ok=True)
     alerted = [*pending, *(r[0] for r in retries)]
+    before_run = store.previous_completed_run(aoi.name, window_end)
+    packet = write_evidence_packet(
+        alert_dir / f"{aoi.name}-{window_end}-evidence-{channel.channel_id[:8]}.zip",
+        aoi_name=aoi.name,
+        aoi_title=aoi.title,
+        window_start=window_start,
+        window_end=window_end,
+        before_window_end=before_run.window_end if before_run else None,
+        events=alerted,
+        epsg=epsg,
+        images=images,
+        scenes_after=_used_scenes(store, aoi.name, window_start, window_end),
+        scenes_before=(
+            _used_scenes(store, aoi.name, before_run.window_start, before_run.window_end)
+            if before_run
+            else []
+        ),
+        model=model,
+    )
     geojson = write_events_geojson(
         alerted, epsg, alert_dir / f"{aoi.name}-{window_end}-events.geojson"
     )
@@ -365,14 +389,24 @@ def _deliver_to_channel(
     images, left_out = fit_images_to_budget(
         images, EMAIL_BUDGET_BYTES - _BODY_BYTES - files_bytes, alert_dir / "email-images"
     )
-    before_run = store.previous_completed_run(aoi.name, window_end)
+    images_bytes = sum(p.stat().st_size for p in images) * 4 // 3
+    room = EMAIL_BUDGET_BYTES - _BODY_BYTES - files_bytes - images_bytes
+    if is_outbox or packet.stat().st_size * 4 // 3 <= room:
+        site_files.append(packet)
+        packet_note = ""
+    else:
+        packet_note = (
+            f" The evidence packet {packet.name} ({packet.stat().st_size // 1000} KB: images, "
+            "scenes, model, outlines, SHA-256) is too big for this message; the operator "
+            "has it in the run's alert files."
+        )
     message = render_alert(
         aoi.name,
         aoi.title,
         window_start,
         window_end,
         pending,
-        files_note=_attached_note([*images, *site_files], left_out),
+        files_note=_attached_note([*images, *site_files], left_out) + packet_note,
         labels=aoi.config.labels,
         resent=[(event, end) for event, end, _, _, _ in retries],
         image_names=[p.name for p in images],
@@ -425,6 +459,15 @@ def _deliver_to_channel(
         n_waiting=n_waiting,
         max_attempts=max_attempts,
     )
+
+
+def _used_scenes(store: Store, aoi_name: str, start: dt.date, end: dt.date) -> list[SceneInfo]:
+    """The scenes a window's composite was built from (acquired within it, used)."""
+    return [
+        SceneInfo(s.provider, s.scene_id, s.acquired, s.cloud_pct)
+        for s in store.scenes(aoi_name)
+        if s.status == "used" and start <= s.acquired.date() <= end
+    ]
 
 
 def _attached_note(files: Sequence[Path], left_out: Sequence[Path] = ()) -> str:

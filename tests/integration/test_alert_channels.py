@@ -143,7 +143,7 @@ def assert_field_exports(files: dict[str, bytes], tmp: Path) -> None:
     assert list(frame["site_id"]) == ["tc-0001"] and frame.crs.to_epsg() == 4326
 
 
-def _message_of(events: list[SiteEvent], aoi: Any, tmp: Path) -> Any:
+def _message_of(events: list[SiteEvent], aoi: Any, tmp: Path, packet_name: str) -> Any:
     """The message dispatch rendered for the January run (same inputs)."""
     ql = tmp / str(JAN) / "ql"
     images = [ql / "quicklook.png"]
@@ -155,7 +155,7 @@ def _message_of(events: list[SiteEvent], aoi: Any, tmp: Path) -> Any:
         events,
         files_note="Attached: quicklook.png, tc-2024-01-31-events.geojson, "
         + ", ".join(f"tc-2024-01-31-sites.{ext}" for ext in ("kml", "gpx", "csv", "gpkg"))
-        + ".",
+        + f", {packet_name}.",
         labels=aoi.config.labels,
         image_names=[p.name for p in images],
         max_sites=aoi.config.alerts_policy.max_sites_listed,
@@ -189,16 +189,18 @@ def test_email_and_json_webhook_carry_html_images_and_geojson(tmp_path, webhook)
             assert "asmspotter sites dismiss tc-0001 --reason" in body
         assert "bearing" in html and "Attached: quicklook.png" in html
         assert len(inbox.received[0][1]) <= 500_000, "the e-mail fits a field phone's budget"
+        parts = {p.get_filename(): p for p in message.walk() if p.get_filename()}
+        packet = next(n for n in parts if n.startswith("tc-2024-01-31-evidence-"))
+        assert packet.endswith(".zip") and packet in html, "the packet is attached and named"
         # The plain part is the project's own text, exactly what the outbox keeps.
-        outbox = write_outbox(_message_of(events, aoi, tmp_path), [], tmp_path / "ob")
-        expected_text = (outbox / "message.txt").read_text(encoding="utf-8").strip()
-        got_text = plain.replace("\r\n", "\n").strip()
         import difflib
 
+        outbox = write_outbox(_message_of(events, aoi, tmp_path, packet), [], tmp_path / "ob")
+        expected_text = (outbox / "message.txt").read_text(encoding="utf-8").strip()
+        got_text = plain.replace("\r\n", "\n").strip()
         assert got_text == expected_text, "\n".join(
             difflib.unified_diff(expected_text.splitlines(), got_text.splitlines(), lineterm="")
         )
-        parts = {p.get_filename(): p for p in message.walk() if p.get_filename()}
         assert parts["quicklook.png"].get_content_type() == "image/png"
         assert parts["quicklook.png"].get_payload(decode=True)[:8] == b"\x89PNG\r\n\x1a\n"
         geojson_name = "tc-2024-01-31-events.geojson"

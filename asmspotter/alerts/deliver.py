@@ -312,9 +312,9 @@ def _is_slack(url: str) -> bool:
 
 
 def _files_line(attachments: Sequence[Path], why: str) -> str:
-    """Markdown line telling where the attachment files are, for channels that drop them."""
-    where = ", ".join(f"`{p.resolve()}`" for p in attachments)
-    return f"_{why}; the files are at: {where}_"
+    """Markdown line naming the files a channel drops (names only: no server paths)."""
+    names = ", ".join(f"`{p.name}`" for p in attachments)
+    return f"_{why}: {names}; they come with the e-mail and the outbox._"
 
 
 def _email_url_inline(url: str) -> tuple[str, bool]:
@@ -429,7 +429,11 @@ def send_alert(
             body = message.body_compact or body
             carries_files = getattr(plugin, "mode", None) not in _SLACK_MODES_WITHOUT_FILES
             if present and not carries_files:
-                body += "\n" + _files_line(present, "Attachments are not carried by Slack webhooks")
+                body += "\n" + _files_line(
+                    present,
+                    "Slack webhooks cannot carry images or files (a bot token, "
+                    "slack://xoxb-.../#channel, can)",
+                )
         elif _native_format(plugin) == apprise.NotifyFormat.TEXT:
             body, body_format = message.body_text, apprise.NotifyFormat.TEXT
             if present and not carries_files:

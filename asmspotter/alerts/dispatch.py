@@ -505,7 +505,7 @@ def render_failure_message(aoi: AOI, window_end: dt.date | None, reason: str) ->
         body_html=body_html,
         body_markdown=text,
         event_keys=(f"{aoi.name}:run_failed:{key_hash}",),
-        body_compact=f"*{title}*\n{reason}\n",
+        body_compact=f"{reason}\n",
     )
 
 
@@ -587,7 +587,7 @@ def send_test_alert(aoi: AOI, outbox_dir: Path) -> list[tuple[str, bool, str | N
         body_html=f"<!DOCTYPE html><html><body><p>{html.escape(text)}</p></body></html>\n",
         body_markdown=text,
         event_keys=(),
-        body_compact=f"*{title}*\n{text}",
+        body_compact=text,
     )
     if not aoi.config.alerts:
         folder = write_outbox(message, [], outbox_dir)

@@ -81,7 +81,8 @@ class AlertMessage:
     body_markdown: str
     event_keys: tuple[str, ...]
     body_compact: str = ""
-    """Short Markdown block for chat webhooks (Slack): title, a few sites, a count of the rest."""
+    """Short CommonMark block for chat (Slack): a few sites and a count of the rest, no title
+    line (the channel shows the title; apprise converts the Markdown to Slack mrkdwn)."""
 
 
 def event_key(event: SiteEvent, window_end: date) -> str:
@@ -454,17 +455,24 @@ def _render_text(
 def _render_compact(
     title: str, rows: Sequence[_Row], max_sites: int, files_note: str | None
 ) -> str:
-    """A short chat block: one line per site up to ``max_sites``, then how many more."""
-    lines = [f"*{_md(title)}*"]
+    """A short chat block in CommonMark: one line per site up to ``max_sites``, then a count.
+
+    No title line: apprise sends the title itself, and Slack would show it twice.
+    apprise turns the CommonMark into Slack's mrkdwn (``**b**`` -> ``*b*``,
+    ``[t](u)`` -> ``<u|t>``); writing mrkdwn here would be converted a second time.
+    """
+    del title  # the channel shows it
+    lines = []
     for r in rows[:max_sites]:
         near = f", {_md(r.nearest)}" if r.nearest else ""
+        site = f"[{_md(r.site_id)}]({r.page})" if r.page else _md(r.site_id)
         lines.append(
-            f"• {_md(r.site_id)} {_md(r.event)}, {r.area}, {_md(r.confidence)}, "
-            f"<{r.url}|{r.lat}, {r.lon}>{near}"
+            f"- **{site}** {_md(r.event)}, {r.area}, {_md(r.confidence)}, "
+            f"[{r.lat}, {r.lon}]({r.url}){near}; dismiss: `{r.dismiss}`"
         )
     if len(rows) > max_sites:
         lines.append(
-            f"• _… and {_plural(len(rows) - max_sites, 'more site')}; see the email or GeoJSON._"
+            f"- _… and {_plural(len(rows) - max_sites, 'more site')}; see the email or GeoJSON._"
         )
     if files_note:
         lines.append(_md(files_note))
@@ -808,7 +816,7 @@ def render_digest(
         + (f'<p style="{_P_STYLE}">{_esc(more)}</p>' if more else "")
         + "</body></html>\n"
     )
-    compact = "\n".join([f"*{title}*", summary, *(f"• {line}" for line in lines[:8])])
+    compact = "\n".join([_md(summary), *(f"- {_md(line)}" for line in lines[:8])])
     if len(lines) > 8 or cut:
         compact += f"\n… and {_plural(len(ordered) - min(8, len(shown)), 'more site')}"
     return AlertMessage(

@@ -398,8 +398,8 @@ def test_slack_webhook_gets_markdown_and_a_files_line(
     assert call["body_format"] == apprise.NotifyFormat.MARKDOWN
     body = str(call["body"])
     assert body.startswith(msg.body_compact), "Slack gets the compact block"
-    assert "Attachments are not carried by Slack webhooks" in body
-    assert str(attachment.resolve()) in body
+    assert "Slack webhooks cannot carry images or files" in body
+    assert "`events.geojson`" in body and str(tmp_path) not in body, "names, no server paths"
 
 
 def test_email_gets_html(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -55,7 +55,7 @@ def serve_slack() -> Iterator[tuple[str, SlackInbox]]:
                 with lock:
                     file_id = f"F{len(pending_names) + 1:04d}"
                     pending_names[file_id] = name
-                port = self.server.server_address[1]
+                port = int(self.headers["Host"].rsplit(":", 1)[-1])
                 upload = f"http://127.0.0.1:{port}/upload/{file_id}"
                 self._reply(
                     json.dumps({"ok": True, "file_id": file_id, "upload_url": upload}).encode()

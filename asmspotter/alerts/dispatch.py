@@ -413,6 +413,7 @@ def _deliver_to_channel(
         max_sites=aoi.config.alerts_policy.max_sites_listed,
         imagery_before=before_run.window_end if before_run else None,
         run_url=run_url,
+        language=config.language if config else "en",
     )
     attachments = [*images, *site_files]
     error: str | None = None

@@ -31,6 +31,8 @@ from pyproj.exceptions import CRSError
 from shapely.geometry import mapping
 
 from asmspotter.alerts.facts import dismiss_command, format_dms, nearest_places
+from asmspotter.alerts.i18n import gettext_ as _
+from asmspotter.alerts.i18n import ngettext_, use_language
 from asmspotter.events import ALERT_KINDS, SiteEvent
 
 logger = logging.getLogger(__name__)
@@ -164,17 +166,19 @@ CONFIDENCE_NOTE = (
 def describe_confidence(event: SiteEvent) -> str:
     """``high (verifier 0.93)``, or the level alone when the verifier did not score it."""
     if event.verifier_score is None:
-        return event.confidence
-    return f"{event.confidence} (verifier {event.verifier_score:.2f})"
+        return _(event.confidence)
+    return _("{level} (verifier {score})").format(
+        level=_(event.confidence), score=f"{event.verifier_score:.2f}"
+    )
 
 
 def _describe_event(event: SiteEvent) -> str:
     """Say what happened: ``new`` or ``expanded +2.1 ha (+15%)``."""
     if event.kind != "expanded":
-        return event.kind
+        return _(event.kind)
     if event.growth_ha is None:
-        return "expanded (growth not measurable)"
-    text = f"expanded {event.growth_ha:+.1f} ha"
+        return _("expanded (growth not measurable)")
+    text = _("expanded {growth} ha").format(growth=f"{event.growth_ha:+.1f}")
     if event.growth_pct is not None:
         text += f" ({event.growth_pct:+.0f}%)"
     return text
@@ -201,8 +205,13 @@ def _describe_fix(fix: Any) -> str:
     if fix is None:
         return ""
     if fix.is_at:
-        return f"at {fix.name}"
-    return f"{fix.distance_km:.1f} km {fix.compass} (bearing {fix.bearing_deg:.0f}°) of {fix.name}"
+        return _("at {place}").format(place=fix.name)
+    return _("{km} km {compass} (bearing {degrees}°) of {place}").format(
+        km=f"{fix.distance_km:.1f}",
+        compass=_(fix.compass),
+        degrees=f"{fix.bearing_deg:.0f}",
+        place=fix.name,
+    )
 
 
 def _row(
@@ -222,7 +231,7 @@ def _row(
     if resent_from is not None:
         before, after = None, resent_from
     if resent_from is not None:
-        described += f" (window ending {resent_from.isoformat()}, resent)"
+        described += " " + _("(window ending {date}, resent)").format(date=resent_from.isoformat())
     return _Row(
         site_id=event.site_id,
         event=described,
@@ -253,28 +262,30 @@ def _build_title(aoi_title: str, window: str, counts: Counter[str]) -> str:
     n_new, n_expanded = counts["new"], counts["expanded"]
     parts = []
     if n_new:
-        parts.append(f"{n_new} new")
+        parts.append(_("{n} new").format(n=n_new))
     if n_expanded:
-        parts.append(f"{n_expanded} expanding")
+        parts.append(_("{n} expanding").format(n=n_expanded))
     if not parts:
-        what = "no new or expanding mining sites"
+        what = _("no new or expanding mining sites")
     else:
-        noun = "mining site" if n_new + n_expanded == 1 else "mining sites"
-        what = f"{', '.join(parts)} {noun}"
-    return f"asmspotter: {what} in {aoi_title} (window {window})"
+        noun = ngettext_("mining site", "mining sites", n_new + n_expanded)
+        what = _("{counts} {noun}").format(counts=", ".join(parts), noun=noun)
+    return _("asmspotter: {what} in {aoi} (window {window})").format(
+        what=what, aoi=aoi_title, window=window
+    )
 
 
 def _other_counts_sentence(counts: Counter[str]) -> str | None:
     """Summarise the events that are not listed (unchanged, shrunk, not seen)."""
     labels = (
-        ("unchanged", "unchanged"),
-        ("shrunk", "shrunk"),
-        ("not_seen", "not seen (hidden by cloud)"),
+        ("unchanged", _("unchanged")),
+        ("shrunk", _("shrunk")),
+        ("not_seen", _("not seen (hidden by cloud)")),
     )
     parts = [f"{counts[kind]} {label}" for kind, label in labels if counts[kind]]
     if not parts:
         return None
-    return "Other tracked sites this window: " + ", ".join(parts) + "."
+    return _("Other tracked sites this window: {list}.").format(list=", ".join(parts))
 
 
 def _md(text: str) -> str:
@@ -302,6 +313,7 @@ def render_alert(
     compact_max_sites: int = 8,
     imagery_before: date | None = None,
     run_url: str | None = None,
+    language: str = "en",
 ) -> AlertMessage:
     """Render the alert for one AOI and one window.
 
@@ -331,6 +343,8 @@ def render_alert(
         imagery_before: Window end of the composite this one is compared with (the
             "before" imagery of every site); None when there was none.
         run_url: Public link to the run (Prefect UI), shown in every body; None hides it.
+        language: ``en``, ``es``, ``pt`` or ``nl`` (the channel's ``language``); every
+            sentence comes from that language's message catalogue.
 
     Returns:
         The rendered message; ``event_keys`` holds every alertable event, listed or not.
@@ -354,6 +368,41 @@ def render_alert(
             "pass the window's first day, then its last."
         )
 
+    with use_language(language):
+        return _render_alert(
+            aoi_name,
+            aoi_title,
+            window_start,
+            window_end,
+            events,
+            max_sites=max_sites,
+            files_note=files_note,
+            labels=labels,
+            resent=resent,
+            image_names=image_names,
+            compact_max_sites=compact_max_sites,
+            imagery_before=imagery_before,
+            run_url=run_url,
+        )
+
+
+def _render_alert(
+    aoi_name: str,
+    aoi_title: str,
+    window_start: date,
+    window_end: date,
+    events: Sequence[SiteEvent],
+    *,
+    max_sites: int,
+    files_note: str | None,
+    labels: Mapping[str, Sequence[float]] | None,
+    resent: Sequence[tuple[SiteEvent, date]],
+    image_names: Sequence[str],
+    compact_max_sites: int,
+    imagery_before: date | None,
+    run_url: str | None,
+) -> AlertMessage:
+    """:func:`render_alert` inside its language."""
     counts: Counter[str] = Counter(e.kind for e in events)
     alertable = sorted(
         (e for e in events if e.is_alertable),
@@ -368,22 +417,29 @@ def render_alert(
     title = _build_title(aoi_title, window, counts)
     n_resent = len(listed) - len(alertable)
     if n_resent:
-        title += f" + {_plural(n_resent, 'earlier alert')} resent"
+        title += " " + ngettext_(
+            "+ {n} earlier alert resent", "+ {n} earlier alerts resent", n_resent
+        ).format(n=n_resent)
 
-    intro = (
-        f"Area of interest: {aoi_title} ({aoi_name}); composite window {window}."
-        if listed
-        else f"Area of interest: {aoi_title} ({aoi_name}); composite window {window}. "
-        "No new or expanding mining sites were detected."
+    intro = _("Area of interest: {title} ({name}); composite window {window}.").format(
+        title=aoi_title, name=aoi_name, window=window
     )
+    if not listed:
+        intro += " " + _("No new or expanding mining sites were detected.")
     hidden_note = (
-        f"… and {_plural(n_hidden, 'more site')}, see the attached GeoJSON." if n_hidden else None
+        ngettext_(
+            "… and {n} more site, see the attached GeoJSON.",
+            "… and {n} more sites, see the attached GeoJSON.",
+            n_hidden,
+        ).format(n=n_hidden)
+        if n_hidden
+        else None
     )
     others = _other_counts_sentence(counts)
-    confidence_note = CONFIDENCE_NOTE
+    confidence_note = _(CONFIDENCE_NOTE)
     if run_url:
         files_note = f"{files_note} " if files_note else ""
-        files_note += f"Run details: {run_url}"
+        files_note += _("Run details: {url}").format(url=run_url)
 
     message = AlertMessage(
         title=title,
@@ -411,20 +467,35 @@ def render_alert(
 
 def _text_site_block(r: _Row) -> list[str]:
     """Every fact of one site as indented plain-text lines, for a field team."""
-    lines = [f"- {r.site_id}: {r.event}, area {r.area}, confidence {r.confidence}"]
-    lines.append(f"  location: {r.lat}, {r.lon} ({r.dms})")
+    lines = [
+        f"- {r.site_id}: "
+        + _("{event}, area {area}, confidence {confidence}").format(
+            event=r.event, area=r.area, confidence=r.confidence
+        )
+    ]
+    lines.append("  " + _("location: {lat}, {lon} ({dms})").format(lat=r.lat, lon=r.lon, dms=r.dms))
     if r.imagery_after:
-        before = r.imagery_before or "none"
-        lines.append(f"  imagery: before {before}, after {r.imagery_after}")
-    lines.append(f"  first seen {r.first_seen}, {r.clear_observations} clear observations")
+        before = r.imagery_before or _("none")
+        lines.append(
+            "  "
+            + _("imagery: before {before}, after {after}").format(
+                before=before, after=r.imagery_after
+            )
+        )
+    lines.append(
+        "  "
+        + _("first seen {date}, {n} clear observations").format(
+            date=r.first_seen, n=r.clear_observations
+        )
+    )
     if r.nearest:
-        lines.append(f"  nearest place: {r.nearest}")
+        lines.append("  " + _("nearest place: {where}").format(where=r.nearest))
     if r.river:
-        lines.append(f"  nearest river: {r.river}")
-    lines.append(f"  map: {r.url}")
+        lines.append("  " + _("nearest river: {where}").format(where=r.river))
+    lines.append("  " + _("map: {url}").format(url=r.url))
     if r.page:
-        lines.append(f"  review: {r.page}")
-    lines.append(f"  dismiss if false: {r.dismiss}")
+        lines.append("  " + _("review: {url}").format(url=r.page))
+    lines.append("  " + _("dismiss if false: {command}").format(command=r.dismiss))
     return lines
 
 
@@ -468,12 +539,16 @@ def _render_compact(
         site = f"[{_md(r.site_id)}]({r.page})" if r.page else _md(r.site_id)
         lines.append(
             f"- **{site}** {_md(r.event)}, {r.area}, {_md(r.confidence)}, "
-            f"[{r.lat}, {r.lon}]({r.url}){near}; dismiss: `{r.dismiss}`"
+            f"[{r.lat}, {r.lon}]({r.url}){near}; " + _("dismiss:") + f" `{r.dismiss}`"
         )
     if len(rows) > max_sites:
-        lines.append(
-            f"- _… and {_plural(len(rows) - max_sites, 'more site')}; see the email or GeoJSON._"
-        )
+        n_more = len(rows) - max_sites
+        more = ngettext_(
+            "… and {n} more site; see the email or GeoJSON.",
+            "… and {n} more sites; see the email or GeoJSON.",
+            n_more,
+        ).format(n=n_more)
+        lines.append(f"- _{more}_")
     if files_note:
         lines.append(_md(files_note))
     return "\n".join(lines) + "\n"
@@ -493,17 +568,24 @@ def _render_markdown(
         lines.append(
             f"- **{f'[{_md(r.site_id)}]({r.page})' if r.page else _md(r.site_id)}** "
             f"{_md(r.event)}, {r.area}, "
-            f"[{r.lat}, {r.lon}]({r.url}) ({_md(r.dms)}), confidence {r.confidence}, "
-            f"first seen {r.first_seen}, {r.clear_observations} clear obs."
+            f"[{r.lat}, {r.lon}]({r.url}) ({_md(r.dms)}), "
+            + _("confidence {confidence}").format(confidence=r.confidence)
+            + ", "
+            + _("first seen {date}, {n} clear observations").format(
+                date=r.first_seen, n=r.clear_observations
+            )
             + (
-                f", imagery {r.imagery_before or 'none'} → {r.imagery_after}"
+                ", "
+                + _("imagery: before {before}, after {after}").format(
+                    before=r.imagery_before or _("none"), after=r.imagery_after
+                )
                 if r.imagery_after
                 else ""
             )
             + (f", {_md(r.nearest)}" if r.nearest else "")
-            + (f", river {_md(r.river)}" if r.river else "")
+            + (", " + _("nearest river: {where}").format(where=_md(r.river)) if r.river else "")
         )
-        lines.append(f"  dismiss: `{r.dismiss}`")
+        lines.append("  " + _("dismiss:") + f" `{r.dismiss}`")
     if hidden_note:
         lines.append(f"- _{_md(hidden_note)}_")
     lines.append("")
@@ -551,15 +633,15 @@ def _render_html(
     ]
     if rows:
         headers = (
-            "Site",
-            "Event",
-            "Area",
-            "Location (lat, lon)",
-            "Confidence",
-            "Imagery (before → after)",
-            "First seen",
-            "Clear obs.",
-            "Nearest place / river",
+            _("Site"),
+            _("Event"),
+            _("Area"),
+            _("Location (lat, lon)"),
+            _("Confidence"),
+            _("Imagery (before → after)"),
+            _("First seen"),
+            _("Clear obs."),
+            _("Nearest place / river"),
         )
         parts.append(f'<table style="{_TABLE_STYLE}">')
         parts.append(
@@ -570,11 +652,13 @@ def _render_html(
         for r in rows:
             location = f'<a href="{_esc(r.url)}">{_esc(r.lat)}, {_esc(r.lon)}</a><br>{_esc(r.dms)}'
             imagery = (
-                f"{_esc(r.imagery_before or 'none')} → {_esc(r.imagery_after)}"
+                f"{_esc(r.imagery_before or _('none'))} → {_esc(r.imagery_after)}"
                 if r.imagery_after
                 else ""
             )
-            where = _esc(r.nearest) + (f"<br>river: {_esc(r.river)}" if r.river else "")
+            where = _esc(r.nearest) + (
+                "<br>" + _esc(_("nearest river: {where}").format(where=r.river)) if r.river else ""
+            )
             site_cell = (
                 f'<a href="{_esc(r.page)}">{_esc(r.site_id)}</a>' if r.page else _esc(r.site_id)
             )
@@ -593,8 +677,11 @@ def _render_html(
             )
         parts.append("</tbody></table>")
         parts.append(
-            f'<p style="{_P_STYLE}">To dismiss a false positive, run on the monitoring server:</p>'
-            f'<pre style="font-size:13px;">' + "\n".join(_esc(r.dismiss) for r in rows) + "</pre>"
+            f'<p style="{_P_STYLE}">'
+            + _esc(_("To dismiss a false positive, run on the monitoring server:"))
+            + '</p><pre style="font-size:13px;">'
+            + "\n".join(_esc(r.dismiss) for r in rows)
+            + "</pre>"
         )
     if hidden_note:
         parts.append(f'<p style="{_P_STYLE}font-weight:bold;">{_esc(hidden_note)}</p>')

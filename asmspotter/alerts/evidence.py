@@ -170,7 +170,7 @@ def write_evidence_packet(
         f"{hashlib.sha256(content).hexdigest()}  {name}\n" for name, content in files.items()
     ).encode()
     _write_zip(path, files, window_end)
-    logger.info("Wrote evidence packet %s (%d files)", path, len(files))
+    logger.debug("Wrote evidence packet %s (%d files)", path, len(files))
     return path
 
 

@@ -64,5 +64,5 @@ def write_field_exports(
         path = folder / f"{stem}.{fmt}"
         _write_bytes_atomic(path, content)
         written.append(path)
-    logger.info("Wrote %d sites as %s to %s", len(sites), ", ".join(FIELD_FORMATS), folder)
+    logger.debug("Wrote %d sites as %s to %s", len(sites), ", ".join(FIELD_FORMATS), folder)
     return written

@@ -30,6 +30,7 @@ from shapely import wkt as shapely_wkt
 from asmspotter.alerts.deliver import Channel, channel_from_url, send_alert, write_outbox
 from asmspotter.alerts.evidence import ModelInfo, SceneInfo, write_evidence_packet
 from asmspotter.alerts.field_exports import write_field_exports
+from asmspotter.alerts.i18n import gettext_, ngettext_, use_language
 from asmspotter.alerts.quicklook import EMAIL_BUDGET_BYTES, Quicklook, fit_images_to_budget
 from asmspotter.alerts.render import (
     AlertMessage,
@@ -391,29 +392,32 @@ def _deliver_to_channel(
     )
     images_bytes = sum(p.stat().st_size for p in images) * 4 // 3
     room = EMAIL_BUDGET_BYTES - _BODY_BYTES - files_bytes - images_bytes
-    if is_outbox or packet.stat().st_size * 4 // 3 <= room:
+    language = config.language if config else "en"
+    packet_fits = is_outbox or packet.stat().st_size * 4 // 3 <= room
+    if packet_fits:
         site_files.append(packet)
-        packet_note = ""
-    else:
-        packet_note = (
-            f" The evidence packet {packet.name} ({packet.stat().st_size // 1000} KB: images, "
-            "scenes, model, outlines, SHA-256) is too big for this message; the operator "
-            "has it in the run's alert files."
-        )
+    with use_language(language):
+        files_note = _attached_note([*images, *site_files], left_out)
+        if not packet_fits:
+            files_note += " " + gettext_(
+                "The evidence packet {name} ({kb} KB: images, scenes, model, outlines, "
+                "SHA-256) is too big for this message; the operator has it in the run's "
+                "alert files."
+            ).format(name=packet.name, kb=packet.stat().st_size // 1000)
     message = render_alert(
         aoi.name,
         aoi.title,
         window_start,
         window_end,
         pending,
-        files_note=_attached_note([*images, *site_files], left_out) + packet_note,
+        files_note=files_note,
         labels=aoi.config.labels,
         resent=[(event, end) for event, end, _, _, _ in retries],
         image_names=[p.name for p in images],
         max_sites=aoi.config.alerts_policy.max_sites_listed,
         imagery_before=before_run.window_end if before_run else None,
         run_url=run_url,
-        language=config.language if config else "en",
+        language=language,
     )
     attachments = [*images, *site_files]
     error: str | None = None
@@ -473,11 +477,16 @@ def _used_scenes(store: Store, aoi_name: str, start: dt.date, end: dt.date) -> l
 
 def _attached_note(files: Sequence[Path], left_out: Sequence[Path] = ()) -> str:
     """Name the attached files (names only: a server path means nothing to a reader)."""
-    note = "Attached: " + ", ".join(p.name for p in files) + "."
+    note = gettext_("Attached: {files}.").format(files=", ".join(p.name for p in files))
     if left_out:
-        note += (
-            f" {len(left_out)} more image(s) left out to keep this message under "
-            f"{EMAIL_BUDGET_BYTES // 1000} KB: " + ", ".join(p.name for p in left_out) + "."
+        note += " " + ngettext_(
+            "{n} more image left out to keep this message under {kb} KB: {files}.",
+            "{n} more images left out to keep this message under {kb} KB: {files}.",
+            len(left_out),
+        ).format(
+            n=len(left_out),
+            kb=EMAIL_BUDGET_BYTES // 1000,
+            files=", ".join(p.name for p in left_out),
         )
     return note
 

@@ -18,10 +18,10 @@ from asmspotter.events import SiteEvent
 from asmspotter.testing.smtp import serve_smtp
 
 EXPECTED = {
-    "en": ("1 new mining site", "nearest river", "To dismiss a false positive", "WNW"),
-    "es": ("1 nuevo(s) sitio minero", "río más cercano", "Para descartar un falso positivo", "ONO"),
-    "pt": ("1 novo(s) garimpo", "rio mais próximo", "Para descartar um falso positivo", "ONO"),
-    "nl": ("1 nieuw mijnbouwlocatie", "dichtstbijzijnde rivier", "Om een vals positief", "WNW"),
+    "en": ("1 new mining site", "nearest river", "To dismiss a false positive"),
+    "es": ("1 nuevo(s) sitio minero", "río más cercano", "Para descartar un falso positivo"),
+    "pt": ("1 novo(s) garimpo", "rio mais próximo", "Para descartar um falso positivo"),
+    "nl": ("1 nieuw mijnbouwlocatie", "dichtstbijzijnde rivier", "Om een vals positief"),
 }
 
 
@@ -46,7 +46,7 @@ def _event() -> SiteEvent:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_each_language_renders_and_arrives_by_email(language: str) -> None:
-    title_part, river_label, dismiss_sentence, _ = EXPECTED[language]
+    title_part, river_label, dismiss_sentence = EXPECTED[language]
     message = render_alert(
         "ne",
         "Northeast",
@@ -105,3 +105,15 @@ def test_channel_language_comes_from_the_aoi_file(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text(text.replace("name: tc", "name: bad").replace("pt", "fr"))
     with pytest.raises(AOIConfigError, match="language"):
         load_aoi(tmp_path / "bad.yaml")
+
+
+def test_files_note_is_in_the_channel_language(tmp_path: Path) -> None:
+    from asmspotter.alerts.dispatch import _attached_note
+    from asmspotter.alerts.i18n import use_language
+
+    with use_language("nl"):
+        note = _attached_note([tmp_path / "a.kml"], [tmp_path / "b.png", tmp_path / "c.png"])
+    assert note == (
+        "Bijlagen: a.kml. 2 extra afbeeldingen weggelaten om dit bericht onder 500 KB te "
+        "houden: b.png, c.png."
+    )

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -622,84 +623,49 @@ def _render_html(
     files_note: str | None,
     image_names: Sequence[str] = (),
 ) -> str:
-    """HTML document with a table of sites; every string escaped, CSS inline for email."""
-    parts = [
-        "<!DOCTYPE html>",
-        '<html><head><meta charset="utf-8">',
-        f"<title>{_esc(title)}</title></head>",
-        '<body style="margin:16px;">',
-        f'<h2 style="font-family:Arial,Helvetica,sans-serif;">{_esc(title)}</h2>',
-        f'<p style="{_P_STYLE}">{_esc(intro)}</p>',
-    ]
-    if rows:
-        headers = (
-            _("Site"),
-            _("Event"),
-            _("Area"),
-            _("Location (lat, lon)"),
-            _("Confidence"),
-            _("Imagery (before → after)"),
-            _("First seen"),
-            _("Clear obs."),
-            _("Nearest place / river"),
-        )
-        parts.append(f'<table style="{_TABLE_STYLE}">')
-        parts.append(
-            "<thead><tr>"
-            + "".join(f'<th style="{_TH_STYLE}">{_esc(h)}</th>' for h in headers)
-            + "</tr></thead><tbody>"
-        )
-        for r in rows:
-            location = f'<a href="{_esc(r.url)}">{_esc(r.lat)}, {_esc(r.lon)}</a><br>{_esc(r.dms)}'
-            imagery = (
-                f"{_esc(r.imagery_before or _('none'))} → {_esc(r.imagery_after)}"
-                if r.imagery_after
-                else ""
-            )
-            where = _esc(r.nearest) + (
-                "<br>" + _esc(_("nearest river: {where}").format(where=r.river)) if r.river else ""
-            )
-            site_cell = (
-                f'<a href="{_esc(r.page)}">{_esc(r.site_id)}</a>' if r.page else _esc(r.site_id)
-            )
-            parts.append(
-                "<tr>"
-                f'<td style="{_TD_STYLE}">{site_cell}</td>'
-                f'<td style="{_TD_STYLE}">{_esc(r.event)}</td>'
-                f'<td style="{_TD_NUM_STYLE}">{_esc(r.area)}</td>'
-                f'<td style="{_TD_NUM_STYLE}">{location}</td>'
-                f'<td style="{_TD_NUM_STYLE}">{_esc(r.confidence)}</td>'
-                f'<td style="{_TD_NUM_STYLE}">{imagery}</td>'
-                f'<td style="{_TD_NUM_STYLE}">{_esc(r.first_seen)}</td>'
-                f'<td style="{_TD_NUM_STYLE}">{_esc(r.clear_observations)}</td>'
-                f'<td style="{_TD_STYLE}">{where}</td>'
-                "</tr>"
-            )
-        parts.append("</tbody></table>")
-        parts.append(
-            f'<p style="{_P_STYLE}">'
-            + _esc(_("To dismiss a false positive, run on the monitoring server:"))
-            + '</p><pre style="font-size:13px;">'
-            + "\n".join(_esc(r.dismiss) for r in rows)
-            + "</pre>"
-        )
-    if hidden_note:
-        parts.append(f'<p style="{_P_STYLE}font-weight:bold;">{_esc(hidden_note)}</p>')
-    if rows:
-        parts.append(f'<p style="{_P_STYLE}color:#555;">{_esc(confidence_note)}</p>')
-    if others:
-        parts.append(f'<p style="{_P_STYLE}">{_esc(others)}</p>')
-    if files_note:
-        parts.append(f'<p style="{_P_STYLE}">{_esc(files_note)}</p>')
-    if image_names:
-        parts.append(IMAGES_START)
-        for name in image_names:
-            parts.append(
-                f'<p><img src="cid:{_esc(name)}" alt="{_esc(name)}" style="max-width:100%;"></p>'
-            )
-        parts.append(IMAGES_END)
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    """HTML document with a table of sites (``templates/alert.html.j2``, autoescaped)."""
+    from markupsafe import Markup
+
+    template = _template_environment().get_template("alert.html.j2")
+    rendered: str = template.render(
+        title=title,
+        intro=intro,
+        rows=rows,
+        hidden_note=hidden_note,
+        others=others,
+        confidence_note=confidence_note,
+        files_note=files_note,
+        image_names=image_names,
+        images_start=Markup(IMAGES_START),
+        images_end=Markup(IMAGES_END),
+        s={
+            "p": _P_STYLE,
+            "table": _TABLE_STYLE,
+            "th": _TH_STYLE,
+            "td": _TD_STYLE,
+            "td_num": _TD_NUM_STYLE,
+        },
+    )
+    return rendered.strip() + "\n"
+
+
+@lru_cache(maxsize=1)
+def _template_environment() -> Any:
+    """The Jinja2 environment of the alert templates, its ``_`` the active catalogue."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("asmspotter.alerts", "templates"),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        keep_trailing_newline=True,
+    )
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda message: _(message),
+        lambda singular, plural, n: ngettext_(singular, plural, n),
+        newstyle=False,
+    )
+    return env
 
 
 def give_normal_mode(path: Path) -> None:

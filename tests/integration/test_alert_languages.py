@@ -117,3 +117,24 @@ def test_files_note_is_in_the_channel_language(tmp_path: Path) -> None:
         "Bijlagen: a.kml. 2 extra afbeeldingen weggelaten om dit bericht onder 500 KB te "
         "houden: b.png, c.png."
     )
+
+
+def test_every_string_in_the_code_and_templates_is_in_the_catalogues() -> None:
+    """A new gettext_/_() string without a translation fails here, not in a field inbox."""
+    from babel.messages.extract import extract_from_dir
+    from babel.messages.pofile import read_po
+
+    root = Path(__file__).parents[2] / "asmspotter" / "alerts"
+    found = {
+        msgid if isinstance(msgid, str) else msgid[0]
+        for _, _, msgid, _, _ in extract_from_dir(
+            str(root),
+            method_map=[("**.py", "python"), ("templates/**.j2", "jinja2")],
+            keywords={"_": None, "gettext_": None, "ngettext_": (1, 2)},
+        )
+    }
+    assert "Nearest place / river" in found and "Attached: {files}." in found
+    for language in ("es", "pt", "nl"):
+        with open(root / "locale" / language / "LC_MESSAGES" / "asmspotter.po", "rb") as f:
+            ids = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(f) if m.id}
+        assert found <= ids, f"{language} lacks {sorted(found - ids)}"

@@ -826,11 +826,25 @@ def render_digest(
         f"{_plural(len(new_this_week), 'site')} first seen in {week} ({week_start} – {week_end}); "
         f"{_plural(len(ordered), 'active site')} in all, {total_ha:.1f} ha mapped."
     )
+    # An active site missing from the latest composite was hidden (cloud): a site
+    # seen clear without mining would have shrunk or closed instead.
+    gaps = sorted((s for s in ordered if s.last_seen < window_end), key=lambda s: s.last_seen)
+    if gaps:
+        summary += " " + (
+            f"Observation gaps: {_plural(len(gaps), 'site')} not seen in the latest composite "
+            "(cloud): " + ", ".join(f"{s.site_id} not seen since {s.last_seen}" for s in gaps) + "."
+        )
     shown = ordered[:max_sites]
     cut = len(ordered) - len(shown)
+
+    def seen(site: DigestSite) -> str:
+        if site.last_seen < window_end:
+            return f"not seen since {site.last_seen} (cloud)"
+        return f"last seen {site.last_seen}"
+
     lines = [
         f"{s.site_id}: {s.area_ha:.1f} ha at {s.centroid_lat:.5f}, {s.centroid_lon:.5f} "
-        f"(first seen {s.first_seen}, last seen {s.last_seen}) "
+        f"(first seen {s.first_seen}, {seen(s)}) "
         f"{osm_url(s.centroid_lat, s.centroid_lon)}"
         for s in shown
     ]
@@ -843,7 +857,7 @@ def render_digest(
             *(
                 f"- **{_md(s.site_id)}**: {s.area_ha:.1f} ha, "
                 f"[{s.centroid_lat:.5f}, {s.centroid_lon:.5f}]"
-                f"({osm_url(s.centroid_lat, s.centroid_lon)}), last seen {s.last_seen}"
+                f"({osm_url(s.centroid_lat, s.centroid_lon)}), {seen(s)}"
                 for s in shown
             ),
             *([_md(more)] if more else []),
@@ -854,7 +868,7 @@ def render_digest(
         f'<td style="{_TD_NUM_STYLE}">{s.area_ha:.1f}</td>'
         f'<td style="{_TD_NUM_STYLE}"><a href="{_esc(osm_url(s.centroid_lat, s.centroid_lon))}">'
         f"{s.centroid_lat:.5f}, {s.centroid_lon:.5f}</a></td>"
-        f'<td style="{_TD_STYLE}">{s.first_seen}</td><td style="{_TD_STYLE}">{s.last_seen}</td>'
+        f'<td style="{_TD_STYLE}">{s.first_seen}</td><td style="{_TD_STYLE}">{_esc(seen(s))}</td>'
         "</tr>"
         for s in shown
     )

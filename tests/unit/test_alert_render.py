@@ -475,3 +475,22 @@ def test_digest_label_and_range_are_the_same_iso_week() -> None:
     msg = render_digest("x", "X", thursday, sites)
     assert "2024-W09" in msg.title
     assert "1 site first seen in 2024-W09 (2024-02-26 – 2024-03-03)" in msg.body_text
+
+
+def test_digest_lists_observation_gaps() -> None:
+    """A site missing from the latest composite reads "not seen since DATE (cloud)"."""
+    from asmspotter.alerts.render import DigestSite, render_digest
+
+    end = dt.date(2024, 2, 29)
+    sites = [
+        DigestSite("s-1", 2.0, 5.0, -54.0, dt.date(2024, 1, 31), end),
+        DigestSite("s-2", 1.0, 5.0, -54.0, dt.date(2024, 1, 1), dt.date(2024, 1, 31)),
+    ]
+    msg = render_digest("x", "X", end, sites)
+    assert "1 site not seen in the latest composite (cloud): s-2 not seen since 2024-01-31" in (
+        msg.body_text
+    )
+    for body in (msg.body_text, msg.body_markdown, msg.body_html):
+        assert "not seen since 2024-01-31 (cloud)" in body
+        assert "last seen 2024-02-29" in body, "a site seen this window says so"
+    assert "s-1" in msg.body_text and "not seen since 2024-02-29" not in msg.body_text

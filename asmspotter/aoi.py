@@ -110,6 +110,11 @@ class AlertChannelConfig(StrictModel):
         "default high and highest: sites the real-imagery verifier agrees with.",
     )
 
+    language: Literal["en", "es", "pt", "nl"] = Field(
+        default="en",
+        description="Language of this channel's alerts: en, es, pt or nl.",
+    )
+
     @field_validator("url")
     @classmethod
     def _url_has_scheme(cls, value: str) -> str:

@@ -19,6 +19,8 @@ from asmspotter.alerts.dispatch import (
     send_failure_alert,
     stale_data_reason,
 )
+from asmspotter.alerts.evidence import ModelInfo
+from asmspotter.alerts.facts import prefect_run_url
 from asmspotter.alerts.quicklook import Quicklook, build_run_quicklooks
 from asmspotter.events import SiteEvent
 from asmspotter.monitor import RunContext, open_store, previous_composite_path
@@ -62,7 +64,31 @@ def send_alerts(
         alert_dir=ctx.run_dir / "alerts",
         outbox_dir=ctx.settings.outbox_dir,
         quicklook=quicklook,
+        run_url=_public_run_url(),
+        model=_model_info(ctx),
     )
+
+
+def _model_info(ctx: RunContext) -> ModelInfo | None:
+    """The AOI's detector as its evidence packets record it; None if its card is unreadable."""
+    from asmspotter.detect.model_card import load_card
+    from asmspotter.errors import AsmspotterError
+
+    detection = ctx.aoi.config.detection
+    try:
+        card = load_card(ctx.settings.models_dir / detection.model)
+    except AsmspotterError:
+        return None
+    threshold = detection.threshold if detection.threshold is not None else card.threshold
+    return ModelInfo(card.name, card.version, threshold)
+
+
+def _public_run_url() -> str | None:
+    """This flow run's page in the Prefect UI, when that UI is reachable by readers."""
+    from prefect.runtime import flow_run
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    return prefect_run_url(PREFECT_UI_URL.value(), PREFECT_API_URL.value(), flow_run.id)
 
 
 @task(name="alert-no-data", task_run_name="no-data-{ctx.aoi.name}", cache_policy=NO_CACHE)

@@ -18,6 +18,7 @@ a redacted form.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import logging
 import mimetypes
@@ -27,7 +28,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import apprise
 
-from asmspotter.alerts.render import IMAGES_END, IMAGES_START, AlertMessage
+from asmspotter.alerts.render import IMAGES_END, IMAGES_START, AlertMessage, give_normal_mode
 from asmspotter.errors import AlertDeliveryError
 
 logger = logging.getLogger(__name__)
@@ -311,9 +312,9 @@ def _is_slack(url: str) -> bool:
 
 
 def _files_line(attachments: Sequence[Path], why: str) -> str:
-    """Markdown line telling where the attachment files are, for channels that drop them."""
-    where = ", ".join(f"`{p.resolve()}`" for p in attachments)
-    return f"_{why}; the files are at: {where}_"
+    """Markdown line naming the files a channel drops (names only: no server paths)."""
+    names = ", ".join(f"`{p.name}`" for p in attachments)
+    return f"_{why}: {names}; they come with the e-mail and the outbox._"
 
 
 def _email_url_inline(url: str) -> tuple[str, bool]:
@@ -334,6 +335,38 @@ def _without_image_block(body_html: str) -> str:
     if start < 0 or end < start:
         return body_html
     return body_html[:start] + body_html[end + len(IMAGES_END) :]
+
+
+@contextmanager
+def _email_plain_part(body_html: str, body_text: str) -> Iterator[None]:
+    """Make apprise's e-mail use our own text as the ``text/plain`` alternative.
+
+    apprise builds the plain part of an HTML e-mail by converting the HTML, which
+    turns the site table into one cell per line. While this is active, converting
+    ``body_html`` (and what apprise appends to it) to text yields ``body_text``
+    (the outbox ``message.txt``); every other conversion is apprise's own. Sends are serialised
+    (:data:`_send_lock`), so the swap cannot leak into another send.
+    """
+    from apprise.plugins.email import base
+
+    email_base: Any = base  # the module global apprise's e-mail builder calls
+    original = email_base.convert_between
+
+    def convert(from_format: Any, to_format: Any, content: str = "", *args: Any) -> Any:
+        if (
+            from_format == apprise.NotifyFormat.HTML
+            and to_format == apprise.NotifyFormat.TEXT
+            # apprise strips the body and may append <img> anchors to it
+            and content.strip().startswith(body_html.strip())
+        ):
+            return body_text
+        return original(from_format, to_format, content, *args)
+
+    email_base.convert_between = convert
+    try:
+        yield
+    finally:
+        email_base.convert_between = original
 
 
 def send_alert(
@@ -396,7 +429,11 @@ def send_alert(
             body = message.body_compact or body
             carries_files = getattr(plugin, "mode", None) not in _SLACK_MODES_WITHOUT_FILES
             if present and not carries_files:
-                body += "\n" + _files_line(present, "Attachments are not carried by Slack webhooks")
+                body += "\n" + _files_line(
+                    present,
+                    "Slack webhooks cannot carry images or files (a bot token, "
+                    "slack://xoxb-.../#channel, can)",
+                )
         elif _native_format(plugin) == apprise.NotifyFormat.TEXT:
             body, body_format = message.body_text, apprise.NotifyFormat.TEXT
             if present and not carries_files:
@@ -412,12 +449,18 @@ def send_alert(
 
         sender = apprise.Apprise()
         sender.add(plugin)
+        plain = (
+            _email_plain_part(body, f"{message.title}\n\n{message.body_text}")
+            if scheme in _EMAIL_SCHEMES
+            else nullcontext()
+        )
         try:
-            ok = bool(
-                sender.notify(
-                    title=message.title, body=body, body_format=body_format, attach=attach
+            with plain:
+                ok = bool(
+                    sender.notify(
+                        title=message.title, body=body, body_format=body_format, attach=attach
+                    )
                 )
-            )
         except Exception as exc:  # apprise returns False on failure; this is a plugin bug
             ok = False
             capture.records.append(
@@ -466,10 +509,25 @@ def _write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        give_normal_mode(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _html_with_file_links(body_html: str, names: dict[str, str]) -> str:
+    """Point the e-mail's ``cid:`` images at the files beside ``message.html``.
+
+    ``cid:`` only resolves inside a MIME message; opened from the outbox folder in a
+    browser, the HTML needs relative links to the copied files.
+    """
+
+    def link(match: re.Match[str]) -> str:
+        name = html.unescape(match.group(1))
+        return 'src="' + html.escape(quote(names.get(name, name)), quote=True) + '"'
+
+    return re.sub(r'src="cid:([^"]+)"', link, body_html)
 
 
 def write_outbox(message: AlertMessage, attachments: Sequence[Path], outbox_dir: Path) -> Path:
@@ -494,6 +552,7 @@ def write_outbox(message: AlertMessage, attachments: Sequence[Path], outbox_dir:
     folder.mkdir(parents=True, exist_ok=True)
 
     copied: list[str] = []
+    renamed: dict[str, str] = {}
     missing: list[str] = []
     for src in attachments:
         if not src.is_file():
@@ -503,13 +562,14 @@ def write_outbox(message: AlertMessage, attachments: Sequence[Path], outbox_dir:
         name = src.name
         if name in _OUTBOX_FILES or name in copied:
             name = f"{len(copied) + 1}-{name}"
+        renamed[src.name] = name
         if src.resolve() != (folder / name).resolve():
             tmp = folder / f".{name}.partial"
             shutil.copy2(src, tmp)
             os.replace(tmp, folder / name)
         copied.append(name)
 
-    _write_atomic(folder / "message.html", message.body_html)
+    _write_atomic(folder / "message.html", _html_with_file_links(message.body_html, renamed))
     _write_atomic(folder / "message.txt", f"{message.title}\n\n{message.body_text}")
     _write_atomic(folder / "message.md", f"# {message.title}\n\n{message.body_markdown}")
     manifest = {

@@ -28,7 +28,10 @@ from pathlib import Path
 from shapely import wkt as shapely_wkt
 
 from asmspotter.alerts.deliver import Channel, channel_from_url, send_alert, write_outbox
-from asmspotter.alerts.quicklook import Quicklook
+from asmspotter.alerts.evidence import ModelInfo, SceneInfo, write_evidence_packet
+from asmspotter.alerts.field_exports import write_field_exports
+from asmspotter.alerts.i18n import gettext_, ngettext_, use_language
+from asmspotter.alerts.quicklook import EMAIL_BUDGET_BYTES, Quicklook, fit_images_to_budget
 from asmspotter.alerts.render import (
     AlertMessage,
     DigestSite,
@@ -43,6 +46,9 @@ from asmspotter.errors import AOIConfigError
 from asmspotter.events import CONFIDENCE_LEVELS, DEFAULT_ALERT_LEVELS, SiteEvent
 from asmspotter.storage import Store
 from asmspotter.storage.store import FailedDelivery, ObservationRecord
+
+_BODY_BYTES = 80_000
+"""Room kept in an e-mail for the HTML and text bodies and MIME headers."""
 
 MAX_BACKOFF_RUNS = 8
 """A failed delivery is retried at least every this many runs of its AOI."""
@@ -171,6 +177,8 @@ def dispatch_alerts(
     alert_dir: Path,
     outbox_dir: Path,
     quicklook: Quicklook | None = None,
+    run_url: str | None = None,
+    model: ModelInfo | None = None,
 ) -> list[DeliveryOutcome]:
     """Send one message per channel with the events it has not received yet.
 
@@ -185,6 +193,9 @@ def dispatch_alerts(
         alert_dir: Where this run's attachments are written.
         outbox_dir: Where messages go when the AOI has no alert URL.
         quicklook: The run's quicklook PNGs, attached (and inline in email).
+        run_url: Public link to this run (Prefect UI), shown in the messages; None
+            when the UI is not public.
+        model: The detector, recorded in each alert's evidence packet.
 
     Returns:
         One outcome per channel; a failing channel never stops the others.
@@ -226,6 +237,8 @@ def dispatch_alerts(
                 config=config,
                 quicklook=quicklook,
                 current_channel_ids=current_ids,
+                run_url=run_url,
+                model=model,
             )
         )
     return [*outcomes, *send_weekly_digests(store, aoi, window_end, alert_dir.parent)]
@@ -370,6 +383,8 @@ def _deliver_to_channel(
     config: AlertChannelConfig | None = None,
     quicklook: Quicklook | None = None,
     current_channel_ids: Sequence[str] = (),
+    run_url: str | None = None,
+    model: ModelInfo | None = None,
 ) -> DeliveryOutcome:
     already = store.delivered_event_keys(channel.channel_id)
     pending = [e for e in events if event_key(e, window_end) not in already]
@@ -394,25 +409,68 @@ def _deliver_to_channel(
         listed = {e.site_id for e in pending} | {r[0].site_id for r in retries}
         images += [p for site, p in quicklook.before_after.items() if site in listed]
     images = [p for p in images if p.is_file()]
+    alert_dir.mkdir(parents=True, exist_ok=True)
+    alerted = [*pending, *(r[0] for r in retries)]
+    before_run = store.previous_completed_run(aoi.name, window_end)
+    packet = write_evidence_packet(
+        alert_dir / f"{aoi.name}-{window_end}-evidence-{channel.channel_id[:8]}.zip",
+        aoi_name=aoi.name,
+        aoi_title=aoi.title,
+        window_start=window_start,
+        window_end=window_end,
+        before_window_end=before_run.window_end if before_run else None,
+        events=alerted,
+        epsg=epsg,
+        images=images,
+        scenes_after=_used_scenes(store, aoi.name, window_start, window_end),
+        scenes_before=(
+            _used_scenes(store, aoi.name, before_run.window_start, before_run.window_end)
+            if before_run
+            else []
+        ),
+        model=model,
+    )
+    geojson = write_events_geojson(
+        alerted, epsg, alert_dir / f"{aoi.name}-{window_end}-events.geojson"
+    )
+    site_files = [
+        geojson,
+        *write_field_exports(alerted, epsg, alert_dir, f"{aoi.name}-{window_end}-sites"),
+    ]
+    files_bytes = sum(p.stat().st_size for p in site_files) * 4 // 3
+    images, left_out = fit_images_to_budget(
+        images, EMAIL_BUDGET_BYTES - _BODY_BYTES - files_bytes, alert_dir / "email-images"
+    )
+    images_bytes = sum(p.stat().st_size for p in images) * 4 // 3
+    room = EMAIL_BUDGET_BYTES - _BODY_BYTES - files_bytes - images_bytes
+    language = config.language if config else "en"
+    packet_fits = is_outbox or packet.stat().st_size * 4 // 3 <= room
+    if packet_fits:
+        site_files.append(packet)
+    with use_language(language):
+        files_note = _attached_note([*images, *site_files], left_out)
+        if not packet_fits:
+            files_note += " " + gettext_(
+                "The evidence packet {name} ({kb} KB: images, scenes, model, outlines, "
+                "SHA-256) is too big for this message; the operator has it in the run's "
+                "alert files."
+            ).format(name=packet.name, kb=packet.stat().st_size // 1000)
     message = render_alert(
         aoi.name,
         aoi.title,
         window_start,
         window_end,
         pending,
-        files_note=f"Outputs of this run: {alert_dir.parent}",
+        files_note=files_note,
         labels=aoi.config.labels,
         resent=[(event, end) for event, end, _, _, _ in retries],
         image_names=[p.name for p in images],
         max_sites=aoi.config.alerts_policy.max_sites_listed,
+        imagery_before=before_run.window_end if before_run else None,
+        run_url=run_url,
+        language=language,
     )
-    alert_dir.mkdir(parents=True, exist_ok=True)
-    geojson = write_events_geojson(
-        [*pending, *(r[0] for r in retries)],
-        epsg,
-        alert_dir / f"{aoi.name}-{window_end}-events.geojson",
-    )
-    attachments = [*images, geojson]
+    attachments = [*images, *site_files]
     error: str | None = None
     detail: str | None
     if is_outbox:
@@ -459,6 +517,31 @@ def _deliver_to_channel(
     )
 
 
+def _used_scenes(store: Store, aoi_name: str, start: dt.date, end: dt.date) -> list[SceneInfo]:
+    """The scenes a window's composite was built from (acquired within it, used)."""
+    return [
+        SceneInfo(s.provider, s.scene_id, s.acquired, s.cloud_pct)
+        for s in store.scenes(aoi_name)
+        if s.status == "used" and start <= s.acquired.date() <= end
+    ]
+
+
+def _attached_note(files: Sequence[Path], left_out: Sequence[Path] = ()) -> str:
+    """Name the attached files (names only: a server path means nothing to a reader)."""
+    note = gettext_("Attached: {files}.").format(files=", ".join(p.name for p in files))
+    if left_out:
+        note += " " + ngettext_(
+            "{n} more image left out to keep this message under {kb} KB: {files}.",
+            "{n} more images left out to keep this message under {kb} KB: {files}.",
+            len(left_out),
+        ).format(
+            n=len(left_out),
+            kb=EMAIL_BUDGET_BYTES // 1000,
+            files=", ".join(p.name for p in left_out),
+        )
+    return note
+
+
 def render_failure_message(aoi: AOI, window_end: dt.date | None, reason: str) -> AlertMessage:
     """Build the ``run_failed`` message: what failed, why, and where to look."""
     when = f" (window ending {window_end})" if window_end else ""
@@ -483,7 +566,7 @@ def render_failure_message(aoi: AOI, window_end: dt.date | None, reason: str) ->
         body_html=body_html,
         body_markdown=text,
         event_keys=(f"{aoi.name}:run_failed:{key_hash}",),
-        body_compact=f"*{title}*\n{reason}\n",
+        body_compact=f"{reason}\n",
     )
 
 
@@ -565,7 +648,7 @@ def send_test_alert(aoi: AOI, outbox_dir: Path) -> list[tuple[str, bool, str | N
         body_html=f"<!DOCTYPE html><html><body><p>{html.escape(text)}</p></body></html>\n",
         body_markdown=text,
         event_keys=(),
-        body_compact=f"*{title}*\n{text}",
+        body_compact=text,
     )
     if not aoi.config.alerts:
         folder = write_outbox(message, [], outbox_dir)

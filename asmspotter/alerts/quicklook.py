@@ -10,6 +10,7 @@ them to alerts and ``tasks/report.py`` embeds a thumbnail in the run artifact.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,14 @@ from asmspotter.events import SiteEvent
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EVENT_COLOURS", "Quicklook", "render_before_after", "render_quicklook"]
+__all__ = [
+    "EMAIL_BUDGET_BYTES",
+    "EVENT_COLOURS",
+    "Quicklook",
+    "fit_images_to_budget",
+    "render_before_after",
+    "render_quicklook",
+]
 
 EVENT_COLOURS: dict[str, str] = {
     "new": "#ff2020",
@@ -41,6 +49,7 @@ EVENT_COLOURS: dict[str, str] = {
 # few very bright cloud remnants and dark water pixels a median composite keeps.
 _STRETCH_PCT = (2.0, 98.0)
 _DPI = 100
+_PNG_COLOURS = 256
 
 
 @dataclass(frozen=True)
@@ -52,11 +61,18 @@ class Quicklook:
         before_after: One before/after PNG per expanded site, by site id.
         outline_pixels: Site id -> outline vertices in overview PNG pixel coordinates
             (column, row from the top left); lets tests and callers find the sites.
+        label_boxes: Site id -> its label's box (x0, y0, x1, y1) in overview PNG pixels
+            (origin top left).
+        map_box: The map's box in the same pixels; the labels stay inside it.
+        furniture_boxes: Boxes of the legend and north arrow, which no label overlaps.
     """
 
     overview: Path
     before_after: dict[str, Path] = field(default_factory=dict)
     outline_pixels: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    label_boxes: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
+    map_box: tuple[float, float, float, float] | None = None
+    furniture_boxes: tuple[tuple[float, float, float, float], ...] = ()
 
     @property
     def paths(self) -> list[Path]:
@@ -107,8 +123,38 @@ def _nice_length_m(span_m: float) -> float:
     return float(magnitude)
 
 
-def _decorate(ax: Any, extent: tuple[float, float, float, float], epsg: int) -> None:
-    """Scale bar, north arrow and lat/lon ticks on a map axis in a projected CRS."""
+def save_compact_png(fig: Any, out_path: Path, colours: int = _PNG_COLOURS) -> Path:
+    """Save a figure as a palette PNG: a quarter of the RGBA size, so e-mails stay small.
+
+    A 900 px composite quicklook is ~1.6 MB as RGBA and ~250 KB with 256 colours,
+    with no visible loss on a screen (median-cut palette, no dithering noise).
+    """
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=_DPI, format="png")
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        palette = image.convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    palette.save(out_path, format="PNG", optimize=True)
+    return out_path
+
+
+def _decorate(
+    ax: Any,
+    extent: tuple[float, float, float, float],
+    epsg: int,
+    *,
+    north_outside: bool = False,
+) -> None:
+    """Scale bar, north arrow and lat/lon ticks on a map axis in a projected CRS.
+
+    ``north_outside`` puts the north arrow in the right margin, off the map, so it
+    never hides a site or its label.
+    """
     left, right, bottom, top = extent
     width = right - left
     length = _nice_length_m(width)
@@ -129,15 +175,20 @@ def _decorate(ax: Any, extent: tuple[float, float, float, float], epsg: int) -> 
     # Grid north equals true north within a degree or so in UTM near the equator.
     ax.annotate(
         "N",
-        xy=(0.93, 0.95),
-        xytext=(0.93, 0.80),
+        xy=(1.08, 0.98) if north_outside else (0.93, 0.95),
+        xytext=(1.08, 0.84) if north_outside else (0.93, 0.80),
         xycoords="axes fraction",
         ha="center",
         va="center",
-        color="white",
+        color="black" if north_outside else "white",
         fontsize=11,
         fontweight="bold",
-        arrowprops={"arrowstyle": "-|>", "color": "white", "linewidth": 2},
+        arrowprops={
+            "arrowstyle": "-|>",
+            "color": "black" if north_outside else "white",
+            "linewidth": 2,
+        },
+        annotation_clip=False,
     )
     to_lonlat = Transformer.from_crs(epsg, 4326, always_xy=True)
     xticks = np.linspace(left, right, 4)[1:-1]
@@ -192,20 +243,29 @@ def render_quicklook(
 
     rgb, extent = _read_rgb(composite_path)
     fig = plt.figure(figsize=(size_px / _DPI, size_px / _DPI), dpi=_DPI)
-    ax = fig.add_axes((0.1, 0.08, 0.86, 0.84))
+    # The right margin holds the north arrow and the legend, off the map.
+    ax = fig.add_axes((0.1, 0.08, 0.74, 0.84))
     ax.imshow(rgb, extent=extent, origin="upper", interpolation="nearest")
     kinds_drawn: list[str] = []
+    labels: dict[str, Any] = {}
+    left, right, bottom, top = extent
     for event in events:
         colour = EVENT_COLOURS.get(event.kind, "#ffffff")
         for ring in _exteriors(event.geometry):
             ax.plot(ring[:, 0], ring[:, 1], color=colour, linewidth=2.2)
         if event.kind in ("new", "expanded"):
             x, y = event.geometry.centroid.x, event.geometry.centroid.y
-            ax.annotate(
-                event.site_id.rsplit("-", 1)[-1],
+            # The whole id, as in the message; it leans towards the map's centre so
+            # that it never runs off the edge.
+            east = (x - left) / (right - left) > 0.6
+            north = (y - bottom) / (top - bottom) > 0.6
+            labels[event.site_id] = ax.annotate(
+                event.site_id,
                 (x, y),
-                xytext=(8, 8),
+                xytext=(-8 if east else 8, -8 if north else 8),
                 textcoords="offset points",
+                ha="right" if east else "left",
+                va="top" if north else "bottom",
                 color=colour,
                 fontsize=9,
                 fontweight="bold",
@@ -213,15 +273,18 @@ def render_quicklook(
             )
         if event.kind not in kinds_drawn:
             kinds_drawn.append(event.kind)
-    _decorate(ax, extent, epsg)
+    _decorate(ax, extent, epsg, north_outside=True)
     if title:
         ax.set_title(title, fontsize=11)
+    legend = None
     if kinds_drawn:
         handles = [Line2D([], [], color=EVENT_COLOURS.get(k, "#fff"), lw=2.2) for k in kinds_drawn]
-        ax.legend(
+        legend = ax.legend(
             handles,
             [k.replace("_", " ") for k in kinds_drawn],
-            loc="lower right",
+            loc="lower left",
+            bbox_to_anchor=(1.01, 0.0),
+            borderaxespad=0.0,
             fontsize=8,
             framealpha=0.8,
         )
@@ -233,11 +296,24 @@ def render_quicklook(
             display = ax.transData.transform(ring)
             points += [(float(x), float(size_px - y)) for x, y in display]
         outline_pixels[event.site_id] = points
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=_DPI)
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg canvas
+
+    def box(artist: Any) -> tuple[float, float, float, float]:
+        extent_px = artist.get_window_extent(renderer)
+        return (extent_px.x0, size_px - extent_px.y1, extent_px.x1, size_px - extent_px.y0)
+
+    north = [t for t in ax.texts if t.get_text() == "N"]
+    furniture = tuple(box(a) for a in [*north, *([legend] if legend is not None else [])])
+    save_compact_png(fig, out_path)
     plt.close(fig)
     logger.info("Wrote quicklook %s (%d sites)", out_path, len(events))
-    return Quicklook(overview=out_path, outline_pixels=outline_pixels)
+    return Quicklook(
+        overview=out_path,
+        outline_pixels=outline_pixels,
+        label_boxes={site: box(text) for site, text in labels.items()},
+        map_box=box(ax),
+        furniture_boxes=furniture,
+    )
 
 
 def render_before_after(
@@ -289,8 +365,7 @@ def render_before_after(
         ax.set_title(label, fontsize=10)
     fig.suptitle(f"{event.site_id}: {event.kind}, {event.area_ha:.1f} ha", fontsize=11)
     fig.tight_layout()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=_DPI)
+    save_compact_png(fig, out_path)
     plt.close(fig)
     return out_path
 
@@ -355,4 +430,54 @@ def build_run_quicklooks(
                 out_dir / f"before-after-{event.site_id}.png",
                 labels=labels,
             )
-    return Quicklook(overview.overview, pairs, overview.outline_pixels)
+    return dataclasses.replace(overview, before_after=pairs)
+
+
+EMAIL_BUDGET_BYTES = 500_000
+"""Most bytes an alert e-mail may have: small enough for a field phone on a weak link."""
+
+_BASE64_GROWTH = 4 / 3  # MIME attachments travel base64-encoded
+
+
+def fit_images_to_budget(
+    images: Sequence[Path], budget_bytes: int, reduced_dir: Path
+) -> tuple[list[Path], list[Path]]:
+    """Choose the images an e-mail can carry within a byte budget, first ones first.
+
+    The first image (the overview) is shrunk into ``reduced_dir`` when it alone is
+    over the budget; later images (before/after pairs) that do not fit are left out
+    of the message (they stay in the run folder and the evidence packet).
+
+    Args:
+        images: PNGs in order of importance.
+        budget_bytes: Bytes left for images once the body and other files are counted.
+        reduced_dir: Where a shrunken copy of the first image is written.
+
+    Returns:
+        (images to attach, images left out).
+    """
+    from PIL import Image
+
+    kept: list[Path] = []
+    left_out: list[Path] = []
+    used = 0.0
+    for index, path in enumerate(images):
+        size = path.stat().st_size * _BASE64_GROWTH
+        if used + size > budget_bytes and index == 0:
+            scale = max(0.2, (budget_bytes / size) ** 0.5 * 0.9)
+            reduced_dir.mkdir(parents=True, exist_ok=True)
+            smaller = reduced_dir / path.name
+            with Image.open(path) as image:
+                width, height = image.size
+                resized = image.convert("RGB").resize(
+                    (max(1, int(width * scale)), max(1, int(height * scale))),
+                    Image.Resampling.LANCZOS,
+                )
+            resized.quantize(colors=_PNG_COLOURS).save(smaller, format="PNG", optimize=True)
+            path, size = smaller, smaller.stat().st_size * _BASE64_GROWTH
+        if used + size <= budget_bytes:
+            kept.append(path)
+            used += size
+        else:
+            left_out.append(path)
+    return kept, left_out

@@ -14,13 +14,13 @@ from __future__ import annotations
 import html
 import json
 import logging
-import math
 import os
 import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,9 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 from shapely.geometry import mapping
 
+from asmspotter.alerts.facts import dismiss_command, format_dms, nearest_places
+from asmspotter.alerts.i18n import gettext_ as _
+from asmspotter.alerts.i18n import ngettext_, use_language
 from asmspotter.events import ALERT_KINDS, SiteEvent
 
 logger = logging.getLogger(__name__)
@@ -81,7 +84,8 @@ class AlertMessage:
     body_markdown: str
     event_keys: tuple[str, ...]
     body_compact: str = ""
-    """Short Markdown block for chat webhooks (Slack): title, a few sites, a count of the rest."""
+    """Short CommonMark block for chat (Slack): a few sites and a count of the rest, no title
+    line (the channel shows the title; apprise converts the Markdown to Slack mrkdwn)."""
 
 
 def event_key(event: SiteEvent, window_end: date) -> str:
@@ -144,6 +148,11 @@ class _Row:
     clear_observations: str
     nearest: str
     page: str | None = None
+    dms: str = ""
+    river: str = ""
+    imagery_before: str = ""
+    imagery_after: str = ""
+    dismiss: str = ""
 
 
 CONFIDENCE_NOTE = (
@@ -158,28 +167,26 @@ CONFIDENCE_NOTE = (
 def describe_confidence(event: SiteEvent) -> str:
     """``high (verifier 0.93)``, or the level alone when the verifier did not score it."""
     if event.verifier_score is None:
-        return event.confidence
-    return f"{event.confidence} (verifier {event.verifier_score:.2f})"
+        return _(event.confidence)
+    return _("{level} (verifier {score})").format(
+        level=_(event.confidence), score=f"{event.verifier_score:.2f}"
+    )
 
 
 def _describe_event(event: SiteEvent) -> str:
     """Say what happened: ``new`` or ``expanded +2.1 ha (+15%)``."""
     if event.kind != "expanded":
-        return event.kind
+        return _(event.kind)
     if event.growth_ha is None:
-        return "expanded (growth not measurable)"
-    text = f"expanded {event.growth_ha:+.1f} ha"
+        return _("expanded (growth not measurable)")
+    text = _("expanded {growth} ha").format(growth=f"{event.growth_ha:+.1f}")
     if event.growth_pct is not None:
         text += f" ({event.growth_pct:+.0f}%)"
     return text
 
 
-_EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG), for haversine distances
-_COMPASS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
-
-
 def nearest_label(lat: float, lon: float, labels: Mapping[str, Sequence[float]] | None) -> str:
-    """Describe a point by the nearest named place of the AOI.
+    """Describe a point by the nearest named place (not river) of the AOI.
 
     Args:
         lat: Latitude, decimal degrees.
@@ -187,43 +194,45 @@ def nearest_label(lat: float, lon: float, labels: Mapping[str, Sequence[float]] 
         labels: ``{name: [lon, lat]}`` from the AOI's ``labels``; empty or None gives "".
 
     Returns:
-        e.g. ``"2.3 km NE of Marowijne ferry"`` (direction from the place to the
-        point), or ``""`` when the AOI has no labels.
+        e.g. ``"2.3 km NE (bearing 47°) of Albina"``: geodesic distance and direction
+        from the place to the point, or ``""`` when the AOI names no place.
     """
-    best: tuple[float, str, float] | None = None
-    for name, coords in (labels or {}).items():
-        if len(coords) < 2:
-            continue
-        plon, plat = float(coords[0]), float(coords[1])
-        p1, p2 = math.radians(plat), math.radians(lat)
-        dlat, dlon = p2 - p1, math.radians(lon - plon)
-        a = math.sin(dlat / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dlon / 2) ** 2
-        dist = 2 * _EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
-        bearing = math.degrees(
-            math.atan2(
-                math.sin(dlon) * math.cos(p2),
-                math.cos(p1) * math.sin(p2) - math.sin(p1) * math.cos(p2) * math.cos(dlon),
-            )
-        )
-        if best is None or dist < best[0]:
-            best = (dist, name, bearing % 360)
-    if best is None:
+    place, _ = nearest_places(lat, lon, labels)
+    return _describe_fix(place)
+
+
+def _describe_fix(fix: Any) -> str:
+    """``2.3 km NE (bearing 47°) of Albina``, ``at Albina``, or "" for no fix."""
+    if fix is None:
         return ""
-    dist, name, bearing = best
-    if dist < 0.05:
-        return f"at {name}"
-    return f"{dist:.1f} km {_COMPASS[round(bearing / 45) % 8]} of {name}"
+    if fix.is_at:
+        return _("at {place}").format(place=fix.name)
+    return _("{km} km {compass} (bearing {degrees}°) of {place}").format(
+        km=f"{fix.distance_km:.1f}",
+        compass=_(fix.compass),
+        degrees=f"{fix.bearing_deg:.0f}",
+        place=fix.name,
+    )
 
 
 def _row(
     event: SiteEvent,
     labels: Mapping[str, Sequence[float]] | None = None,
     resent_from: date | None = None,
+    imagery: tuple[date | None, date] | None = None,
 ) -> _Row:
-    """Format one alertable event (``resent_from``: window end of an earlier, undelivered one)."""
+    """Format one alertable event (``resent_from``: window end of an earlier, undelivered one).
+
+    ``imagery`` is (window end of the composite compared against, this composite's
+    window end); a resent event shows only its own window end.
+    """
     described = _describe_event(event)
+    place, river = nearest_places(event.centroid_lat, event.centroid_lon, labels)
+    before, after = imagery if imagery is not None else (None, None)
     if resent_from is not None:
-        described += f" (window ending {resent_from.isoformat()}, resent)"
+        before, after = None, resent_from
+    if resent_from is not None:
+        described += " " + _("(window ending {date}, resent)").format(date=resent_from.isoformat())
     return _Row(
         site_id=event.site_id,
         event=described,
@@ -234,8 +243,13 @@ def _row(
         confidence=describe_confidence(event),
         first_seen=event.first_seen.isoformat(),
         clear_observations=str(event.clear_observations),
-        nearest=nearest_label(event.centroid_lat, event.centroid_lon, labels),
+        nearest=_describe_fix(place),
         page=site_page_url(event.site_id),
+        dms=format_dms(event.centroid_lat, event.centroid_lon),
+        river=_describe_fix(river),
+        imagery_before=before.isoformat() if before else "",
+        imagery_after=after.isoformat() if after else "",
+        dismiss=dismiss_command(event.site_id),
     )
 
 
@@ -249,28 +263,30 @@ def _build_title(aoi_title: str, window: str, counts: Counter[str]) -> str:
     n_new, n_expanded = counts["new"], counts["expanded"]
     parts = []
     if n_new:
-        parts.append(f"{n_new} new")
+        parts.append(_("{n} new").format(n=n_new))
     if n_expanded:
-        parts.append(f"{n_expanded} expanding")
+        parts.append(_("{n} expanding").format(n=n_expanded))
     if not parts:
-        what = "no new or expanding mining sites"
+        what = _("no new or expanding mining sites")
     else:
-        noun = "mining site" if n_new + n_expanded == 1 else "mining sites"
-        what = f"{', '.join(parts)} {noun}"
-    return f"asmspotter: {what} in {aoi_title} (window {window})"
+        noun = ngettext_("mining site", "mining sites", n_new + n_expanded)
+        what = _("{counts} {noun}").format(counts=", ".join(parts), noun=noun)
+    return _("asmspotter: {what} in {aoi} (window {window})").format(
+        what=what, aoi=aoi_title, window=window
+    )
 
 
 def _other_counts_sentence(counts: Counter[str]) -> str | None:
     """Summarise the events that are not listed (unchanged, shrunk, not seen)."""
     labels = (
-        ("unchanged", "unchanged"),
-        ("shrunk", "shrunk"),
-        ("not_seen", "not seen (hidden by cloud)"),
+        ("unchanged", _("unchanged")),
+        ("shrunk", _("shrunk")),
+        ("not_seen", _("not seen (hidden by cloud)")),
     )
     parts = [f"{counts[kind]} {label}" for kind, label in labels if counts[kind]]
     if not parts:
         return None
-    return "Other tracked sites this window: " + ", ".join(parts) + "."
+    return _("Other tracked sites this window: {list}.").format(list=", ".join(parts))
 
 
 def _md(text: str) -> str:
@@ -296,6 +312,9 @@ def render_alert(
     resent: Sequence[tuple[SiteEvent, date]] = (),
     image_names: Sequence[str] = (),
     compact_max_sites: int = 8,
+    imagery_before: date | None = None,
+    run_url: str | None = None,
+    language: str = "en",
 ) -> AlertMessage:
     """Render the alert for one AOI and one window.
 
@@ -322,6 +341,11 @@ def render_alert(
             HTML body shows them inline as ``cid:<name>`` inside an
             ``<!--images-->`` block that ``deliver`` drops where images cannot be inline.
         compact_max_sites: Most sites listed in ``body_compact`` (chat webhooks).
+        imagery_before: Window end of the composite this one is compared with (the
+            "before" imagery of every site); None when there was none.
+        run_url: Public link to the run (Prefect UI), shown in every body; None hides it.
+        language: ``en``, ``es``, ``pt`` or ``nl`` (the channel's ``language``); every
+            sentence comes from that language's message catalogue.
 
     Returns:
         The rendered message; ``event_keys`` holds every alertable event, listed or not.
@@ -345,6 +369,41 @@ def render_alert(
             "pass the window's first day, then its last."
         )
 
+    with use_language(language):
+        return _render_alert(
+            aoi_name,
+            aoi_title,
+            window_start,
+            window_end,
+            events,
+            max_sites=max_sites,
+            files_note=files_note,
+            labels=labels,
+            resent=resent,
+            image_names=image_names,
+            compact_max_sites=compact_max_sites,
+            imagery_before=imagery_before,
+            run_url=run_url,
+        )
+
+
+def _render_alert(
+    aoi_name: str,
+    aoi_title: str,
+    window_start: date,
+    window_end: date,
+    events: Sequence[SiteEvent],
+    *,
+    max_sites: int,
+    files_note: str | None,
+    labels: Mapping[str, Sequence[float]] | None,
+    resent: Sequence[tuple[SiteEvent, date]],
+    image_names: Sequence[str],
+    compact_max_sites: int,
+    imagery_before: date | None,
+    run_url: str | None,
+) -> AlertMessage:
+    """:func:`render_alert` inside its language."""
     counts: Counter[str] = Counter(e.kind for e in events)
     alertable = sorted(
         (e for e in events if e.is_alertable),
@@ -352,26 +411,36 @@ def render_alert(
     )
     listed: list[tuple[SiteEvent, date | None]] = [(e, None) for e in alertable]
     listed += [(e, end) for e, end in resent if e.is_alertable]
-    rows = [_row(e, labels, end) for e, end in listed]
+    rows = [_row(e, labels, end, (imagery_before, window_end)) for e, end in listed]
     shown = rows[:max_sites]
     n_hidden = len(rows) - len(shown)
     window = f"{window_start.isoformat()} – {window_end.isoformat()}"
     title = _build_title(aoi_title, window, counts)
     n_resent = len(listed) - len(alertable)
     if n_resent:
-        title += f" + {_plural(n_resent, 'earlier alert')} resent"
+        title += " " + ngettext_(
+            "+ {n} earlier alert resent", "+ {n} earlier alerts resent", n_resent
+        ).format(n=n_resent)
 
-    intro = (
-        f"Area of interest: {aoi_title} ({aoi_name}); composite window {window}."
-        if listed
-        else f"Area of interest: {aoi_title} ({aoi_name}); composite window {window}. "
-        "No new or expanding mining sites were detected."
+    intro = _("Area of interest: {title} ({name}); composite window {window}.").format(
+        title=aoi_title, name=aoi_name, window=window
     )
+    if not listed:
+        intro += " " + _("No new or expanding mining sites were detected.")
     hidden_note = (
-        f"… and {_plural(n_hidden, 'more site')}, see the attached GeoJSON." if n_hidden else None
+        ngettext_(
+            "… and {n} more site, see the attached GeoJSON.",
+            "… and {n} more sites, see the attached GeoJSON.",
+            n_hidden,
+        ).format(n=n_hidden)
+        if n_hidden
+        else None
     )
     others = _other_counts_sentence(counts)
-    confidence_note = CONFIDENCE_NOTE
+    confidence_note = _(CONFIDENCE_NOTE)
+    if run_url:
+        files_note = f"{files_note} " if files_note else ""
+        files_note += _("Run details: {url}").format(url=run_url)
 
     message = AlertMessage(
         title=title,
@@ -397,6 +466,40 @@ def render_alert(
     return message
 
 
+def _text_site_block(r: _Row) -> list[str]:
+    """Every fact of one site as indented plain-text lines, for a field team."""
+    lines = [
+        f"- {r.site_id}: "
+        + _("{event}, area {area}, confidence {confidence}").format(
+            event=r.event, area=r.area, confidence=r.confidence
+        )
+    ]
+    lines.append("  " + _("location: {lat}, {lon} ({dms})").format(lat=r.lat, lon=r.lon, dms=r.dms))
+    if r.imagery_after:
+        before = r.imagery_before or _("none")
+        lines.append(
+            "  "
+            + _("imagery: before {before}, after {after}").format(
+                before=before, after=r.imagery_after
+            )
+        )
+    lines.append(
+        "  "
+        + _("first seen {date}, {n} clear observations").format(
+            date=r.first_seen, n=r.clear_observations
+        )
+    )
+    if r.nearest:
+        lines.append("  " + _("nearest place: {where}").format(where=r.nearest))
+    if r.river:
+        lines.append("  " + _("nearest river: {where}").format(where=r.river))
+    lines.append("  " + _("map: {url}").format(url=r.url))
+    if r.page:
+        lines.append("  " + _("review: {url}").format(url=r.page))
+    lines.append("  " + _("dismiss if false: {command}").format(command=r.dismiss))
+    return lines
+
+
 def _render_text(
     intro: str,
     rows: Sequence[_Row],
@@ -405,17 +508,10 @@ def _render_text(
     confidence_note: str,
     files_note: str | None,
 ) -> str:
-    """Plain text: one block of two lines per site."""
+    """Plain text: one indented block per site with every fact."""
     lines = [intro, ""]
     for r in rows:
-        lines.append(
-            f"- {r.site_id}: {r.event}, area {r.area}, at {r.lat}, {r.lon}, "
-            f"confidence {r.confidence}, first seen {r.first_seen}, "
-            f"{r.clear_observations} clear observations" + (f", {r.nearest}" if r.nearest else "")
-        )
-        lines.append(f"  map: {r.url}")
-        if r.page:
-            lines.append(f"  review: {r.page}")
+        lines.extend(_text_site_block(r))
     if hidden_note:
         lines.append(hidden_note)
     lines.append("")
@@ -431,17 +527,29 @@ def _render_text(
 def _render_compact(
     title: str, rows: Sequence[_Row], max_sites: int, files_note: str | None
 ) -> str:
-    """A short chat block: one line per site up to ``max_sites``, then how many more."""
-    lines = [f"*{_md(title)}*"]
+    """A short chat block in CommonMark: one line per site up to ``max_sites``, then a count.
+
+    No title line: apprise sends the title itself, and Slack would show it twice.
+    apprise turns the CommonMark into Slack's mrkdwn (``**b**`` -> ``*b*``,
+    ``[t](u)`` -> ``<u|t>``); writing mrkdwn here would be converted a second time.
+    """
+    del title  # the channel shows it
+    lines = []
     for r in rows[:max_sites]:
         near = f", {_md(r.nearest)}" if r.nearest else ""
+        site = f"[{_md(r.site_id)}]({r.page})" if r.page else _md(r.site_id)
         lines.append(
-            f"• {_md(r.site_id)} {_md(r.event)}, {r.area}, <{r.url}|{r.lat}, {r.lon}>{near}"
+            f"- **{site}** {_md(r.event)}, {r.area}, {_md(r.confidence)}, "
+            f"[{r.lat}, {r.lon}]({r.url}){near}; " + _("dismiss:") + f" `{r.dismiss}`"
         )
     if len(rows) > max_sites:
-        lines.append(
-            f"• _… and {_plural(len(rows) - max_sites, 'more site')}; see the email or GeoJSON._"
-        )
+        n_more = len(rows) - max_sites
+        more = ngettext_(
+            "… and {n} more site; see the email or GeoJSON.",
+            "… and {n} more sites; see the email or GeoJSON.",
+            n_more,
+        ).format(n=n_more)
+        lines.append(f"- _{more}_")
     if files_note:
         lines.append(_md(files_note))
     return "\n".join(lines) + "\n"
@@ -461,10 +569,24 @@ def _render_markdown(
         lines.append(
             f"- **{f'[{_md(r.site_id)}]({r.page})' if r.page else _md(r.site_id)}** "
             f"{_md(r.event)}, {r.area}, "
-            f"[{r.lat}, {r.lon}]({r.url}), confidence {r.confidence}, "
-            f"first seen {r.first_seen}, {r.clear_observations} clear obs."
+            f"[{r.lat}, {r.lon}]({r.url}) ({_md(r.dms)}), "
+            + _("confidence {confidence}").format(confidence=r.confidence)
+            + ", "
+            + _("first seen {date}, {n} clear observations").format(
+                date=r.first_seen, n=r.clear_observations
+            )
+            + (
+                ", "
+                + _("imagery: before {before}, after {after}").format(
+                    before=r.imagery_before or _("none"), after=r.imagery_after
+                )
+                if r.imagery_after
+                else ""
+            )
             + (f", {_md(r.nearest)}" if r.nearest else "")
+            + (", " + _("nearest river: {where}").format(where=_md(r.river)) if r.river else "")
         )
+        lines.append("  " + _("dismiss:") + f" `{r.dismiss}`")
     if hidden_note:
         lines.append(f"- _{_md(hidden_note)}_")
     lines.append("")
@@ -501,67 +623,60 @@ def _render_html(
     files_note: str | None,
     image_names: Sequence[str] = (),
 ) -> str:
-    """HTML document with a table of sites; every string escaped, CSS inline for email."""
-    parts = [
-        "<!DOCTYPE html>",
-        '<html><head><meta charset="utf-8">',
-        f"<title>{_esc(title)}</title></head>",
-        '<body style="margin:16px;">',
-        f'<h2 style="font-family:Arial,Helvetica,sans-serif;">{_esc(title)}</h2>',
-        f'<p style="{_P_STYLE}">{_esc(intro)}</p>',
-    ]
-    if rows:
-        headers = (
-            "Site",
-            "Event",
-            "Area",
-            "Location (lat, lon)",
-            "Confidence",
-            "First seen",
-            "Clear obs.",
-            "Nearest place",
-        )
-        parts.append(f'<table style="{_TABLE_STYLE}">')
-        parts.append(
-            "<thead><tr>"
-            + "".join(f'<th style="{_TH_STYLE}">{_esc(h)}</th>' for h in headers)
-            + "</tr></thead><tbody>"
-        )
-        for r in rows:
-            location = f'<a href="{_esc(r.url)}">{_esc(r.lat)}, {_esc(r.lon)}</a>'
-            site_cell = (
-                f'<a href="{_esc(r.page)}">{_esc(r.site_id)}</a>' if r.page else _esc(r.site_id)
-            )
-            parts.append(
-                "<tr>"
-                f'<td style="{_TD_STYLE}">{site_cell}</td>'
-                f'<td style="{_TD_STYLE}">{_esc(r.event)}</td>'
-                f'<td style="{_TD_NUM_STYLE}">{_esc(r.area)}</td>'
-                f'<td style="{_TD_NUM_STYLE}">{location}</td>'
-                f'<td style="{_TD_NUM_STYLE}">{_esc(r.confidence)}</td>'
-                f'<td style="{_TD_NUM_STYLE}">{_esc(r.first_seen)}</td>'
-                f'<td style="{_TD_NUM_STYLE}">{_esc(r.clear_observations)}</td>'
-                f'<td style="{_TD_STYLE}">{_esc(r.nearest)}</td>'
-                "</tr>"
-            )
-        parts.append("</tbody></table>")
-    if hidden_note:
-        parts.append(f'<p style="{_P_STYLE}font-weight:bold;">{_esc(hidden_note)}</p>')
-    if rows:
-        parts.append(f'<p style="{_P_STYLE}color:#555;">{_esc(confidence_note)}</p>')
-    if others:
-        parts.append(f'<p style="{_P_STYLE}">{_esc(others)}</p>')
-    if files_note:
-        parts.append(f'<p style="{_P_STYLE}">{_esc(files_note)}</p>')
-    if image_names:
-        parts.append(IMAGES_START)
-        for name in image_names:
-            parts.append(
-                f'<p><img src="cid:{_esc(name)}" alt="{_esc(name)}" style="max-width:100%;"></p>'
-            )
-        parts.append(IMAGES_END)
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    """HTML document with a table of sites (``templates/alert.html.j2``, autoescaped)."""
+    from markupsafe import Markup
+
+    template = _template_environment().get_template("alert.html.j2")
+    rendered: str = template.render(
+        title=title,
+        intro=intro,
+        rows=rows,
+        hidden_note=hidden_note,
+        others=others,
+        confidence_note=confidence_note,
+        files_note=files_note,
+        image_names=image_names,
+        images_start=Markup(IMAGES_START),
+        images_end=Markup(IMAGES_END),
+        s={
+            "p": _P_STYLE,
+            "table": _TABLE_STYLE,
+            "th": _TH_STYLE,
+            "td": _TD_STYLE,
+            "td_num": _TD_NUM_STYLE,
+        },
+    )
+    return rendered.strip() + "\n"
+
+
+@lru_cache(maxsize=1)
+def _template_environment() -> Any:
+    """The Jinja2 environment of the alert templates, its ``_`` the active catalogue."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("asmspotter.alerts", "templates"),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        keep_trailing_newline=True,
+    )
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda message: _(message),
+        lambda singular, plural, n: ngettext_(singular, plural, n),
+        newstyle=False,
+    )
+    return env
+
+
+def give_normal_mode(path: Path) -> None:
+    """Give a file written through ``mkstemp`` (mode 0600) the mode of any other output.
+
+    That is 0666 less the process umask (0644 under the usual 022), so the web app,
+    a mail relay or a colleague can read alert files like every other run output.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _to_lonlat(epsg: int) -> Transformer:
@@ -641,6 +756,7 @@ def write_events_geojson(events: Sequence[SiteEvent], epsg: int, path: Path) -> 
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(collection, f, ensure_ascii=False, indent=1)
             f.write("\n")
+        give_normal_mode(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -676,6 +792,12 @@ def digest_key(aoi_name: str, window_end: date) -> str:
     return f"{aoi_name}:digest:{year}-W{week:02d}"
 
 
+def iso_week_range(day: date) -> tuple[date, date]:
+    """The Monday and Sunday of the ISO week that holds ``day``."""
+    monday = day - timedelta(days=day.isoweekday() - 1)
+    return monday, monday + timedelta(days=6)
+
+
 def render_digest(
     aoi_name: str,
     aoi_title: str,
@@ -686,12 +808,13 @@ def render_digest(
 ) -> AlertMessage:
     """The weekly digest: every active site of an AOI, largest first, and this week's news.
 
-    "This week" is the seven days ending on ``window_end``; long lists are cut with a
-    count of what was left out (all sites are in the attached GeoJSON).
+    "This week" is the ISO week (Monday to Sunday) that holds ``window_end``, the
+    same week the label names (``2024-W09`` = 2024-02-26 to 2024-03-03); long lists
+    are cut with a count of what was left out (all sites are in the attached GeoJSON).
     """
-    week_start = window_end - timedelta(days=6)
+    week_start, week_end = iso_week_range(window_end)
     ordered = sorted(sites, key=lambda s: (-s.area_ha, s.site_id))
-    new_this_week = [s for s in ordered if s.first_seen >= week_start]
+    new_this_week = [s for s in ordered if week_start <= s.first_seen <= week_end]
     total_ha = sum(s.area_ha for s in ordered)
     key = digest_key(aoi_name, window_end)
     week = key.split(":")[-1]
@@ -700,14 +823,28 @@ def render_digest(
         f"({total_ha:.1f} ha) in {aoi_title}"
     )
     summary = (
-        f"{_plural(len(new_this_week), 'site')} first seen in {week_start} – {window_end}; "
+        f"{_plural(len(new_this_week), 'site')} first seen in {week} ({week_start} – {week_end}); "
         f"{_plural(len(ordered), 'active site')} in all, {total_ha:.1f} ha mapped."
     )
+    # An active site missing from the latest composite was hidden (cloud): a site
+    # seen clear without mining would have shrunk or closed instead.
+    gaps = sorted((s for s in ordered if s.last_seen < window_end), key=lambda s: s.last_seen)
+    if gaps:
+        summary += " " + (
+            f"Observation gaps: {_plural(len(gaps), 'site')} not seen in the latest composite "
+            "(cloud): " + ", ".join(f"{s.site_id} not seen since {s.last_seen}" for s in gaps) + "."
+        )
     shown = ordered[:max_sites]
     cut = len(ordered) - len(shown)
+
+    def seen(site: DigestSite) -> str:
+        if site.last_seen < window_end:
+            return f"not seen since {site.last_seen} (cloud)"
+        return f"last seen {site.last_seen}"
+
     lines = [
         f"{s.site_id}: {s.area_ha:.1f} ha at {s.centroid_lat:.5f}, {s.centroid_lon:.5f} "
-        f"(first seen {s.first_seen}, last seen {s.last_seen}) "
+        f"(first seen {s.first_seen}, {seen(s)}) "
         f"{osm_url(s.centroid_lat, s.centroid_lon)}"
         for s in shown
     ]
@@ -720,7 +857,7 @@ def render_digest(
             *(
                 f"- **{_md(s.site_id)}**: {s.area_ha:.1f} ha, "
                 f"[{s.centroid_lat:.5f}, {s.centroid_lon:.5f}]"
-                f"({osm_url(s.centroid_lat, s.centroid_lon)}), last seen {s.last_seen}"
+                f"({osm_url(s.centroid_lat, s.centroid_lon)}), {seen(s)}"
                 for s in shown
             ),
             *([_md(more)] if more else []),
@@ -731,7 +868,7 @@ def render_digest(
         f'<td style="{_TD_NUM_STYLE}">{s.area_ha:.1f}</td>'
         f'<td style="{_TD_NUM_STYLE}"><a href="{_esc(osm_url(s.centroid_lat, s.centroid_lon))}">'
         f"{s.centroid_lat:.5f}, {s.centroid_lon:.5f}</a></td>"
-        f'<td style="{_TD_STYLE}">{s.first_seen}</td><td style="{_TD_STYLE}">{s.last_seen}</td>'
+        f'<td style="{_TD_STYLE}">{s.first_seen}</td><td style="{_TD_STYLE}">{_esc(seen(s))}</td>'
         "</tr>"
         for s in shown
     )
@@ -746,7 +883,7 @@ def render_digest(
         + (f'<p style="{_P_STYLE}">{_esc(more)}</p>' if more else "")
         + "</body></html>\n"
     )
-    compact = "\n".join([f"*{title}*", summary, *(f"• {line}" for line in lines[:8])])
+    compact = "\n".join([_md(summary), *(f"- {_md(line)}" for line in lines[:8])])
     if len(lines) > 8 or cut:
         compact += f"\n… and {_plural(len(ordered) - min(8, len(shown)), 'more site')}"
     return AlertMessage(

@@ -20,8 +20,10 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
+from asmspotter.alerts.deliver import write_outbox
 from asmspotter.alerts.dispatch import dispatch_alerts, stale_data_reason
 from asmspotter.alerts.quicklook import build_run_quicklooks
+from asmspotter.alerts.render import render_alert
 from asmspotter.aoi import load_aoi
 from asmspotter.composite.composite import COMPOSITE_BANDS
 from asmspotter.events import SiteEvent
@@ -116,6 +118,50 @@ def run_window(store: Store, aoi: Any, end: dt.date, events: list[SiteEvent], tm
     return outcomes
 
 
+def assert_field_exports(files: dict[str, bytes], tmp: Path) -> None:
+    """KML, GPX, CSV and GeoPackage of the alert each hold site tc-0001 at its place."""
+    import csv
+    import io
+    import xml.etree.ElementTree as ET
+
+    import geopandas as gpd
+
+    stem = "tc-2024-01-31-sites"
+    kml = ET.fromstring(files[f"{stem}.kml"])
+    ns = {"k": "http://www.opengis.net/kml/2.2"}
+    assert [p.findtext("k:name", namespaces=ns) for p in kml.iter(f"{{{ns['k']}}}Placemark")]
+    assert b"tc-0001" in files[f"{stem}.kml"] and b"<Style" in files[f"{stem}.kml"]
+    gpx = ET.fromstring(files[f"{stem}.gpx"])
+    waypoints = [w for w in gpx.iter() if w.tag.endswith("wpt")]
+    assert len(waypoints) == 1
+    assert abs(float(waypoints[0].get("lat", "nan")) - 5.06) < 0.05
+    rows = list(csv.DictReader(io.StringIO(files[f"{stem}.csv"].decode("utf-8"))))
+    assert [r["site_id"] for r in rows] == ["tc-0001"]
+    gpkg = tmp / "check.gpkg"
+    gpkg.write_bytes(files[f"{stem}.gpkg"])
+    frame = gpd.read_file(gpkg)
+    assert list(frame["site_id"]) == ["tc-0001"] and frame.crs.to_epsg() == 4326
+
+
+def _message_of(events: list[SiteEvent], aoi: Any, tmp: Path, packet_name: str) -> Any:
+    """The message dispatch rendered for the January run (same inputs)."""
+    ql = tmp / str(JAN) / "ql"
+    images = [ql / "quicklook.png"]
+    return render_alert(
+        "tc",
+        aoi.title,
+        JAN - dt.timedelta(days=29),
+        JAN,
+        events,
+        files_note="Attached: quicklook.png, tc-2024-01-31-events.geojson, "
+        + ", ".join(f"tc-2024-01-31-sites.{ext}" for ext in ("kml", "gpx", "csv", "gpkg"))
+        + f", {packet_name}.",
+        labels=aoi.config.labels,
+        image_names=[p.name for p in images],
+        max_sites=aoi.config.alerts_policy.max_sites_listed,
+    )
+
+
 def test_email_and_json_webhook_carry_html_images_and_geojson(tmp_path, webhook):
     port_http, posts = webhook
     with serve_smtp() as (port, inbox):
@@ -137,12 +183,32 @@ def test_email_and_json_webhook_carry_html_images_and_geojson(tmp_path, webhook)
         assert inbox.received[0][0] == ["field@example.org"]
         html = message.get_body(("html",)).get_content()
         assert "tc-0001" in html and "Marowijne ferry" in html and "cid:quicklook.png" in html
+        plain = message.get_body(("plain",)).get_content()
+        for body in (html, plain, posts[0]["message"] if posts else plain):
+            assert str(tmp_path) not in body, "no server paths in a message"
+            assert "asmspotter sites dismiss tc-0001 --reason" in body
+        assert "bearing" in html and "Attached: quicklook.png" in html
+        assert len(inbox.received[0][1]) <= 500_000, "the e-mail fits a field phone's budget"
         parts = {p.get_filename(): p for p in message.walk() if p.get_filename()}
+        packet = next(n for n in parts if n.startswith("tc-2024-01-31-evidence-"))
+        assert packet.endswith(".zip") and packet in html, "the packet is attached and named"
+        # The plain part is the project's own text, exactly what the outbox keeps.
+        import difflib
+
+        outbox = write_outbox(_message_of(events, aoi, tmp_path, packet), [], tmp_path / "ob")
+        expected_text = (outbox / "message.txt").read_text(encoding="utf-8").strip()
+        got_text = plain.replace("\r\n", "\n").strip()
+        assert got_text == expected_text, "\n".join(
+            difflib.unified_diff(expected_text.splitlines(), got_text.splitlines(), lineterm="")
+        )
         assert parts["quicklook.png"].get_content_type() == "image/png"
         assert parts["quicklook.png"].get_payload(decode=True)[:8] == b"\x89PNG\r\n\x1a\n"
         geojson_name = "tc-2024-01-31-events.geojson"
         geojson = json.loads(parts[geojson_name].get_payload(decode=True))
         assert [f["properties"]["site_id"] for f in geojson["features"]] == ["tc-0001"]
+        assert_field_exports(
+            {name: p.get_payload(decode=True) for name, p in parts.items()}, tmp_path
+        )
 
     assert len(posts) == 1
     post = posts[0]
@@ -151,6 +217,7 @@ def test_email_and_json_webhook_carry_html_images_and_geojson(tmp_path, webhook)
     names = {a["filename"]: a for a in post["attachments"]}
     assert base64.b64decode(names["quicklook.png"]["base64"])[:4] == b"\x89PNG"
     assert json.loads(base64.b64decode(names[geojson_name]["base64"]))["features"]
+    assert_field_exports({n: base64.b64decode(a["base64"]) for n, a in names.items()}, tmp_path)
 
 
 def test_down_channel_does_not_block_and_is_retried_once_next_run(tmp_path, webhook):

@@ -7,6 +7,7 @@ import datetime as dt
 import html
 import json
 import logging
+import os
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -141,7 +142,8 @@ def test_only_new_and_expanded_are_listed() -> None:
     parser = _TableRows()
     parser.feed(msg.body_html)
     assert parser.rows == 1 + 4, "one header row and one row per alertable site"
-    assert parser.headers == 8  # site, event, area, location, confidence, first seen, obs, place
+    # site, event, area, location, confidence, imagery, first seen, obs, place/river
+    assert parser.headers == 9
 
 
 def test_site_line_content() -> None:
@@ -154,12 +156,15 @@ def test_site_line_content() -> None:
     assert url in msg.body_text
     assert f"({url})" in msg.body_markdown
     assert html.escape(url) in msg.body_html, "the & in the link is escaped in HTML"
-    line = next(ln for ln in msg.body_text.splitlines() if ln.startswith("- demo-0003"))
+    lines = msg.body_text.splitlines()
+    first = lines.index(next(ln for ln in lines if ln.startswith("- demo-0003")))
+    line = lines[first]
     assert "expanded +0.5 ha (+25%)" in line
     assert "area 2.2 ha" in line, "150 m square = 2.25 ha, one decimal"
     assert "confidence high (verifier 0.87)" in line
-    assert "first seen 2023-12-01" in line
-    assert "4 clear observations" in line
+    block = "\n".join(lines[first : first + 8])
+    assert "first seen 2023-12-01" in block
+    assert "4 clear observations" in block
 
 
 def test_growth_not_measurable_and_missing_probability() -> None:
@@ -167,7 +172,7 @@ def test_growth_not_measurable_and_missing_probability() -> None:
     event = SiteEvent(**{**event.__dict__, "mean_probability": None})
     msg = render_alert("x", "X", START, END, [event])
     assert "expanded (growth not measurable)" in msg.body_text
-    assert "confidence nominal," in msg.body_text  # no verifier score: the level alone
+    assert "confidence nominal\n" in msg.body_text  # no verifier score: the level alone
 
 
 def test_truncation_says_how_many_were_cut() -> None:
@@ -203,7 +208,8 @@ def test_html_escapes_every_string() -> None:
     )
     assert "<script>" not in msg.body_html
     assert "<b>s1</b>" not in msg.body_html and "<i>files</i>" not in msg.body_html
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; Co" in msg.body_html
+    # Jinja2 (markupsafe) writes " as &#34;, html.escape as &quot;: both are escaped.
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Co" in msg.body_html
     assert "&lt;b&gt;s1&lt;/b&gt;" in msg.body_html
     assert "&lt;i&gt;files&lt;/i&gt;" in msg.body_html
     assert "\\<b\\>s1\\</b\\>" in msg.body_markdown
@@ -393,8 +399,8 @@ def test_slack_webhook_gets_markdown_and_a_files_line(
     assert call["body_format"] == apprise.NotifyFormat.MARKDOWN
     body = str(call["body"])
     assert body.startswith(msg.body_compact), "Slack gets the compact block"
-    assert "Attachments are not carried by Slack webhooks" in body
-    assert str(attachment.resolve()) in body
+    assert "Slack webhooks cannot carry images or files" in body
+    assert "`events.geojson`" in body and str(tmp_path) not in body, "names, no server paths"
 
 
 def test_email_gets_html(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -420,3 +426,71 @@ def test_log_capture_restores_apprise_logger_level() -> None:
     send_alert(_message(), channel_from_url("nosuchservice://x"), [])
     assert apprise_logger.level == before
     assert not apprise_logger.filters
+
+
+def test_outbox_html_links_its_image_files_and_files_have_normal_modes(tmp_path: Path) -> None:
+    """Opened from the outbox in a browser, the images load; files are 0644 like other outputs."""
+    import stat
+    from html.parser import HTMLParser
+
+    image = tmp_path / "quicklook.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n")
+    events = [make_event(0)]
+    geojson = write_events_geojson(events, 32621, tmp_path / "events.geojson")
+    message = render_alert("x", "X", START, END, events, image_names=[image.name])
+    assert 'src="cid:quicklook.png"' in message.body_html  # the e-mail keeps cid: links
+    old_umask = os.umask(0o022)
+    try:
+        folder = write_outbox(message, [image, geojson], tmp_path / "outbox")
+        geojson2 = write_events_geojson(events, 32621, tmp_path / "again.geojson")
+    finally:
+        os.umask(old_umask)
+
+    class Images(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sources: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "img":
+                self.sources.append(dict(attrs)["src"] or "")
+
+    parser = Images()
+    parser.feed((folder / "message.html").read_text(encoding="utf-8"))
+    assert parser.sources == ["quicklook.png"]
+    assert all((folder / src).is_file() for src in parser.sources)
+    for path in [*folder.iterdir(), geojson2]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+def test_digest_label_and_range_are_the_same_iso_week() -> None:
+    from asmspotter.alerts.render import DigestSite, iso_week_range, render_digest
+
+    thursday = dt.date(2024, 2, 29)  # ISO 2024-W09 runs Monday 02-26 to Sunday 03-03
+    assert iso_week_range(thursday) == (dt.date(2024, 2, 26), dt.date(2024, 3, 3))
+    sites = [
+        DigestSite("s-1", 2.0, 5.0, -54.0, dt.date(2024, 2, 26), thursday),  # this week
+        DigestSite("s-2", 1.0, 5.0, -54.0, dt.date(2024, 2, 25), thursday),  # W08
+    ]
+    msg = render_digest("x", "X", thursday, sites)
+    assert "2024-W09" in msg.title
+    assert "1 site first seen in 2024-W09 (2024-02-26 – 2024-03-03)" in msg.body_text
+
+
+def test_digest_lists_observation_gaps() -> None:
+    """A site missing from the latest composite reads "not seen since DATE (cloud)"."""
+    from asmspotter.alerts.render import DigestSite, render_digest
+
+    end = dt.date(2024, 2, 29)
+    sites = [
+        DigestSite("s-1", 2.0, 5.0, -54.0, dt.date(2024, 1, 31), end),
+        DigestSite("s-2", 1.0, 5.0, -54.0, dt.date(2024, 1, 1), dt.date(2024, 1, 31)),
+    ]
+    msg = render_digest("x", "X", end, sites)
+    assert "1 site not seen in the latest composite (cloud): s-2 not seen since 2024-01-31" in (
+        msg.body_text
+    )
+    for body in (msg.body_text, msg.body_markdown, msg.body_html):
+        assert "not seen since 2024-01-31 (cloud)" in body
+        assert "last seen 2024-02-29" in body, "a site seen this window says so"
+    assert "s-1" in msg.body_text and "not seen since 2024-02-29" not in msg.body_text

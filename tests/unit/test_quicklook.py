@@ -113,3 +113,59 @@ def test_before_after_pair_for_each_expanded_site(tmp_path, sites):
     assert ql.paths[0] == ql.overview
     uri = render_thumbnail_data_uri(ql.overview)
     assert uri.startswith("data:image/png;base64,") and len(uri) < 400_000
+
+
+def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_labels_are_whole_inside_the_map_and_clear_of_legend_and_arrow(tmp_path):
+    """Sites in the corners (where the arrow and legend used to be) keep whole, clear labels."""
+    composite = write_composite(tmp_path / "composite.tif", seed=4)
+    corners = [
+        event("demo-0006", "new", box(LEFT + 1850, TOP - 150, LEFT + 1950, TOP - 50)),  # NE
+        event("demo-0007", "expanded", box(LEFT + 1850, TOP - 1950, LEFT + 1950, TOP - 1850)),
+        event("demo-0008", "new", box(LEFT + 1900, TOP - 1000, LEFT + 1990, TOP - 900)),  # E edge
+    ]
+    ql = render_quicklook(composite, corners, EPSG, tmp_path / "ql.png", title="t", size_px=900)
+    assert ql.map_box is not None and len(ql.furniture_boxes) == 2
+    mx0, my0, mx1, my1 = ql.map_box
+    for site in ("demo-0006", "demo-0007", "demo-0008"):
+        x0, y0, x1, y1 = ql.label_boxes[site]
+        assert mx0 <= x0 and x1 <= mx1 and my0 <= y0 and y1 <= my1, f"{site} label cut"
+        for furniture in ql.furniture_boxes:
+            assert not _overlaps(ql.label_boxes[site], furniture), f"{site} under legend/arrow"
+
+
+def test_quicklook_png_is_small(tmp_path, sites):
+    """A 900 px quicklook of noisy imagery stays well under the e-mail budget (palette PNG)."""
+    composite = write_composite(tmp_path / "composite.tif", seed=5)
+    ql = render_quicklook(composite, sites, EPSG, tmp_path / "ql.png", title="t", size_px=900)
+    assert ql.overview.stat().st_size < 300_000
+    from PIL import Image
+
+    with Image.open(ql.overview) as image:
+        assert image.mode == "P" and image.size == (900, 900)
+
+
+def test_images_fit_the_email_budget(tmp_path):
+    """An overview over budget is shrunk; pairs that do not fit are left out, in order."""
+    from PIL import Image
+
+    from asmspotter.alerts.quicklook import fit_images_to_budget
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for name, px in (("quicklook.png", 900), ("before-after-a.png", 300), ("ba-b.png", 300)):
+        noise = rng.integers(0, 255, (px, px, 3), dtype=np.uint8)  # incompressible
+        Image.fromarray(noise).save(tmp_path / name)
+        paths.append(tmp_path / name)
+    assert paths[0].stat().st_size > 2_000_000
+    kept, left_out = fit_images_to_budget(paths, 500_000, tmp_path / "small")
+    assert kept[0] == tmp_path / "small" / "quicklook.png"
+    total = sum(p.stat().st_size for p in kept) * 4 / 3
+    assert total <= 500_000
+    assert kept[1:] + left_out == paths[1:]
+    assert left_out, "two incompressible 270 KB pairs cannot both fit beside the overview"
+    with Image.open(kept[0]) as image:
+        assert image.size[0] < 900

@@ -343,11 +343,9 @@ def sites_list(aoi_name: Annotated[str, typer.Argument(help="AOI slug.")]) -> No
         )
 
 
-NEGATIVES_FILE = Path("training") / "negatives.geojson"
-"""Under the data folder: every dismissed site, refreshed on each dismissal."""
-
-POSITIVES_FILE = Path("training") / "positives.geojson"
-"""Under the data folder: every confirmed site, refreshed on each review decision."""
+TRAINING_DIR = Path("training")
+"""Under the data folder: negatives.geojson and positives.geojson, refreshed on each
+review decision (:func:`asmspotter.report.refresh_training_examples`)."""
 
 
 @alerts_app.command("test")
@@ -412,7 +410,7 @@ def sites_dismiss(
     """Mark a site as a false positive: no more alerts, exported as a negative example."""
     from asmspotter.aoi import find_aoi
     from asmspotter.monitor import open_store
-    from asmspotter.report import write_negatives_geojson, write_positives_geojson
+    from asmspotter.report import refresh_training_examples
     from asmspotter.settings import get_settings
 
     settings = get_settings()
@@ -430,9 +428,7 @@ def sites_dismiss(
         )
     except AsmspotterError:
         rule = f"more than the expansion thresholds in {site.aoi_name}.yaml"
-    negatives = write_negatives_geojson(store.dismissed_sites(), settings.data_dir / NEGATIVES_FILE)
-    # A dismissal lifts an earlier confirmation: the site leaves the positives.
-    write_positives_geojson(store.confirmed_sites(), settings.data_dir / POSITIVES_FILE)
+    negatives, _ = refresh_training_examples(store, settings.data_dir / TRAINING_DIR)
     typer.echo(
         f"{site_id} dismissed ({reason}) at {site.area_ha:.1f} ha. It will not be alerted "
         f"again unless it grows by {rule} over that area.\n"
@@ -479,7 +475,7 @@ def sites_confirm(
 ) -> None:
     """Mark a site as a confirmed mine: it keeps alerting and becomes a training positive."""
     from asmspotter.monitor import open_store
-    from asmspotter.report import write_positives_geojson
+    from asmspotter.report import refresh_training_examples
     from asmspotter.settings import get_settings
 
     settings = get_settings()
@@ -488,7 +484,8 @@ def sites_confirm(
         site = store.confirm_site(site_id, reason)
     except (AsmspotterError, ValueError) as exc:
         raise _fail(str(exc)) from exc
-    positives = write_positives_geojson(store.confirmed_sites(), settings.data_dir / POSITIVES_FILE)
+    # A confirmation lifts an earlier dismissal: the site leaves the negatives too.
+    _, positives = refresh_training_examples(store, settings.data_dir / TRAINING_DIR)
     typer.echo(
         f"{site_id} confirmed ({reason}) at {site.area_ha:.1f} ha.\n"
         f"Positive examples for training: {positives}"
@@ -542,7 +539,7 @@ def web(
     config = WebConfig(
         database_url=settings.resolved_database_url,
         outputs_dir=settings.outputs_dir,
-        training_dir=settings.data_dir / "training",
+        training_dir=settings.data_dir / TRAINING_DIR,
         write_token=token,
         tile_url=tile_url,
         aoi_dir=settings.aoi_dir,

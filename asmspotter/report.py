@@ -334,3 +334,24 @@ def write_positives_geojson(confirmed: Sequence[SiteRecord], path: Path) -> Path
     _write_feature_collection(features, path)
     logger.info("Wrote %d confirmed mining areas to %s", len(features), path)
     return path
+
+
+NEGATIVES_FILENAME = "negatives.geojson"
+"""Every dismissed site, in the training folder."""
+
+POSITIVES_FILENAME = "positives.geojson"
+"""Every confirmed site, in the training folder."""
+
+
+def refresh_training_examples(store: Store, training_dir: Path) -> tuple[Path, Path]:
+    """Rewrite both training files from the store after any review decision.
+
+    A decision can move a site from one side to the other (a confirmation lifts a
+    dismissal and the reverse), so both files are rewritten every time.
+
+    Returns:
+        The negatives and positives paths.
+    """
+    negatives = write_negatives_geojson(store.dismissed_sites(), training_dir / NEGATIVES_FILENAME)
+    positives = write_positives_geojson(store.confirmed_sites(), training_dir / POSITIVES_FILENAME)
+    return negatives, positives

@@ -494,15 +494,9 @@ def create_app(config: WebConfig) -> FastAPI:
         if reason == "other" and note is None:
             raise HTTPException(400, "reason 'other' needs a note saying what it is")
         store.review_site(site.site_id, decision, reason, note=note, source="web")
-        _refresh_training_files(store, config.training_dir)
+        from asmspotter.report import refresh_training_examples
+
+        refresh_training_examples(store, config.training_dir)
         return RedirectResponse(f"/sites/{site.site_id}?reviewed={decision}", status_code=303)
 
     return app
-
-
-def _refresh_training_files(store: Store, training_dir: Path) -> None:
-    """Rewrite every AOI's training negatives and positives after a decision (as the CLI does)."""
-    from asmspotter.report import write_negatives_geojson, write_positives_geojson
-
-    write_negatives_geojson(store.dismissed_sites(), training_dir / "negatives.geojson")
-    write_positives_geojson(store.confirmed_sites(), training_dir / "positives.geojson")

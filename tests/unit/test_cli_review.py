@@ -32,6 +32,15 @@ def test_confirm_writes_positives_and_dismiss_takes_the_site_out_again(tmp_path,
     assert json.loads(positives.read_text())["features"] == []
     with Store(review.database_url) as store:
         assert [r.decision for r in store.site_reviews("rev-0001")] == ["confirmed", "dismissed"]
+    negatives = review.data_dir / "training" / "negatives.geojson"
+    assert [f["properties"]["site_id"] for f in json.loads(negatives.read_text())["features"]] == [
+        "rev-0001"
+    ]
+    # Confirming it again lifts the dismissal: it leaves the negatives, joins the positives.
+    result = runner.invoke(app, ["sites", "confirm", "rev-0001", "--reason", "field visit"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(negatives.read_text())["features"] == []
+    assert [f["id"] for f in json.loads(positives.read_text())["features"]] == ["rev-0001"]
 
     empty = runner.invoke(app, ["sites", "confirm", "rev-0002", "--reason", " "])
     assert empty.exit_code == 1 and "give a reason for confirming" in empty.output

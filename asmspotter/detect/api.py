@@ -36,13 +36,7 @@ from rasterio.features import rasterize
 from asmspotter.composite.composite import clear_footprint_from_valid
 from asmspotter.detect.infer import build_features, load_model, predict_probabilities
 from asmspotter.detect.model_card import check_model_fits
-from asmspotter.detect.site_verification import (
-    ArrayPatches,
-    candidate_threshold_for,
-    confirm_candidates,
-    verifier_for,
-    verify_detections,
-)
+from asmspotter.detect.site_verification import ArrayPatches, verified_sites, verifier_for
 from asmspotter.detect.vectorize import vectorize_detections
 from asmspotter.events import DEFAULT_ALERT_LEVELS, ConfidenceLevel, SiteEvent
 from asmspotter.grid import AOIGrid
@@ -150,18 +144,16 @@ def detect_array(
     )
     grid = _grid_for(valid.shape, resolution_m, transform, epsg)
     used_threshold = card.threshold if threshold is None else threshold
-    sites = vectorize_detections(
-        probability, grid.transform, epsg, used_threshold, min_area_ha, valid_mask=valid
-    )
     verifier = verifier_for(model_dir, card.verifier) if verify else None
-    patches = ArrayPatches(bands["red"], bands["green"], bands["blue"], grid.transform)
-    sites = verify_detections(sites, patches, verifier)
-    candidate_cut = candidate_threshold_for(card.candidate_threshold, used_threshold, verifier)
-    if candidate_cut is not None and verifier is not None:
-        candidates = vectorize_detections(
-            probability, grid.transform, epsg, candidate_cut, min_area_ha, valid_mask=valid
-        )
-        sites = confirm_candidates(sites, candidates, patches, verifier)
+    sites = verified_sites(
+        lambda cut: vectorize_detections(
+            probability, grid.transform, epsg, cut, min_area_ha, valid_mask=valid
+        ),
+        used_threshold,
+        card.candidate_threshold,
+        ArrayPatches(bands["red"], bands["green"], bands["blue"], grid.transform),
+        verifier,
+    )
     mask = (
         rasterize(list(sites.geometry), out_shape=valid.shape, transform=grid.transform).astype(
             bool

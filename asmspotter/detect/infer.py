@@ -47,13 +47,7 @@ from asmspotter.detect.model_card import (
     check_weights_match_card,
     load_card,
 )
-from asmspotter.detect.site_verification import (
-    RasterPatches,
-    candidate_threshold_for,
-    confirm_candidates,
-    verifier_for,
-    verify_detections,
-)
+from asmspotter.detect.site_verification import RasterPatches, verified_sites, verifier_for
 from asmspotter.detect.tiling import (
     blend_weights,
     split_axis,
@@ -1036,17 +1030,15 @@ def detect_mines(
             crs=crs,
         )
     used_threshold = card.threshold if threshold is None else threshold
-    detections = vectorize_probability_file(out_probability_path, epsg, used_threshold, min_area_ha)
     verifier = verifier_for(Path(model_dir), card.verifier) if verify else None
-    candidate_cut = candidate_threshold_for(card.candidate_threshold, used_threshold, verifier)
     with _open_composite(composite_path) as dataset:
-        patches = RasterPatches(dataset, band_indexes(dataset))
-        detections = verify_detections(detections, patches, verifier)
-        if candidate_cut is not None and verifier is not None:
-            candidates = vectorize_probability_file(
-                out_probability_path, epsg, candidate_cut, min_area_ha
-            )
-            detections = confirm_candidates(detections, candidates, patches, verifier)
+        detections = verified_sites(
+            lambda cut: vectorize_probability_file(out_probability_path, epsg, cut, min_area_ha),
+            used_threshold,
+            card.candidate_threshold,
+            RasterPatches(dataset, band_indexes(dataset)),
+            verifier,
+        )
     levels = detections["confidence"].value_counts().to_dict()
     logger.info(
         "%s: %d detections, %.1f ha (%s), probability map %s",

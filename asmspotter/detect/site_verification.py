@@ -25,7 +25,7 @@ leaves the image, so a 48 x 48 px input (or smaller) works.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -238,6 +238,27 @@ def confirm_candidates(
     return gpd.GeoDataFrame(merged, geometry="geometry", crs=detections.crs).sort_values(
         "area_ha", ascending=False, ignore_index=True
     )
+
+
+def verified_sites(
+    polygons_at: Callable[[float], gpd.GeoDataFrame],
+    threshold: float,
+    candidate_threshold: float | None,
+    source: PatchSource,
+    verifier: Verifier | None,
+) -> gpd.GeoDataFrame:
+    """The sites of one image: detections at ``threshold``, verified, plus confirmed candidates.
+
+    One rule for the pipeline (polygons from the probability COG) and the array API
+    (polygons from an in-memory map): ``polygons_at(t)`` gives the regions at or above
+    probability ``t``, and candidates are cut only when
+    :func:`candidate_threshold_for` allows it.
+    """
+    detections = verify_detections(polygons_at(threshold), source, verifier)
+    cut = candidate_threshold_for(candidate_threshold, threshold, verifier)
+    if cut is None or verifier is None:
+        return detections
+    return confirm_candidates(detections, polygons_at(cut), source, verifier)
 
 
 def candidate_threshold_for(

@@ -25,7 +25,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from asmspotter.detect.api import DEFAULT_MODEL, ChangeResult, detect_change
-from asmspotter.detect.patch_metrics import group_bootstrap, roc_auc, sensitivity_specificity
+from asmspotter.detect.patch_metrics import (
+    roc_auc,
+    sensitivity_specificity,
+    sensitivity_specificity_intervals,
+)
 from asmspotter.errors import AsmspotterError
 
 BAND_ORDER = ("blue", "green", "red", "nir")
@@ -52,7 +56,7 @@ class PairOutcome:
 
 @dataclass(frozen=True)
 class ChangeEvaluation:
-    """Sensitivity and specificity of alerts, with 95 % bootstrap intervals."""
+    """Sensitivity and specificity of alerts, with 95 % bootstrap intervals (NaN: class absent)."""
 
     outcomes: tuple[PairOutcome, ...]
     sensitivity: float
@@ -155,21 +159,14 @@ def evaluate_pairs(
     scores = np.array([o.score for o in outcomes], np.float32)
     names = [o.name for o in outcomes]
     sens, spec = sensitivity_specificity(raised, labels, 0.5)
-
-    def sens_of(s: NDArray[np.floating], y: NDArray[np.integer]) -> float:
-        return sensitivity_specificity(s, y, 0.5)[0]
-
-    def spec_of(s: NDArray[np.floating], y: NDArray[np.integer]) -> float:
-        return sensitivity_specificity(s, y, 0.5)[1]
-
-    unknown = (float("nan"), float("nan"))
+    both_classes = 0 < labels.sum() < len(labels)
+    # A class that is absent leaves its interval NaN (undefined), not an error.
+    sens_ci, spec_ci = sensitivity_specificity_intervals(raised, labels, names, 0.5)
     return ChangeEvaluation(
         outcomes=tuple(outcomes),
         sensitivity=sens,
-        sensitivity_ci=group_bootstrap(sens_of, raised, labels, names) if labels.any() else unknown,
+        sensitivity_ci=sens_ci,
         specificity=spec,
-        specificity_ci=(
-            group_bootstrap(spec_of, raised, labels, names) if not labels.all() else unknown
-        ),
-        auc=roc_auc(scores, labels) if 0 < labels.sum() < len(labels) else None,
+        specificity_ci=spec_ci,
+        auc=roc_auc(scores, labels) if both_classes else None,
     )

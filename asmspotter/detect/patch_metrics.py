@@ -87,5 +87,29 @@ def group_bootstrap(
             values.append(statistic(scores[index], labels[index]))
         except ValueError:
             continue
-    low, high = np.nanpercentile(values, [2.5, 97.5])
+    finite = [value for value in values if np.isfinite(value)]
+    if not finite:
+        # The statistic is undefined on these data (e.g. sensitivity without positives).
+        return float("nan"), float("nan")
+    low, high = np.percentile(finite, [2.5, 97.5])
     return float(low), float(high)
+
+
+def sensitivity_specificity_intervals(
+    scores: NDArray[np.floating],
+    labels: NDArray[np.integer],
+    groups: Sequence[str],
+    threshold: float,
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """95 % group-bootstrap intervals of sensitivity and of specificity at ``threshold``."""
+
+    def sensitivity(s: NDArray[np.floating], y: NDArray[np.integer]) -> float:
+        return sensitivity_specificity(s, y, threshold)[0]
+
+    def specificity(s: NDArray[np.floating], y: NDArray[np.integer]) -> float:
+        return sensitivity_specificity(s, y, threshold)[1]
+
+    return (
+        group_bootstrap(sensitivity, scores, labels, groups),
+        group_bootstrap(specificity, scores, labels, groups),
+    )

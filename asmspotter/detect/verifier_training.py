@@ -37,6 +37,7 @@ from asmspotter.detect.patch_metrics import (
     group_bootstrap,
     roc_auc,
     sensitivity_specificity,
+    sensitivity_specificity_intervals,
     threshold_for_specificity,
 )
 from asmspotter.detect.verifier import PatchNet, PatchScores, RealEvaluation, mean_probability
@@ -245,19 +246,13 @@ def patch_scores(
 ) -> PatchScores:
     """Sensitivity and specificity at ``threshold`` with group-bootstrap intervals."""
     sens, spec = sensitivity_specificity(scores, labels, threshold)
-
-    def sens_of(s: NDArray[np.floating], y: NDArray[np.integer]) -> float:
-        return sensitivity_specificity(s, y, threshold)[0]
-
-    def spec_of(s: NDArray[np.floating], y: NDArray[np.integer]) -> float:
-        return sensitivity_specificity(s, y, threshold)[1]
-
+    sens_ci, spec_ci = sensitivity_specificity_intervals(scores, labels, groups, threshold)
     return PatchScores(
         threshold=threshold,
         sensitivity=sens,
-        sensitivity_ci=group_bootstrap(sens_of, scores, labels, groups),
+        sensitivity_ci=sens_ci,
         specificity=spec,
-        specificity_ci=group_bootstrap(spec_of, scores, labels, groups),
+        specificity_ci=spec_ci,
     )
 
 

@@ -44,9 +44,11 @@ from asmspotter.grid import AOIGrid, build_grid
 from asmspotter.memory import limit_gdal_cache
 from asmspotter.progress import progress_bar
 from asmspotter.providers import resolve_provider
-from asmspotter.providers.base import LocalScene, Provider, SceneRef, TimeWindow
+from asmspotter.providers.base import Provider
 from asmspotter.providers.reachability import unreachable_reason, without_retry_promise
+from asmspotter.samples import ensure_source_demo_scenes
 from asmspotter.scene_io import check_scene
+from asmspotter.scenes import LocalScene, SceneRef, TimeWindow
 from asmspotter.schedule import resolve_window
 from asmspotter.settings import Settings, get_settings
 from asmspotter.sources import SourceConfig
@@ -183,12 +185,16 @@ def prepare_run(
 ) -> RunContext:
     """Load the AOI, resolve its window and grid, and open (or reopen) the run record.
 
+    A local source with ``generate_demo_scenes`` (the bundled demo AOI) gets its
+    synthetic series here, before any stage resolves its provider.
+
     Raises:
         AOIConfigError: the AOI file is missing or invalid.
     """
     settings = settings or get_settings()
     aoi = find_aoi(settings.aoi_dir, aoi_name)
     window = resolve_window(aoi.config.schedule, end_date)
+    ensure_source_demo_scenes(aoi, settings)
     grid = build_grid(aoi.geometry_lonlat, aoi.config.sources[0].resolution_m)
     store = open_store(settings.resolved_database_url)
     store.upsert_aoi(aoi.name, aoi.title, grid.epsg)

@@ -24,7 +24,7 @@ from asmspotter.errors import AOIConfigError
 from asmspotter.events import SiteEvent
 from asmspotter.grid import build_grid
 from asmspotter.settings import Settings
-from asmspotter.sources import LocalSourceConfig
+from asmspotter.sources import LocalSourceConfig, resolve_local_path
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,30 @@ def ensure_demo_scenes(folder: Path, geometry_lonlat: BaseGeometry, resolution_m
     return folder
 
 
+def ensure_source_demo_scenes(aoi: AOI, settings: Settings) -> list[Path]:
+    """Generate the demo series for every local source of ``aoi`` that asks for it.
+
+    A source asks with ``generate_demo_scenes: true`` (the bundled demo AOI does).
+    Whoever runs such an AOI calls this before it resolves the provider, which
+    only reads what is in the folder.
+
+    Args:
+        aoi: The validated AOI.
+        settings: Process settings (``{data_dir}`` in the sources' paths).
+
+    Returns:
+        The folders that hold (or now hold) a demo series.
+    """
+    folders = []
+    for source in aoi.config.sources:
+        if isinstance(source, LocalSourceConfig) and source.generate_demo_scenes:
+            folder = resolve_local_path(source.path, aoi.path, settings.data_dir)
+            folders.append(
+                ensure_demo_scenes(folder, aoi.geometry_lonlat, resolution_m=source.resolution_m)
+            )
+    return folders
+
+
 @dataclass(frozen=True)
 class TruthMatch:
     """How one detected event compares with the generator's truth.
@@ -129,9 +153,7 @@ def demo_truth_path(aoi: AOI, settings: Settings) -> Path:
             f"{aoi.path}: sources.0 must be a local folder of generated scenes to compare with "
             f"their truth, got provider {source.provider!r}."
         )
-    from asmspotter.providers import resolve_local_path
-
-    return resolve_local_path(source.path, aoi, settings) / "truth" / "sites.json"
+    return resolve_local_path(source.path, aoi.path, settings.data_dir) / "truth" / "sites.json"
 
 
 EXPECTED_EVENT = {"new": "new", "growing": "expanded", "static": "unchanged"}

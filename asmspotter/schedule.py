@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from asmspotter.aoi import ScheduleConfig
-from asmspotter.providers.base import TimeWindow
+from asmspotter.scenes import TimeWindow
 
 
 def today_utc() -> dt.date:

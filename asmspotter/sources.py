@@ -9,11 +9,12 @@ block) that holds them, and the provider reads it when it runs, so
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from asmspotter.composite.cloudmask import SCL_MASKED_CLASSES
+from asmspotter.scenes import SCL_MASKED_CLASSES
 
 
 class _SourceBase(BaseModel):
@@ -116,3 +117,18 @@ SourceConfig = Annotated[
     Field(discriminator="provider"),
 ]
 """One ``sources[]`` entry; pydantic picks the model by its ``provider`` value."""
+
+
+def resolve_local_path(raw_path: str, aoi_path: Path, data_dir: Path) -> Path:
+    """The folder a local source's ``path`` names, as an absolute path.
+
+    Args:
+        raw_path: ``sources[].path`` as written in the AOI YAML.
+        aoi_path: The AOI file; relative paths resolve against its folder.
+        data_dir: What ``{data_dir}`` expands to (the ``ASMSPOTTER_DATA_DIR`` setting).
+
+    Returns:
+        The folder, absolute.
+    """
+    expanded = Path(raw_path.replace("{data_dir}", str(data_dir)))
+    return expanded if expanded.is_absolute() else (aoi_path.parent / expanded).resolve()

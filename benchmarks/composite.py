@@ -61,12 +61,15 @@ for path in (REPO_ROOT, REPO_ROOT / "benchmarks"):
 import pipeline  # noqa: E402
 
 from asmspotter.composite import composite as comp  # noqa: E402
-from asmspotter.composite.cloudmask import clear_from_binary_mask  # noqa: E402
 from asmspotter.composite.indices import ndvi, ndwi  # noqa: E402
 from asmspotter.composite.median import nanmedian_of_dates  # noqa: E402
 from asmspotter.grid import AOIGrid  # noqa: E402
 from asmspotter.memory import limit_gdal_cache  # noqa: E402
-from asmspotter.providers.base import LocalScene, SceneRef  # noqa: E402
+from asmspotter.scenes import (  # noqa: E402
+    LocalScene,
+    SceneRef,
+    clear_from_binary_mask,
+)
 
 READ_THREADS = 2
 GDAL_CACHE_MB = 256

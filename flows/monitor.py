@@ -29,7 +29,7 @@ from asmspotter.monitor import (
     hold_run_lock,
 )
 from asmspotter.progress import progress_bar
-from asmspotter.providers.base import LocalScene, SceneRef
+from asmspotter.scenes import LocalScene, SceneRef
 from asmspotter.schedule import today_utc
 from asmspotter.settings import get_settings
 from flows.logs import send_project_logs_to_prefect

@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from asmspotter import monitor
 from asmspotter.composite.composite import CompositeResult
 from asmspotter.monitor import RunContext
-from asmspotter.providers.base import LocalScene
+from asmspotter.scenes import LocalScene
 
 
 @task(name="build-composite", task_run_name="composite-{ctx.aoi.name}", cache_policy=NO_CACHE)

@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from asmspotter import monitor
 from asmspotter.monitor import RunContext, SkippedScene
-from asmspotter.providers.base import LocalScene, SceneRef
+from asmspotter.scenes import LocalScene, SceneRef
 from tasks.search import RETRY_DELAYS_S, retry_if_unavailable
 
 

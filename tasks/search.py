@@ -10,7 +10,7 @@ from prefect.client.schemas.objects import TaskRun
 from asmspotter import monitor
 from asmspotter.errors import ProviderUnavailableError, ProviderUnreachableError
 from asmspotter.monitor import RunContext
-from asmspotter.providers.base import SceneRef
+from asmspotter.scenes import SceneRef
 
 RETRY_DELAYS_S: list[float] = [10, 60, 300]
 """Growing delays: a provider that is down for minutes gets a few chances, not a storm."""

@@ -36,13 +36,12 @@ from shapely.ops import unary_union
 
 from asmspotter.cluster import dask_client
 from asmspotter.cog import scratch_path, staging_profile, staging_to_cog, writing_output
-from asmspotter.composite.cloudmask import BINARY_MASK_NODATA, clear_from_binary_mask
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.composite.median import median_of_planes_in_place
 from asmspotter.errors import NoScenesError, SceneReadError
 from asmspotter.grid import AOIGrid
 from asmspotter.progress import ProgressUpdate, progress_bar
-from asmspotter.providers.base import LocalScene
+from asmspotter.scenes import BINARY_MASK_NODATA, LocalScene, clear_from_binary_mask
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +131,7 @@ class SceneOnGrid:
 
     Attributes:
         raw: Lazy (band, y, x) DataArray of the 4 reflectance bands as stored.
-        cloud_mask: Lazy (y, x) binary cloud mask (:mod:`.cloudmask`), or None.
+        cloud_mask: Lazy (y, x) binary cloud mask (:mod:`asmspotter.scenes`), or None.
         calibration: Scales, offsets and nodata of ``raw``.
     """
 

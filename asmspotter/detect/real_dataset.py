@@ -64,7 +64,7 @@ from asmspotter.errors import (
     SceneReadError,
 )
 from asmspotter.grid import AOIGrid, build_grid, to_crs, to_lonlat, utm_epsg_for_lonlat
-from asmspotter.providers.base import LocalScene, SceneRef, TimeWindow
+from asmspotter.scenes import LocalScene, SceneRef, TimeWindow
 from asmspotter.sources import StacSourceConfig
 
 if TYPE_CHECKING:

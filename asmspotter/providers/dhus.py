@@ -52,10 +52,10 @@ from asmspotter.errors import (
     SceneReadError,
 )
 from asmspotter.grid import AOIGrid
-from asmspotter.providers.base import LocalScene, SceneRef, TimeWindow
 from asmspotter.providers.cache import atomic_file, scene_dir
 from asmspotter.providers.reachability import unreachable_reason
 from asmspotter.scene_io import write_scene
+from asmspotter.scenes import LocalScene, SceneRef, TimeWindow
 from asmspotter.sources import DhusSourceConfig
 
 logger = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from asmspotter.errors import ProviderNotConfiguredError, SceneReadError
-from asmspotter.providers.base import LocalScene, SceneRef, TimeWindow
 from asmspotter.providers.cache import atomic_file, is_complete, scene_dir
+from asmspotter.scenes import LocalScene, SceneRef, TimeWindow
 
 logger = logging.getLogger(__name__)
 

@@ -54,9 +54,9 @@ from asmspotter.errors import (
     SceneReadError,
 )
 from asmspotter.grid import AOIGrid
-from asmspotter.providers.base import LocalScene, SceneRef, TimeWindow
 from asmspotter.providers.cache import atomic_file, file_digest, is_complete, scene_dir
 from asmspotter.scene_io import write_scene
+from asmspotter.scenes import LocalScene, SceneRef, TimeWindow
 from asmspotter.sources import PlanetSourceConfig
 
 logger = logging.getLogger(__name__)

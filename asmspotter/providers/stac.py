@@ -47,7 +47,6 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 from urllib3 import Retry
 
-from asmspotter.composite.cloudmask import clear_from_scl
 from asmspotter.errors import (
     AsmspotterError,
     ProviderAuthError,
@@ -56,9 +55,9 @@ from asmspotter.errors import (
     SceneReadError,
 )
 from asmspotter.grid import AOIGrid
-from asmspotter.providers.base import LocalScene, SceneRef, TimeWindow
 from asmspotter.providers.cache import atomic_file, is_complete, scene_dir
 from asmspotter.scene_io import write_scene
+from asmspotter.scenes import LocalScene, SceneRef, TimeWindow, clear_from_scl
 from asmspotter.sources import StacSourceConfig
 
 logger = logging.getLogger(__name__)

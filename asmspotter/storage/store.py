@@ -63,7 +63,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from asmspotter.errors import AsmspotterError, RunInProgressError
 from asmspotter.events import CONFIDENCE_LEVELS, SiteEvent
-from asmspotter.providers.base import SceneRef
+from asmspotter.scenes import SceneRef
 from asmspotter.storage.schema import (
     DELIVERY_STATUSES,
     REVIEW_DECISIONS,

@@ -17,7 +17,6 @@ import pytest
 import rasterio
 from shapely.geometry import box
 
-from asmspotter.composite.cloudmask import SCL_MASKED_CLASSES
 from asmspotter.errors import (
     ProviderAuthError,
     ProviderNotConfiguredError,
@@ -25,8 +24,8 @@ from asmspotter.errors import (
     SceneReadError,
 )
 from asmspotter.grid import AOIGrid, to_lonlat
-from asmspotter.providers.base import TimeWindow
 from asmspotter.providers.dhus import DhusProvider, parse_product_metadata
+from asmspotter.scenes import SCL_MASKED_CLASSES, TimeWindow
 from asmspotter.sources import DhusSourceConfig
 from asmspotter.synthetic import render_training_pair
 from asmspotter.testing.dhus_server import (

@@ -27,8 +27,8 @@ from asmspotter.errors import (
     SceneReadError,
 )
 from asmspotter.grid import build_grid
-from asmspotter.providers.base import LocalScene, SceneRef, TimeWindow
 from asmspotter.providers.planet import PlanetProvider
+from asmspotter.scenes import LocalScene, SceneRef, TimeWindow
 from asmspotter.sources import PlanetSourceConfig
 from asmspotter.testing.planet_server import (
     FakePlanetServer,

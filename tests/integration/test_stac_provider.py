@@ -29,7 +29,6 @@ from asmspotter.errors import (
     SceneReadError,
 )
 from asmspotter.grid import build_grid, to_lonlat
-from asmspotter.providers.base import TimeWindow
 from asmspotter.providers.stac import (
     RADIOMETRY_KEY,
     StacProvider,
@@ -37,6 +36,7 @@ from asmspotter.providers.stac import (
     resolve_asset_href,
     resolve_radiometry,
 )
+from asmspotter.scenes import TimeWindow
 from asmspotter.sources import StacSourceConfig
 from asmspotter.testing.stac_server import (
     FAKE_SAS_TOKEN,

@@ -16,8 +16,8 @@ import rasterio
 import rasterio.shutil
 from reliability_helpers import JANUARY, WINDOW_END, make_workspace
 
-from asmspotter.providers.base import TimeWindow
 from asmspotter.providers.local import LocalProvider
+from asmspotter.scenes import TimeWindow
 
 ACQUIRED = "2024-01-20T14:00:00Z"
 

@@ -21,8 +21,8 @@ from shapely.geometry import box
 
 from asmspotter.errors import SceneReadError
 from asmspotter.grid import build_grid
-from asmspotter.providers.base import LocalScene, SceneRef
 from asmspotter.scene_io import check_scene, write_scene
+from asmspotter.scenes import LocalScene, SceneRef
 
 ACQUIRED = dt.datetime(2024, 1, 20, 14, tzinfo=dt.UTC)
 

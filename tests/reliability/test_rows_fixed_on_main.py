@@ -77,8 +77,8 @@ def test_every_bad_aoi_file_is_named_and_the_good_one_goes_on(tmp_path, monkeypa
 def test_local_eight_bit_scene_is_refused_naming_it(tmp_path, monkeypatch):
     ws = make_workspace(tmp_path, monkeypatch)
     from asmspotter.aoi import find_aoi
-    from asmspotter.providers.base import TimeWindow
     from asmspotter.providers.local import LocalProvider
+    from asmspotter.scenes import TimeWindow
 
     good = sorted(p for p in ws.scenes_dir.glob("*.tif") if "cloudmask" not in p.name)[0]
     with rasterio.open(good) as src:

@@ -14,8 +14,8 @@ from asmspotter.composite.composite import COMPOSITE_BANDS, build_composite
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.errors import NoScenesError, SceneReadError
 from asmspotter.grid import AOIGrid
-from asmspotter.providers.base import LocalScene, SceneRef
 from asmspotter.scene_io import write_scene
+from asmspotter.scenes import LocalScene, SceneRef
 
 GRID = AOIGrid(
     epsg=32621, resolution_m=10, left_m=500_000, top_m=560_000, width_px=40, height_px=30

@@ -20,7 +20,7 @@ from asmspotter.detect.real_dataset import (
     product_key,
 )
 from asmspotter.grid import to_crs, to_lonlat
-from asmspotter.providers.base import SceneRef
+from asmspotter.scenes import SceneRef
 
 PC_ID = "S2B_MSIL2A_20190527T144739_R139_T19LDD_20201006T190926"
 

@@ -10,9 +10,9 @@ from shapely.geometry import box
 
 from asmspotter.errors import ProviderNotConfiguredError, SceneReadError
 from asmspotter.grid import AOIGrid, to_lonlat
-from asmspotter.providers.base import TimeWindow
 from asmspotter.providers.local import LocalProvider
 from asmspotter.scene_io import write_scene
+from asmspotter.scenes import TimeWindow
 
 GRID = AOIGrid(
     epsg=32621, resolution_m=10, left_m=500_000, top_m=560_000, width_px=64, height_px=48

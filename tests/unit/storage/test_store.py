@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from asmspotter.errors import AsmspotterError
 from asmspotter.events import SiteEvent
-from asmspotter.providers.base import SceneRef
+from asmspotter.scenes import SceneRef
 from asmspotter.storage import (
     DatabaseUnavailableError,
     DatabaseURLError,

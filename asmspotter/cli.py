@@ -2,9 +2,10 @@
 
 Sub-commands are grouped by noun: ``aoi validate|list``, ``run``, ``run-all``,
 ``backfill``, ``sites list``, ``model train``, ``dataset build``, ``db upgrade``,
-``demo``. The CLI holds no logic: it calls the core library or the Prefect flows, prints results to
-stdout and logs to stderr.
-Prefect and torch are imported only inside the commands that need them.
+``demo``. The CLI holds no logic: it calls the core library, or runs a Prefect flow
+loaded by its entrypoint (``flows.monitor:monitor_aoi``, as a worker loads it), so
+the ``asmspotter`` package never imports ``flows/``; it prints results to stdout and
+logs to stderr. Prefect and torch are imported only inside the commands that need them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from asmspotter.aoi import AOI
+
+MONITOR_AOI_FLOW = "flows.monitor:monitor_aoi"
+MONITOR_ALL_FLOW = "flows.monitor:monitor_all"
+BACKFILL_FLOW = "flows.backfill:backfill"
+"""The flows the CLI runs: ``prefect.yaml``'s entrypoints in module notation."""
 
 NOISY_LOGGERS = ("httpx", "alembic", "pyogrio", "rasterio")
 """Libraries whose INFO lines drown ours; shown again with -vv."""
@@ -197,6 +203,18 @@ def _flow_output() -> Iterator[None]:
         yield
 
 
+def _load_flow(entrypoint: str) -> Any:
+    """The Prefect flow at ``entrypoint`` (``module:flow``), loaded as a worker loads it.
+
+    The flows live above the ``asmspotter`` package (``flows/``); loading them by
+    entrypoint keeps the package's imports pointing down only.
+    """
+    from prefect.flows import load_flow_from_entrypoint
+
+    # Any, not Flow: a flow's return type is known to its module, not to its entrypoint.
+    return load_flow_from_entrypoint(entrypoint, use_placeholder_flow=False)
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"Error: {message}", err=True)
     return typer.Exit(code=1)
@@ -298,8 +316,7 @@ def _print_summary(summary: object) -> None:
 @app.command("run")
 def run(aoi_name: Annotated[str, typer.Argument(help="AOI slug.")], end: EndDate = None) -> None:
     """Run the monitoring flow for one AOI and window (a Prefect flow run)."""
-    from flows.monitor import monitor_aoi
-
+    monitor_aoi = _load_flow(MONITOR_AOI_FLOW)
     try:
         with _flow_output():
             summary = monitor_aoi(aoi_name, end.date() if end else None)
@@ -311,8 +328,7 @@ def run(aoi_name: Annotated[str, typer.Argument(help="AOI slug.")], end: EndDate
 @app.command("run-all")
 def run_all(end: EndDate = None) -> None:
     """Run every AOI whose revisit period has elapsed (what the schedule does daily)."""
-    from flows.monitor import monitor_all
-
+    monitor_all = _load_flow(MONITOR_ALL_FLOW)
     with _flow_output():
         state = monitor_all(end.date() if end else None, return_state=True)
     rows = state.result(raise_on_failure=False)
@@ -788,8 +804,7 @@ def backfill(
     ] = False,
 ) -> None:
     """Run every revisit window of a past date range in order (resumable)."""
-    from flows.backfill import backfill as backfill_flow
-
+    backfill_flow = _load_flow(BACKFILL_FLOW)
     try:
         with _flow_output():
             report = backfill_flow(aoi_name, start.date(), end.date(), send_alerts=alerts)
@@ -805,8 +820,8 @@ def demo() -> None:
     from asmspotter.aoi import find_aoi
     from asmspotter.samples import DEMO_WINDOW_ENDS, compare_with_truth, demo_truth_path
     from asmspotter.settings import get_settings
-    from flows.monitor import monitor_aoi
 
+    monitor_aoi = _load_flow(MONITOR_AOI_FLOW)
     settings = get_settings()
     aoi = find_aoi(settings.aoi_dir, "demo")
     summaries = []
@@ -936,10 +951,13 @@ def serve() -> None:
     names: stopping this never pauses or rewrites the worker deployments of
     ``prefect deploy --all``.
     """
-    from flows.serve import SERVED_DAILY, SERVED_ON_DEMAND, main
+    from prefect.utilities.importtools import import_object
 
+    served_daily = import_object("flows.serve:SERVED_DAILY")
+    served_on_demand = import_object("flows.serve:SERVED_ON_DEMAND")
+    main = import_object("flows.serve:main")
     typer.echo(
-        f"Serving monitor-all/{SERVED_DAILY} and monitor-aoi/{SERVED_ON_DEMAND}; "
+        f"Serving monitor-all/{served_daily} and monitor-aoi/{served_on_demand}; "
         "Ctrl-C stops (and pauses these two schedules only)."
     )
     _quiet_prefect_console()

@@ -15,8 +15,8 @@ tests use is :mod:`asmspotter.testing.dhus_server`.
 
 Vendor errors are translated here, once: refused credentials become
 :class:`ProviderAuthError` (never retried), a hub that is down or throttling
-:class:`ProviderUnavailableError` (retried by the download task; the search also
-retries a few times itself).
+:class:`ProviderUnavailableError` (retried by the Prefect tasks; each request is
+first retried through a flaky moment, :mod:`asmspotter.providers.http_retry`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import datetime as dt
 import logging
 import os
 import re
-import time
 import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
@@ -53,7 +52,7 @@ from asmspotter.errors import (
 )
 from asmspotter.grid import AOIGrid
 from asmspotter.providers.cache import atomic_file, scene_dir
-from asmspotter.providers.reachability import unreachable_reason
+from asmspotter.providers.http_retry import RequestRetry
 from asmspotter.scene_io import write_scene
 from asmspotter.scenes import LocalScene, SceneRef, TimeWindow
 from asmspotter.sources import DhusSourceConfig
@@ -207,7 +206,8 @@ class DhusProvider:
         grid: AOIGrid,
         aoi_name: str,
         *,
-        search_retry_delays_s: Sequence[float] = (2.0, 10.0),
+        http_tries: int = 3,
+        retry_backoff_s: float = 0.5,
         timeout_s: float = 60.0,
         keep_zip: bool = False,
         download_chunk_bytes: int = 1 << 20,
@@ -221,8 +221,8 @@ class DhusProvider:
             config: The validated ``sources[]`` entry.
             grid: The AOI grid every download is warped and clipped onto.
             aoi_name: The AOI slug, for messages.
-            search_retry_delays_s: Pauses before each repeat of a search the hub answered
-                with 429/5xx or a dropped connection, seconds; ``()`` searches once.
+            http_tries: Attempts per HTTP request on 5xx or a broken read (>= 1).
+            retry_backoff_s: Back-off factor between those attempts, seconds (0 in tests).
             timeout_s: Seconds to wait for the hub to answer (connect and each read);
                 sentinelsat sets none that ``requests`` honours.
             keep_zip: Keep the SAFE zip after the scene is written (about 1 GB each);
@@ -234,7 +234,7 @@ class DhusProvider:
         self.grid = grid
         self.aoi_name = aoi_name
         self.resolution_m = config.resolution_m
-        self.search_retry_delays_s = tuple(search_retry_delays_s)
+        self.request_retry = RequestRetry(max(1, http_tries), retry_backoff_s)
         self.timeout_s = timeout_s
         self.keep_zip = keep_zip
         self.download_chunk_bytes = download_chunk_bytes
@@ -262,6 +262,7 @@ class DhusProvider:
             api = sentinelsat.SentinelAPI(
                 user, password, api_url=self.config.url, show_progressbars=False
             )
+            self.request_retry.mount_on(api.session)
             _apply_timeout(api.session, self.timeout_s)
             api.downloader.chunk_size = self.download_chunk_bytes
             self._api = api
@@ -286,7 +287,7 @@ class DhusProvider:
         Raises:
             ProviderNotConfiguredError: sentinelsat or a credential variable is missing.
             ProviderAuthError: the hub refused the credentials.
-            ProviderUnavailableError: the hub is down or throttling, after the retries.
+            ProviderUnavailableError: the hub is down or throttling.
         """
         api = self._client()
         footprint_wkt = query_footprint_wkt(aoi_geometry_lonlat)
@@ -303,7 +304,7 @@ class DhusProvider:
             )
             return result
 
-        products = self._with_retries(lambda: self._call("search", query))
+        products = self._call("search", query)
         refs = []
         for uuid, product in products.items():
             ref = self._scene_ref(uuid, product)
@@ -322,17 +323,6 @@ class DhusProvider:
             window.end,
         )
         return sorted(refs, key=lambda ref: (ref.acquired, ref.scene_id))
-
-    def _with_retries(self, attempt: Callable[[], T]) -> T:
-        for delay_s in self.search_retry_delays_s:
-            try:
-                return attempt()
-            except ProviderUnavailableError as exc:
-                if unreachable_reason(exc) is not None:
-                    raise  # no network or a wrong host: waiting does not help
-                logger.warning("%s; retrying in %.0f s", exc, delay_s)
-                time.sleep(delay_s)
-        return attempt()
 
     def _scene_ref(self, uuid: str, product: dict[str, Any]) -> SceneRef:
         acquired = product["beginposition"]

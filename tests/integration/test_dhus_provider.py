@@ -73,7 +73,7 @@ def make_provider(hub: FakeDhusHub, **options: object) -> DhusProvider:
     config = DhusSourceConfig(
         provider="sentinel-2-dhus", url=hub.url, product_type=product_type, max_cloud_pct=80
     )
-    kwargs: dict = {"search_retry_delays_s": (0.0, 0.0), **options}
+    kwargs: dict = {"retry_backoff_s": 0.0, **options}
     return DhusProvider(config, AOI_GRID, "test-aoi", **kwargs)
 
 
@@ -255,7 +255,7 @@ def test_l1c_cloud_mask_from_s2cloudless(tmp_path: Path) -> None:
     l1c = render_l1c_safe(tmp_path / "safe", tile, seed=3, acquired=ACQUIRED)
     with FakeDhusHub([l1c.as_fake_product()], user=USER, password=PASSWORD) as hub:
         config = DhusSourceConfig(provider="sentinel-2-dhus", url=hub.url, product_type="S2MSI1C")
-        provider = DhusProvider(config, tile, "test-aoi", search_retry_delays_s=())
+        provider = DhusProvider(config, tile, "test-aoi", http_tries=1)
         (ref,) = provider.search(to_lonlat(box(*tile.bounds), EPSG), WINDOW)
         scene = provider.download(ref, tmp_path / "cache")
     assert scene.cloud_mask_path is not None

@@ -29,13 +29,10 @@ from asmspotter.errors import (
     SceneReadError,
 )
 from asmspotter.grid import build_grid, to_lonlat
-from asmspotter.providers.stac import (
-    RADIOMETRY_KEY,
-    StacProvider,
-    redact_url,
-    resolve_asset_href,
-    resolve_radiometry,
-)
+from asmspotter.providers.stac import StacProvider
+from asmspotter.providers.stac.catalogs import RADIOMETRY_KEY
+from asmspotter.providers.stac.hrefs import redact_url, resolve_asset_href
+from asmspotter.providers.stac.radiometry import resolve_radiometry
 from asmspotter.scenes import TimeWindow
 from asmspotter.sources import StacSourceConfig
 from asmspotter.testing.stac_server import (

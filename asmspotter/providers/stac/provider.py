@@ -1,39 +1,23 @@
-"""Sentinel-2 L2A from a STAC API: Earth Search, CDSE or the Planetary Computer.
+"""The Sentinel-2 STAC provider: search a catalogue's items, download an AOI's part of each scene.
 
-``search`` asks the catalogue's item search (pystac-client) for the window's
-scenes over the AOI; ``download`` reads only the AOI's part of each band through
-GDAL ``/vsicurl/`` (HTTP range requests on the COG tiles), warped onto the AOI
-grid, turns digital numbers into reflectance with the scene's scale and offset,
-builds the cloud mask from the scene classification (SCL), and writes the result
-in the local scene format (``asmspotter.scene_io.write_scene``) into the download
-cache (``asmspotter.providers.cache``). The composite (``asmspotter.composite``)
-then reads it like any other scene.
-
-Errors are translated here, once: HTTP 401/403 -> ``ProviderAuthError`` (never
-retried); connection errors, 429 and 5xx -> ``ProviderUnavailableError`` (the
-Prefect tasks retry those); a missing or unreadable asset -> ``SceneReadError``
-(the flow skips that scene and goes on). ``tests/integration/test_stac_provider.py``
-runs all of it against the loopback fake in ``asmspotter.testing.stac_server``.
+Presets live in :mod:`.catalogs`, the DN-to-reflectance rule in :mod:`.radiometry`,
+asset URLs in :mod:`.hrefs`, GDAL's error text and cache in :mod:`.gdal_errors` and
+:mod:`.vsicurl_cache`. The package docstring (:mod:`asmspotter.providers.stac`) says
+how errors are translated.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import datetime as dt
-import glob
 import json
 import logging
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import rasterio
@@ -42,10 +26,8 @@ from numpy.typing import NDArray
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
-from requests.adapters import HTTPAdapter
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
-from urllib3 import Retry
 
 from asmspotter.errors import (
     AsmspotterError,
@@ -56,39 +38,34 @@ from asmspotter.errors import (
 )
 from asmspotter.grid import AOIGrid
 from asmspotter.providers.cache import atomic_file, is_complete, scene_dir
+from asmspotter.providers.http_retry import RequestRetry
+from asmspotter.providers.stac.catalogs import (
+    CATALOG_PRESETS,
+    CLOUD_COVER_PROPERTY,
+    NATIVE_RESOLUTION_M,
+    PROVIDER_NAME,
+    RADIOMETRY_KEY,
+    REFLECTANCE_BANDS,
+    SCL_BAND,
+)
+from asmspotter.providers.stac.gdal_errors import (
+    QUERY_STRING,
+    SHORT_READ,
+    exception_text,
+    http_status_in,
+)
+from asmspotter.providers.stac.hrefs import redact_url, resolve_asset_href
+from asmspotter.providers.stac.radiometry import (
+    QUANTIFICATION_VALUE,
+    parse_radiometry,
+    resolve_radiometry,
+)
+from asmspotter.providers.stac.vsicurl_cache import forget_remote_file
 from asmspotter.scene_io import write_scene
 from asmspotter.scenes import LocalScene, SceneRef, TimeWindow, clear_from_scl
 from asmspotter.sources import StacSourceConfig
 
 logger = logging.getLogger(__name__)
-
-PROVIDER_NAME = "sentinel-2-stac"
-
-REFLECTANCE_BANDS = ("blue", "green", "red", "nir")
-"""Bands of a scene file, in order."""
-
-SCL_BAND = "scl"
-"""Our name for the scene classification layer."""
-
-NATIVE_RESOLUTION_M = {"blue": 10.0, "green": 10.0, "red": 10.0, "nir": 10.0, "scl": 20.0}
-"""Native pixel size of each band we read (Sentinel-2 MSI: B02/B03/B04/B08 at 10 m,
-SCL at 20 m)."""
-
-RADIOMETRY_KEY = "radiometry"
-"""Key in ``SceneRef.assets`` holding the JSON ``{band: [scale, offset]}`` resolved at
-search time, so that ``download`` needs nothing but the ref."""
-
-QUANTIFICATION_VALUE = 10_000.0
-"""L2A BOA reflectance = (DN + BOA_ADD_OFFSET) / QUANTIFICATION_VALUE (ESA Sentinel-2
-Products Specification Document; https://sentiwiki.copernicus.eu/web/s2-products)."""
-
-BOA_ADD_OFFSET_DN = -1000.0
-"""BOA_ADD_OFFSET of every band from processing baseline 04.00 (25 January 2022) on,
-also in the Collection-1 reprocessing (baseline 05.xx). Before 04.00 there was none.
-ESA: "Copernicus Sentinel-2: Major Products Upgrade" (2021-10) and the product
-metadata ``BOA_ADD_OFFSET_VALUES_LIST``."""
-
-FIRST_BASELINE_WITH_OFFSET = 4.0
 
 PC_SAS_TOKEN_URL = "https://planetarycomputer.microsoft.com/api/sas/v1/token"
 """Planetary Computer SAS token endpoint: GET ``<this>/<collection>`` answers
@@ -98,260 +75,7 @@ string (planetary-computer-sdk-for-python, ``planetary_computer/sas.py``)."""
 TOKEN_REFRESH_MARGIN = dt.timedelta(minutes=5)
 """Fetch a new SAS token when the cached one expires within this margin."""
 
-RETRY_STATUSES = (500, 502, 503, 504)
-"""Statuses retried inside one search (a short, bounded retry); 429 and whatever
-outlasts it become ``ProviderUnavailableError`` for the Prefect task's slower retry."""
 
-
-@dataclass(frozen=True)
-class CatalogPreset:
-    """Where a catalogue lives and how its Sentinel-2 L2A items are laid out.
-
-    Attributes:
-        url: STAC API root.
-        collection: Sentinel-2 L2A collection id.
-        asset_keys: Our band name -> the catalogue's asset key.
-        signs_assets: Asset URLs need a Planetary Computer SAS token appended.
-        bearer_on_assets: Asset reads carry ``Authorization: Bearer <token_env>``.
-    """
-
-    url: str
-    collection: str
-    asset_keys: Mapping[str, str]
-    signs_assets: bool = False
-    bearer_on_assets: bool = False
-
-
-CATALOG_PRESETS: dict[str, CatalogPreset] = {
-    # Element 84 Earth Search v1, collection sentinel-2-l2a: COGs on AWS
-    # (s3://sentinel-cogs, public https hrefs); assets named by common band name,
-    # raster:bands scale 0.0001 / offset -0.1 (baseline >= 04.00), property
-    # earthsearch:boa_offset_applied. Source: item S2A_39QTA_20230628_0_L2A at
-    # https://earth-search.aws.element84.com/v1/collections/sentinel-2-l2a/items/...
-    "earth-search": CatalogPreset(
-        url="https://earth-search.aws.element84.com/v1",
-        collection="sentinel-2-l2a",
-        asset_keys={"blue": "blue", "green": "green", "red": "red", "nir": "nir", "scl": "scl"},
-    ),
-    # Copernicus Data Space Ecosystem STAC (2025 catalogue, STAC 1.1): JPEG 2000 in
-    # the SAFE layout, asset keys with the resolution suffix, raster:scale 0.0001 /
-    # raster:offset -0.1 on the asset, property processing:version; href s3://eodata/
-    # with the HTTPS download under alternate.https (OIDC bearer token). Source: item
-    # S2B_MSIL2A_20200705T101559_N0500_R065_T32TNT_20230530T175912 of
-    # https://stac.dataspace.copernicus.eu/v1/collections/sentinel-2-l2a.
-    "cdse": CatalogPreset(
-        url="https://stac.dataspace.copernicus.eu/v1",
-        collection="sentinel-2-l2a",
-        asset_keys={
-            "blue": "B02_10m",
-            "green": "B03_10m",
-            "red": "B04_10m",
-            "nir": "B08_10m",
-            "scl": "SCL_20m",
-        },
-        bearer_on_assets=True,
-    ),
-    # Microsoft Planetary Computer, collection sentinel-2-l2a: COGs on Azure Blob
-    # Storage, asset keys B02..SCL, raw DN (no scale/offset in the item, offset NOT
-    # removed: microsoft/PlanetaryComputer#134), property s2:processing_baseline;
-    # URLs need a SAS token. Source: https://planetarycomputer.microsoft.com/dataset/
-    # sentinel-2-l2a and PlanetaryComputerExamples datasets/sentinel-2-l2a/
-    # baseline-change.ipynb.
-    "planetary-computer": CatalogPreset(
-        url="https://planetarycomputer.microsoft.com/api/stac/v1",
-        collection="sentinel-2-l2a",
-        asset_keys={"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "scl": "SCL"},
-        signs_assets=True,
-    ),
-}
-"""The ``catalog`` presets of ``StacSourceConfig``."""
-
-CLOUD_COVER_PROPERTY = "eo:cloud_cover"
-BASELINE_PROPERTIES = ("s2:processing_baseline", "processing:version")
-"""Processing-baseline item property: Earth Search and Planetary Computer use
-``s2:processing_baseline``, CDSE ``processing:version`` (both like ``"05.09"``)."""
-EARTH_SEARCH_OFFSET_APPLIED = "earthsearch:boa_offset_applied"
-"""Earth Search sets this True where its COGs already had BOA_ADD_OFFSET removed; its
-``raster:bands`` still say ``offset: -0.1`` then, and the flag is the truth
-(Element84/earth-search#9, maintainer's comment)."""
-
-
-# --------------------------------------------------------------------------------------
-# Pure helpers: radiometry, hrefs, URLs
-# --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class BandRadiometry:
-    """reflectance = DN x scale + offset (DN 0 = no data).
-
-    Attributes:
-        scale: Multiplier, 1e-4 for Sentinel-2 L2A.
-        offset: Added after scaling, reflectance units (-0.1 or 0).
-    """
-
-    scale: float
-    offset: float
-
-
-def processing_baseline(properties: Mapping[str, Any]) -> float | None:
-    """The item's processing baseline as a number (``"05.09"`` -> 5.09), if it has one."""
-    for key in BASELINE_PROPERTIES:
-        value = properties.get(key)
-        if value is None:
-            continue
-        try:
-            return float(str(value).strip().removeprefix("N"))
-        except ValueError:
-            logger.warning("sentinel-2-stac: unparsable %s %r, treated as unknown", key, value)
-    return None
-
-
-def _declared_scale_offset(asset: Mapping[str, Any]) -> tuple[float | None, float | None]:
-    """Scale and offset an asset declares: STAC raster v1 ``raster:bands`` or v2 fields."""
-    bands = asset.get("raster:bands")
-    if isinstance(bands, list) and bands and isinstance(bands[0], dict):
-        scale, offset = bands[0].get("scale"), bands[0].get("offset")
-    else:
-        scale, offset = asset.get("raster:scale"), asset.get("raster:offset")
-    return (
-        None if scale is None else float(scale),
-        None if offset is None else float(offset),
-    )
-
-
-def resolve_radiometry(properties: Mapping[str, Any], asset: Mapping[str, Any]) -> BandRadiometry:
-    """Scale and offset that turn one band's DN into reflectance 0..1.
-
-    The rule, the same for every catalogue:
-
-    * scale: the asset's declared scale (``raster:bands[0].scale`` or
-      ``raster:scale``), else 1 / 10000;
-    * offset 0 where Earth Search says it already removed the offset
-      (``earthsearch:boa_offset_applied: true``), whatever ``raster:bands`` say;
-    * else, for processing baseline >= 04.00: the declared offset, or -1000 DN
-      (x scale = -0.1) where none is declared (the Planetary Computer declares none);
-    * else (older baseline): 0; with no baseline at all, the declared offset or 0.
-
-    Args:
-        properties: The item's properties.
-        asset: The band's asset dict.
-
-    Returns:
-        The band's scale and offset.
-    """
-    declared_scale, declared_offset = _declared_scale_offset(asset)
-    scale = declared_scale if declared_scale else 1.0 / QUANTIFICATION_VALUE
-    if properties.get(EARTH_SEARCH_OFFSET_APPLIED) is True:
-        return BandRadiometry(scale, 0.0)
-    baseline = processing_baseline(properties)
-    if baseline is None:
-        return BandRadiometry(scale, declared_offset or 0.0)
-    if baseline >= FIRST_BASELINE_WITH_OFFSET:
-        offset = declared_offset if declared_offset else BOA_ADD_OFFSET_DN * scale
-        return BandRadiometry(scale, offset)
-    return BandRadiometry(scale, 0.0)
-
-
-def resolve_asset_href(asset: Mapping[str, Any]) -> str:
-    """An HTTP(S) URL for an asset: its href, or its ``alternate`` HTTPS href.
-
-    CDSE's primary hrefs are ``s3://eodata/...``; the HTTPS download URL sits under
-    ``alternate.https.href`` (STAC alternate-assets extension).
-    """
-    href = str(asset.get("href", ""))
-    if href.startswith(("http://", "https://")):
-        return href
-    alternates = asset.get("alternate")
-    if isinstance(alternates, dict):
-        for alternate in alternates.values():
-            alt_href = alternate.get("href") if isinstance(alternate, dict) else None
-            if isinstance(alt_href, str) and alt_href.startswith(("http://", "https://")):
-                return alt_href
-    return href
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its query string and user info (SAS tokens, keys live there)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _exception_text(exc: BaseException) -> str:
-    """Messages of an exception and everything it chains to (GDAL puts the cause there)."""
-    texts: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        texts.append(str(current))
-        current = current.__cause__ or current.__context__
-    return " | ".join(texts)
-
-
-_HTTP_CODE = re.compile(r"HTTP response code: (\d{3})")
-_SHORT_READ = re.compile(r"got \d+ bytes, expected \d+|curl error|timed out|timeout", re.I)
-_QUERY = re.compile(r"\?[^\s'\"]*")
-
-
-def _http_status_in(text: str) -> int | None:
-    match = _HTTP_CODE.search(text)
-    return int(match.group(1)) if match else None
-
-
-# --------------------------------------------------------------------------------------
-# GDAL's /vsicurl/ cache
-# --------------------------------------------------------------------------------------
-_gdal_lib_lock = threading.Lock()
-_gdal_clear: Any = None
-_gdal_clear_looked_up = False
-
-
-def _find_gdal_partial_clear() -> Any:
-    """``VSICurlPartialClearCache`` of the GDAL rasterio uses, or None if not found.
-
-    GDAL caches, per process, whether a remote file exists and its size; after a
-    404/503 or a dropped connection a retry in the same process would otherwise see
-    the cached failure. rasterio does not expose the C function, so it is looked up
-    in the GDAL library rasterio loaded (wheel: ``rasterio.libs``/``.dylibs``).
-    """
-    global _gdal_clear, _gdal_clear_looked_up
-    with _gdal_lib_lock:
-        if _gdal_clear_looked_up:
-            return _gdal_clear
-        _gdal_clear_looked_up = True
-        package = Path(rasterio.__file__).parent
-        candidates = [
-            *glob.glob(str(package.parent / "rasterio.libs" / "libgdal*")),
-            *glob.glob(str(package / ".dylibs" / "libgdal*")),
-        ]
-        system = ctypes.util.find_library("gdal")
-        if system:
-            candidates.append(system)
-        for candidate in candidates:
-            try:
-                function = ctypes.CDLL(candidate).VSICurlPartialClearCache
-            except (OSError, AttributeError):
-                continue
-            function.argtypes = [ctypes.c_char_p]
-            function.restype = None
-            _gdal_clear = function
-            break
-        else:
-            logger.debug("GDAL VSICurlPartialClearCache not found; /vsicurl/ cache kept")
-        return _gdal_clear
-
-
-def forget_remote_file(url: str) -> None:
-    """Drop what GDAL's ``/vsicurl/`` cache holds about ``url`` (best effort)."""
-    function = _find_gdal_partial_clear()
-    if function is not None:
-        function(f"/vsicurl/{url}".encode())
-
-
-# --------------------------------------------------------------------------------------
-# The provider
-# --------------------------------------------------------------------------------------
 class StacProvider:
     """Sentinel-2 L2A scenes from a STAC API, downloaded as AOI-sized scene files.
 
@@ -386,9 +110,9 @@ class StacProvider:
             aoi_name: AOI slug, for messages.
             sas_token_url: Planetary Computer SAS token endpoint (tests point it at
                 the fake); used only by the ``planetary-computer`` catalogue.
-            http_tries: Attempts per HTTP request on 5xx or a broken connection,
+            http_tries: Attempts per HTTP request on 5xx or a broken read
                 inside one search or read (>= 1).
-            retry_backoff_s: urllib3 backoff factor between those attempts, seconds
+            retry_backoff_s: Back-off factor between those attempts, seconds
                 (0 in tests).
             timeout_s: Connect/read timeout of each HTTP request, seconds.
             environ: Where ``token_env`` is looked up (default ``os.environ``).
@@ -403,8 +127,7 @@ class StacProvider:
         self.max_cloud_pct = source.max_cloud_pct
         self.masked_scl_classes = tuple(source.masked_scl_classes)
         self.sas_token_url = sas_token_url.rstrip("/")
-        self.http_tries = max(1, http_tries)
-        self.retry_backoff_s = retry_backoff_s
+        self.request_retry = RequestRetry(max(1, http_tries), retry_backoff_s)
         self.timeout_s = timeout_s
         self._environ: Mapping[str, str] = os.environ if environ is None else environ
         self._sas_token: tuple[str, dt.datetime] | None = None
@@ -414,18 +137,6 @@ class StacProvider:
     @property
     def _label(self) -> str:
         return f"AOI {self.aoi_name}: {self.name} ({self.source.catalog})"
-
-    def _retry(self) -> Retry:
-        # Bounded retry for a flaky moment: 5xx and broken connections, every verb
-        # (a STAC search POST is safe to repeat); 401/403/404/429 come back at once.
-        return Retry(
-            total=self.http_tries - 1,
-            backoff_factor=self.retry_backoff_s,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=None,
-            raise_on_status=False,
-            respect_retry_after_header=False,
-        )
 
     def _bearer_token(self) -> str | None:
         """The token named by ``token_env``, or None if the source names none.
@@ -509,7 +220,7 @@ class StacProvider:
         from pystac_client import Client
         from pystac_client.stac_api_io import StacApiIO
 
-        stac_io = StacApiIO(max_retries=self._retry(), timeout=self.timeout_s)
+        stac_io = StacApiIO(max_retries=self.request_retry.urllib3_retry(), timeout=self.timeout_s)
         return Client.open(
             self.url, headers=self._auth_headers(), stac_io=stac_io, timeout=self.timeout_s
         )
@@ -663,7 +374,7 @@ class StacProvider:
                 f"{self._label}: scene {ref.scene_id} has no asset {keys} in its STAC item "
                 f"(bands {', '.join(missing)}); the scene is skipped."
             )
-        radiometry = _parse_radiometry(ref)
+        radiometry = parse_radiometry(ref)
         grid = self.grid
         reflectance = np.empty((len(REFLECTANCE_BANDS), *grid.shape), np.float32)
         with self._gdal_env():
@@ -689,10 +400,8 @@ class StacProvider:
         options: dict[str, Any] = {
             # No directory listing or side-car probing: one COG = a few range reads.
             "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-            # GDAL's own retry of 429/5xx on range reads (GDAL >= 2.3; /vsicurl/ docs).
-            "GDAL_HTTP_MAX_RETRY": str(self.http_tries - 1),
-            # A delay of 0 turns GDAL's retry off altogether, hence the floor.
-            "GDAL_HTTP_RETRY_DELAY": str(max(self.retry_backoff_s, 0.01)),
+            # The same one-request retry as every other client (http_retry).
+            **self.request_retry.gdal_options(),
             "GDAL_HTTP_TIMEOUT": str(int(max(1, self.timeout_s))),
             "GDAL_HTTP_CONNECTTIMEOUT": str(int(max(1, min(self.timeout_s, 30)))),
             # Merge neighbouring tile reads into one request (GDAL's default, stated).
@@ -754,8 +463,8 @@ class StacProvider:
         self, ref: SceneRef, band: str, href: str, exc: RasterioIOError
     ) -> AsmspotterError:
         """A GDAL read failure -> auth, unavailable or unreadable-scene error."""
-        text = _QUERY.sub("?…", _exception_text(exc))
-        status = _http_status_in(text)
+        text = QUERY_STRING.sub("?…", exception_text(exc))
+        status = http_status_in(text)
         key = self.preset.asset_keys[band]
         where = redact_url(href)
         if status in (401, 403):
@@ -766,7 +475,7 @@ class StacProvider:
         if (
             status == 429
             or (status is not None and status >= 500)
-            or (status is None and _SHORT_READ.search(text))
+            or (status is None and SHORT_READ.search(text))
         ):
             return ProviderUnavailableError(
                 f"{self._label}: reading scene {ref.scene_id}, asset {key} from {where} failed "
@@ -798,9 +507,7 @@ class StacProvider:
                 return self._sas_token[0]
             url = f"{self.sas_token_url}/{self.collection}"
             headers = self._auth_headers()
-            session = requests.Session()
-            session.mount("http://", HTTPAdapter(max_retries=self._retry()))
-            session.mount("https://", HTTPAdapter(max_retries=self._retry()))
+            session = self.request_retry.mount_on(requests.Session())
             try:
                 response = session.get(url, headers=headers, timeout=self.timeout_s)
             except requests.RequestException as exc:
@@ -828,18 +535,6 @@ class StacProvider:
                 expiry = expiry.replace(tzinfo=dt.UTC)
             self._sas_token = (sas, expiry)
             return sas
-
-
-def _parse_radiometry(ref: SceneRef) -> dict[str, tuple[float, float]]:
-    """The ``radiometry`` entry of a SceneRef's assets as ``{band: (scale, offset)}``."""
-    try:
-        raw = json.loads(ref.assets.get(RADIOMETRY_KEY, "{}"))
-        return {band: (float(pair[0]), float(pair[1])) for band, pair in raw.items()}
-    except (ValueError, TypeError, IndexError, AttributeError) as exc:
-        raise SceneReadError(
-            f"{PROVIDER_NAME}: scene {ref.scene_id}: assets[{RADIOMETRY_KEY!r}] is not valid "
-            f"({exc}); search again to rebuild the scene reference."
-        ) from exc
 
 
 def _overview_level(src: Any, native_m: float, target_m: float) -> int | None:

@@ -52,7 +52,7 @@ from asmspotter.errors import (
 )
 from asmspotter.grid import AOIGrid
 from asmspotter.providers.cache import atomic_file, scene_dir
-from asmspotter.providers.http_retry import RequestRetry
+from asmspotter.providers.http_retry import DEFAULT_REQUEST_RETRY, RequestRetry
 from asmspotter.scene_io import write_scene
 from asmspotter.scenes import LocalScene, SceneRef, TimeWindow
 from asmspotter.sources import DhusSourceConfig
@@ -206,8 +206,7 @@ class DhusProvider:
         grid: AOIGrid,
         aoi_name: str,
         *,
-        http_tries: int = 3,
-        retry_backoff_s: float = 0.5,
+        request_retry: RequestRetry = DEFAULT_REQUEST_RETRY,
         timeout_s: float = 60.0,
         keep_zip: bool = False,
         download_chunk_bytes: int = 1 << 20,
@@ -221,8 +220,8 @@ class DhusProvider:
             config: The validated ``sources[]`` entry.
             grid: The AOI grid every download is warped and clipped onto.
             aoi_name: The AOI slug, for messages.
-            http_tries: Attempts per HTTP request on 5xx or a broken read (>= 1).
-            retry_backoff_s: Back-off factor between those attempts, seconds (0 in tests).
+            request_retry: How each HTTP request is retried on 5xx or a broken read
+                (``RequestRetry(backoff_s=0)`` in tests).
             timeout_s: Seconds to wait for the hub to answer (connect and each read);
                 sentinelsat sets none that ``requests`` honours.
             keep_zip: Keep the SAFE zip after the scene is written (about 1 GB each);
@@ -234,7 +233,7 @@ class DhusProvider:
         self.grid = grid
         self.aoi_name = aoi_name
         self.resolution_m = config.resolution_m
-        self.request_retry = RequestRetry(max(1, http_tries), retry_backoff_s)
+        self.request_retry = request_retry
         self.timeout_s = timeout_s
         self.keep_zip = keep_zip
         self.download_chunk_bytes = download_chunk_bytes

@@ -72,3 +72,7 @@ class RequestRetry:
             # A delay of 0 turns GDAL's retry off altogether, hence the floor.
             "GDAL_HTTP_RETRY_DELAY": str(max(self.backoff_s, 0.01)),
         }
+
+
+DEFAULT_REQUEST_RETRY = RequestRetry()
+"""What the providers use unless told otherwise: 3 tries, back-off factor 0.5 s."""

@@ -25,6 +25,7 @@ from asmspotter.errors import (
 )
 from asmspotter.grid import AOIGrid, to_lonlat
 from asmspotter.providers.dhus import DhusProvider, parse_product_metadata
+from asmspotter.providers.http_retry import RequestRetry
 from asmspotter.scenes import SCL_MASKED_CLASSES, TimeWindow
 from asmspotter.sources import DhusSourceConfig
 from asmspotter.synthetic import render_training_pair
@@ -73,7 +74,7 @@ def make_provider(hub: FakeDhusHub, **options: object) -> DhusProvider:
     config = DhusSourceConfig(
         provider="sentinel-2-dhus", url=hub.url, product_type=product_type, max_cloud_pct=80
     )
-    kwargs: dict = {"retry_backoff_s": 0.0, **options}
+    kwargs: dict = {"request_retry": RequestRetry(backoff_s=0.0), **options}
     return DhusProvider(config, AOI_GRID, "test-aoi", **kwargs)
 
 
@@ -255,7 +256,7 @@ def test_l1c_cloud_mask_from_s2cloudless(tmp_path: Path) -> None:
     l1c = render_l1c_safe(tmp_path / "safe", tile, seed=3, acquired=ACQUIRED)
     with FakeDhusHub([l1c.as_fake_product()], user=USER, password=PASSWORD) as hub:
         config = DhusSourceConfig(provider="sentinel-2-dhus", url=hub.url, product_type="S2MSI1C")
-        provider = DhusProvider(config, tile, "test-aoi", http_tries=1)
+        provider = DhusProvider(config, tile, "test-aoi", request_retry=RequestRetry(tries=1))
         (ref,) = provider.search(to_lonlat(box(*tile.bounds), EPSG), WINDOW)
         scene = provider.download(ref, tmp_path / "cache")
     assert scene.cloud_mask_path is not None

@@ -31,6 +31,7 @@ from asmspotter.detect.patch_metrics import (
     sensitivity_specificity,
     threshold_for_specificity,
 )
+from asmspotter.detect.review_chips import ReviewChips, save_review_chips
 from asmspotter.detect.site_verification import (
     MAX_PATCHES,
     ArrayPatches,
@@ -40,6 +41,7 @@ from asmspotter.detect.site_verification import (
     patch_origins,
 )
 from asmspotter.detect.verifier import dihedral_views, load_verifier, mean_probability
+from asmspotter.detect.verifier_training import score
 from asmspotter.events import SiteEvent
 from asmspotter.synthetic import render_labelled_chip
 from asmspotter.track import KnownSite, TrackingThresholds, track_sites
@@ -385,8 +387,22 @@ def test_verifier_script_trains_then_rescores_in_more_views(tmp_path: Path) -> N
         _write_sheet(gallery / f"S{index}_negatives_S2L1C_clear0.75_x.png", 6, 10 + index)
     out = tmp_path / "verifier"
     common = ["--gallery", str(gallery), "--out-dir", str(out), "--folds", "2", "--threads", "1"]
-    module.main([*common, "--epochs", "1", "--generated", "0", "--width", "4", "--views", "1"])
+    reviewed = save_review_chips(
+        ReviewChips(
+            rgb=np.full((3, CHIP_PX, CHIP_PX, 3), 90, np.uint8),
+            label=np.array([1, 0, 0], np.int8),
+            site_id=np.array(["a-0001", "a-0002", "a-0002"]),
+        ),
+        tmp_path / "reviewed.npz",
+    )
+    tiny = ["--threads", "1", "--epochs", "1", "--generated", "0", "--width", "4"]
+    module.main([*common, *tiny, "--views", "1", "--extra-chips", str(reviewed)])
     trained = load_verifier(out)
+    assert "+ 3 chips of reviewed sites from reviewed.npz (1 confirmed, 2 dismissed)" in str(
+        trained.card.training["data"]
+    )
+    # The yardstick stays on gallery chips alone: one score per gallery chip.
+    assert np.load(out / "out_of_fold.npz")["score"].shape == (44,)
     assert trained.card.test_time_views == 1 and trained.card.n_members == 2
     weights = (out / "member_0.pt").read_bytes()
     module.main([*common, "--rescore", "--views", "8", "--version", "1.1.0"])
@@ -398,3 +414,31 @@ def test_verifier_script_trains_then_rescores_in_more_views(tmp_path: Path) -> N
     assert oof["score"].shape == (44,) and np.isfinite(oof["score"]).all()
     with pytest.raises(SystemExit, match="one member per fold"):
         module.main([*common, "--rescore", "--folds", "3"])
+
+    # A second seed on the same folds joins the ensemble: each chip is then scored by the
+    # mean of the two members that never saw its sheet group.
+    other = tmp_path / "seed7"
+    other_args = ["--gallery", str(gallery), "--out-dir", str(other), "--folds", "2"]
+    module.main([*other_args, *tiny, "--seed", "7", "--views", "1"])
+    module.main([*common, "--add-members", str(other), "--views", "1", "--version", "1.2.0"])
+    joined = load_verifier(out)
+    assert joined.card.n_members == 4 and joined.card.version == "1.2.0"
+    assert joined.card.training["seeds"] == [0, 7]
+    assert joined.card.training["members_per_fold"] == 2
+    assert (out / "member_0.pt").read_bytes() == weights
+    copied = torch.load(out / "member_2.pt", weights_only=True)
+    original = torch.load(other / "member_0.pt", weights_only=True)
+    assert all(torch.equal(copied[key], original[key]) for key in original)
+    ensemble = np.load(out / "out_of_fold.npz")["score"]
+    fold_of = np.load(out / "out_of_fold.npz")["fold"]
+    added = np.load(other / "out_of_fold.npz")["score"]
+    assert np.isfinite(ensemble).all() and not np.allclose(ensemble, added)
+    # The mean of its fold's two members, by hand, for one chip of each fold.
+    chips = load_gallery(gallery).rgb
+    for fold in (0, 1):
+        chip = int(np.flatnonzero(fold_of == fold)[0])
+        by_member = [score(joined.members[k], chips[chip : chip + 1]) for k in (fold, fold + 2)]
+        assert ensemble[chip] == pytest.approx(float(np.mean(by_member)), abs=1e-6)
+    # Members trained on other folds are refused: they saw chips they would judge.
+    with pytest.raises(SystemExit, match="one member per fold"):
+        module.main([*common, "--add-members", str(other), "--folds", "3"])

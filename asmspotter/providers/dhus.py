@@ -11,7 +11,7 @@ The Copernicus Open Access Hub this protocol was built for closed in 2023; the
 hub URL is configuration (``sources[].url``), for the national and collaborative
 mirrors that still run DHuS. ``docs/providers/sentinel-2-dhus.md`` says which.
 The STAC provider (``stac.py``) is the main Sentinel-2 path; the fake hub the
-tests use is :mod:`asmspotter.testing.dhus_server`.
+tests use is ``tests/fakes/dhus_server.py``.
 
 Vendor errors are translated here, once: refused credentials become
 :class:`ProviderAuthError` (never retried), a hub that is down or throttling

@@ -18,7 +18,7 @@ The planet SDK is async-first; each public call here runs one coroutine with its
 ``planet.Session`` (so no event loop or thread outlives the call). Vendor exceptions are
 translated once, in :meth:`PlanetProvider._call`. Neighbours: ``base.py`` (the protocol),
 ``cache.py`` (atomic files), ``local.py`` (the simplest provider); the fake API the tests
-use is ``asmspotter/testing/planet_server.py``; user docs: ``docs/providers/planetscope.md``.
+use is ``tests/fakes/planet_server.py``; user docs: ``docs/providers/planetscope.md``.
 """
 
 from __future__ import annotations

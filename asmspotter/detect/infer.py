@@ -35,8 +35,9 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 from torch import nn
 
+from asmspotter.atomic_write import scratch_path, writing_output
 from asmspotter.cluster import available_cpu_count, dask_worker_threads
-from asmspotter.cog import scratch_path, staging_profile, staging_to_cog, writing_output
+from asmspotter.cog import staging_profile, staging_to_cog
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.detect.model_card import (
     DERIVED_BANDS,
@@ -694,8 +695,9 @@ def write_probability_cog_by_strips(
     """Write strips ``(row_off, col_off, probability, nodata)`` into a probability COG.
 
     The strips (in any order) go by windows into an uncompressed tiled GeoTIFF
-    (a :func:`asmspotter.cog.scratch_path`), which :func:`asmspotter.cog.staging_to_cog` turns into
-    the COG with overviews; neither step holds the whole map.
+    (a :func:`~asmspotter.atomic_write.scratch_path`), which
+    :func:`asmspotter.cog.staging_to_cog` turns into the COG with overviews; neither
+    step holds the whole map.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

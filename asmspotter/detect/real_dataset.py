@@ -53,6 +53,7 @@ from rasterio.errors import RasterioIOError
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
+from asmspotter.atomic_write import atomic_write
 from asmspotter.composite.composite import build_composite_dataset
 from asmspotter.detect.labels import LabelPolygon, LabelReadError, load_labels, rasterize_labels
 from asmspotter.detect.model_card import DEFAULT_BANDS
@@ -649,31 +650,31 @@ def _write_chip(
     }
     for path in (chip_path, mask_path):
         path.parent.mkdir(parents=True, exist_ok=True)
-    partial_mask = mask_path.with_name(mask_path.name + ".partial")
-    with rasterio.open(
-        partial_mask, "w", count=1, dtype="uint8", nodata=MASK_NODATA, **profile
-    ) as dst:
+    with (
+        atomic_write(mask_path) as scratch,
+        rasterio.open(scratch, "w", count=1, dtype="uint8", nodata=MASK_NODATA, **profile) as dst,
+    ):
         dst.write(mask, 1)
         dst.descriptions = ("label",)
         dst.update_tags(
             VALUES=f"{MASK_BACKGROUND}=background,{MASK_MINING}=mining,"
             f"{MASK_NEGATIVE}=negative,{MASK_NODATA}=no data"
         )
-    partial_mask.replace(mask_path)
-    partial_chip = chip_path.with_name(chip_path.name + ".partial")
-    with rasterio.open(
-        partial_chip,
-        "w",
-        count=len(DEFAULT_BANDS),
-        dtype="float32",
-        nodata=float("nan"),
-        predictor=3,
-        **profile,
-    ) as dst:
+    with (
+        atomic_write(chip_path) as scratch,
+        rasterio.open(
+            scratch,
+            "w",
+            count=len(DEFAULT_BANDS),
+            dtype="float32",
+            nodata=float("nan"),
+            predictor=3,
+            **profile,
+        ) as dst,
+    ):
         dst.write(bands)
         dst.descriptions = tuple(DEFAULT_BANDS)
         dst.update_tags(**tags)
-    partial_chip.replace(chip_path)
 
 
 def build_area_chips(

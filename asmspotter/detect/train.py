@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 import asmspotter
+from asmspotter.atomic_write import atomic_write
 from asmspotter.detect.chips import render_chips, render_sequence
 from asmspotter.detect.infer import build_network, configure_torch_threads, resolve_device
 from asmspotter.detect.metrics import (
@@ -247,9 +248,8 @@ def _predict_chips(
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f"partial_{path.name}")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    with atomic_write(path) as scratch:
+        torch.save(obj, scratch)
 
 
 def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:

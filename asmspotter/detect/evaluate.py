@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 import asmspotter
 from asmspotter.detect.baseline import BASELINE_NAME, baseline_score
-from asmspotter.detect.infer import LoadedModel, build_features, load_model, predict_probabilities
+from asmspotter.detect.features import build_features
 from asmspotter.detect.metrics import object_metrics, object_params, pr_curve_from_histograms
 from asmspotter.detect.model_card import (
     Evaluation,
@@ -41,6 +41,8 @@ from asmspotter.detect.model_card import (
     SoftwareVersions,
     save_card,
 )
+from asmspotter.detect.predict import predict_probabilities
+from asmspotter.detect.runtime import LoadedModel, load_model
 
 logger = logging.getLogger(__name__)
 

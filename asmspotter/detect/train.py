@@ -33,7 +33,6 @@ from torch import nn
 
 import asmspotter
 from asmspotter.detect.chips import render_chips, render_sequence
-from asmspotter.detect.infer import build_network, configure_torch_threads, resolve_device
 from asmspotter.detect.metrics import (
     object_metrics,
     object_params,
@@ -53,6 +52,7 @@ from asmspotter.detect.model_card import (
     save_card,
     weights_digest,
 )
+from asmspotter.detect.runtime import build_network, configure_torch_threads, resolve_device
 
 logger = logging.getLogger(__name__)
 

@@ -24,6 +24,6 @@ def test_core_imports_without_prefect_or_torch():
 
 
 def test_detect_loads_torch_but_not_prefect():
-    modules = loaded_after("import asmspotter.detect.infer")
+    modules = loaded_after("import asmspotter.detect.stage")
     assert "torch" in modules
     assert "prefect" not in modules

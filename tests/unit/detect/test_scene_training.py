@@ -18,9 +18,10 @@ from typer.testing import CliRunner
 from asmspotter.cli import app
 from asmspotter.detect.baseline import baseline_score
 from asmspotter.detect.evaluate import check_bf16, evaluate_model, parse_data_spec
-from asmspotter.detect.infer import load_model, predict_probabilities
 from asmspotter.detect.metrics import pixel_metrics
 from asmspotter.detect.model_card import Architecture, load_card
+from asmspotter.detect.predict import predict_probabilities
+from asmspotter.detect.runtime import load_model
 from asmspotter.detect.train import train_from_scenes
 from asmspotter.synthetic import render_training_pair
 

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from asmspotter.composite.indices import ndvi, ndwi
-from asmspotter.detect.infer import load_model, predict_probabilities
 from asmspotter.detect.model_card import CARD_FILENAME, WEIGHTS_FILENAME, Architecture, load_card
+from asmspotter.detect.predict import predict_probabilities
+from asmspotter.detect.runtime import load_model
 from asmspotter.detect.train import CHECKPOINT_FILENAME, reflectance_to_features, train_model
 
 torch.set_num_threads(2)

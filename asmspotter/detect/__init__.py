@@ -14,8 +14,9 @@ Modules, one per concept:
   (composite COG in, probability COG and polygons out).
 - :mod:`asmspotter.detect.vectorize`: probability map to polygons with area and score.
 - :mod:`asmspotter.detect.metrics`: pixel and object precision/recall/F1/IoU.
-- :mod:`asmspotter.detect.train`: train a model on generated chips
-  (:mod:`asmspotter.synthetic`) and write its weights and card.
+- :mod:`asmspotter.detect.train`: train a model (one frozen ``TrainConfig``) on
+  generated chips (:mod:`asmspotter.synthetic`) or labelled scenes and write its
+  weights and card.
 
 This ``__init__`` imports nothing, so ``import asmspotter`` never loads torch; the
 submodules that need torch (``unet``, ``runtime``, ``predict``, ``train``) load it when imported.

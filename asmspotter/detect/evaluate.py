@@ -2,9 +2,10 @@
 
 ``asmspotter model evaluate MODEL DATA`` calls :func:`evaluate_model`. DATA is either
 ``generated[:<resolution_m>]`` (the model's held-out generated test split: the third
-``SeedSequence(seed).spawn(3)`` stream of :func:`asmspotter.detect.train.train_model`,
-re-rendered with the current generator) or a folder of scenes with ``labels.geojson``
-or ``labels.ndjson`` (LabelBox) and optional ``negatives.geojson`` beside them
+``SeedSequence(seed).spawn(3)`` stream of
+:func:`asmspotter.detect.train.data.generated_chips`, re-rendered with the current
+generator) or a folder of scenes with ``labels.geojson`` or ``labels.ndjson``
+(LabelBox) and optional ``negatives.geojson`` beside them
 (:mod:`asmspotter.detect.datasets`; scenes are predicted whole with tiled inference).
 
 Reported, for the U-Net at the card's threshold and at the threshold that maximises
@@ -162,8 +163,8 @@ def generated_test_split(
 ) -> Iterator[tuple[NDArray[np.float32], NDArray[np.bool_]]]:
     """Yield the card's held-out generated test chips (reflectance (4, P, P), mask).
 
-    The same stream :func:`asmspotter.detect.train.train_model` used for its test split
-    (seed, chip size and count from the card), rendered with the current generator.
+    The same stream :func:`asmspotter.detect.train.data.generated_chips` used for its test
+    split (seed, chip size and count from the card), rendered with the current generator.
     """
     from asmspotter.synthetic import render_training_pair
 

@@ -25,11 +25,16 @@ from asmspotter.synthetic.primitives import (
 from asmspotter.synthetic.spectra import F32, LandCover
 
 
+def _paint_everywhere(cv: Canvas, alpha: F32, spec: F32, label: LandCover) -> None:
+    """Blend a (4, H, W) spectrum over the whole canvas by ``alpha``; occupy nothing."""
+    h, w = cv.shape
+    cv.paint((slice(0, h), slice(0, w)), alpha, spec.astype(np.float32), label, occupy=False)
+
+
 def _paint_forest(cv: Canvas) -> None:
     """Closed canopy on hilly terrain: crowns, tone patches, relief shading, secondary forest."""
     rng = cv.rng
     shape = cv.shape
-    h, w = shape
     # Terrain: fractal relief 0.4-1.5 km features; Lambertian-like shading from a sun in
     # the east (morning overpass), +-4-15 % brightness on slopes.
     dem = fractal_noise(rng, shape, cv.px(rng.uniform(400, 1500)), octaves=5, persistence=0.6)
@@ -60,13 +65,7 @@ def _paint_forest(cv: Canvas) -> None:
         spec = (
             jitter_spectrum(rng, spectra.SECONDARY, 0.1)[:, None, None] * np.asarray(relief)[None]
         )
-        cv.paint(
-            (slice(0, h), slice(0, w)),
-            alpha,
-            spec.astype(np.float32),
-            LandCover.SECONDARY_FOREST,
-            occupy=False,
-        )
+        _paint_everywhere(cv, alpha, spec, LandCover.SECONDARY_FOREST)
     if rng.uniform() < 0.2:
         wet = fractal_noise(rng, shape, cv.px(rng.uniform(200, 600)), octaves=3)
         thr = np.quantile(wet, 1.0 - rng.uniform(0.02, 0.12))
@@ -74,13 +73,7 @@ def _paint_forest(cv: Canvas) -> None:
         spec = (
             jitter_spectrum(rng, spectra.WETLAND, 0.1)[:, None, None] * cv.texture(30, 0.08)[None]
         )
-        cv.paint(
-            (slice(0, h), slice(0, w)),
-            alpha,
-            spec.astype(np.float32),
-            LandCover.WETLAND,
-            occupy=False,
-        )
+        _paint_everywhere(cv, alpha, spec, LandCover.WETLAND)
 
 
 def paint_rivers(cv: Canvas, n_rivers: int, n_streams: int) -> None:

@@ -17,7 +17,7 @@ Errors are translated here, once: HTTP 401/403 -> ``ProviderAuthError`` (never
 retried); connection errors, 429 and 5xx -> ``ProviderUnavailableError`` (the
 Prefect tasks retry those); a missing or unreadable asset -> ``SceneReadError``
 (the flow skips that scene and goes on). ``tests/integration/test_stac_provider.py``
-runs all of it against the loopback fake in ``asmspotter.testing.stac_server``.
+runs all of it against the loopback fake in ``tests/fakes/stac_server.py``.
 """
 
 from asmspotter.providers.stac.provider import StacProvider

@@ -29,6 +29,7 @@ from rasterio.vrt import WarpedVRT
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
+from asmspotter.atomic_write import atomic_write
 from asmspotter.errors import (
     AsmspotterError,
     ProviderAuthError,
@@ -37,7 +38,7 @@ from asmspotter.errors import (
     SceneReadError,
 )
 from asmspotter.grid import AOIGrid
-from asmspotter.providers.cache import atomic_file, is_complete, scene_dir
+from asmspotter.providers.cache import is_complete, scene_dir
 from asmspotter.providers.http_retry import RequestRetry
 from asmspotter.providers.stac.catalogs import (
     CATALOG_PRESETS,
@@ -384,7 +385,7 @@ class StacProvider:
                 reflectance[index] = np.where(dn > 0, dn * scale + offset, np.nan)
             scl = self._read_on_grid(ref, SCL_BAND, Resampling.nearest)
         cloud: NDArray[np.bool_] = ~clear_from_scl(scl, self.masked_scl_classes)
-        with atomic_file(target) as partial:
+        with atomic_write(target) as partial:
             write_scene(
                 partial, grid, reflectance, ref.acquired, scene_id=ref.scene_id, cloud_mask=cloud
             )

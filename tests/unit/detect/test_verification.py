@@ -15,7 +15,7 @@ from PIL import Image
 from shapely.geometry import box
 
 from asmspotter.alerts.dispatch import events_for_channel
-from asmspotter.detect.api import detect_array, detect_change
+from asmspotter.detect.api import MODELS_DIR, detect_array, detect_change
 from asmspotter.detect.change_evaluation import PairFileError, evaluate_pairs
 from asmspotter.detect.gallery import (
     CHIP_PX,
@@ -26,6 +26,7 @@ from asmspotter.detect.gallery import (
     sheet_label,
 )
 from asmspotter.detect.harmonise import PATH_REFLECTANCE, gallery_reflectance, l2a_to_gallery_rgb
+from asmspotter.detect.model_card import load_card
 from asmspotter.detect.patch_metrics import (
     roc_auc,
     sensitivity_specificity,
@@ -243,6 +244,11 @@ def test_detect_change_raises_a_new_mine_and_not_an_unchanged_forest() -> None:
     # Seen in both images: the same site, not a new one.
     same = detect_change(mine_bands(1), mine_bands(1), resolution_m=10.0)
     assert [e.kind for e in same.events] == ["unchanged"] and same.raised == []
+    # Both outlines were cut at the card's threshold, so their growth was compared.
+    cut = same.after.sites["outline_threshold"].iloc[0]
+    assert cut == pytest.approx(load_card(MODELS_DIR / "s2-unet-v1").threshold)
+    assert same.events[0].outline_threshold == pytest.approx(cut)
+    assert same.events[0].growth_ha is not None
 
 
 def test_detect_change_refuses_images_of_different_shapes() -> None:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import signal
+import sys
+import threading
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -195,11 +198,116 @@ class _RichSink:
         self._bars.stop_task(self._ids.pop(bar_id))
 
 
+INTERRUPT_GRACE_S = 5.0
+"""After Ctrl-C, how long the flow may take to unwind before the CLI stops it hard."""
+
+INTERRUPTED_EXIT_CODE = 130
+"""Exit code after Ctrl-C (128 + SIGINT), as shells report it."""
+
+
+def _stop_interrupted(*, hard: bool) -> None:
+    """Clean up after Ctrl-C: close open run records, stop child processes, say so.
+
+    ``hard`` leaves the process at once (``os._exit``): Prefect may still be waiting
+    on an API that the same Ctrl-C stopped (the ephemeral server is a child in the
+    terminal's process group), and threads may be downloading.
+    """
+    import os
+
+    from asmspotter.interruption import interrupted_runs, mark_open_runs_interrupted
+
+    global _interrupt_reported
+    with _INTERRUPT_LOCK:
+        if not _interrupt_reported:
+            mark_open_runs_interrupted()
+            _stop_child_processes()
+            runs = ", ".join(f"{run.label} (run {run.run_id})" for run in interrupted_runs())
+            recorded = f"; recorded {runs} as failed, the next run retries it" if runs else ""
+            typer.echo(f"\nInterrupted (Ctrl-C){recorded}.", err=True)
+            _interrupt_reported = True
+        if hard:
+            sys.stderr.flush()
+            os._exit(INTERRUPTED_EXIT_CODE)
+
+
+_INTERRUPT_LOCK = threading.Lock()
+_interrupt_reported = False
+
+
+def _stop_child_processes(timeout_s: float = 5.0) -> None:
+    """Terminate this process's children (then kill those that stay), so none outlives it."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with suppress(psutil.NoSuchProcess):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=timeout_s)
+    for child in alive:
+        with suppress(psutil.NoSuchProcess):
+            child.kill()
+
+
+@contextmanager
+def _stop_cleanly_on_ctrl_c() -> Iterator[None]:
+    """Ctrl-C during a flow: one line, exit 130, no run record left ``running``.
+
+    The first Ctrl-C raises ``KeyboardInterrupt`` as usual, so the flow unwinds and
+    Prefect marks its run Crashed; if that has not finished within
+    :data:`INTERRUPT_GRACE_S`, or on a second Ctrl-C, the CLI stops hard.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    presses = 0
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal presses
+        presses += 1
+        if presses > 1:
+            _stop_interrupted(hard=True)
+        timer = threading.Timer(INTERRUPT_GRACE_S, _stop_interrupted, kwargs={"hard": True})
+        timer.daemon = True
+        timer.start()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    except KeyboardInterrupt:
+        _stop_interrupted(hard=False)
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _start_temporary_prefect_server() -> None:
+    """Without ``PREFECT_API_URL``, start Prefect's temporary server now, deaf to Ctrl-C.
+
+    Prefect would start it on first use, as a child in the terminal's process group:
+    Ctrl-C then kills it together with the CLI, it prints its own shutdown traceback,
+    and Prefect's clean-up waits on the dead API. Started here with SIGINT blocked
+    (the child inherits the mask), it keeps serving until the CLI stops it.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value() or threading.current_thread() is not threading.main_thread():
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        SubprocessASGIServer().start()  # the instance Prefect's clients use (one per port)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
 @contextmanager
 def _flow_output() -> Iterator[None]:
-    """What every command that runs a flow wants: Prefect's console quiet, bars on."""
+    """What every command that runs a flow wants: quiet Prefect, bars, Ctrl-C handled."""
     _quiet_prefect_console()
-    with _progress_bars():
+    _start_temporary_prefect_server()
+    with _stop_cleanly_on_ctrl_c(), _progress_bars():
         yield
 
 

@@ -41,6 +41,7 @@ from asmspotter.errors import (
 )
 from asmspotter.events import SiteEvent
 from asmspotter.grid import AOIGrid, build_grid
+from asmspotter.interruption import OpenRun, forget_open_run, remember_open_run
 from asmspotter.memory import limit_gdal_cache
 from asmspotter.progress import progress_bar
 from asmspotter.providers import resolve_provider
@@ -199,6 +200,9 @@ def prepare_run(
     store = open_store(settings.resolved_database_url)
     store.upsert_aoi(aoi.name, aoi.title, grid.epsg)
     run_id = store.start_run(aoi.name, window.start, window.end)
+    remember_open_run(
+        OpenRun(run_id, settings.resolved_database_url, f"{aoi.name} {window.end.isoformat()}")
+    )
     run_dir = settings.run_dir(aoi.name, window.end.isoformat())
     run_dir.mkdir(parents=True, exist_ok=True)
     logger.info(
@@ -456,6 +460,7 @@ def finish_run(
         clear_wkt=composite.clear_footprint.wkt if composite else None,
         message=message,
     )
+    forget_open_run(ctx.run_id)
 
 
 def check_alerts_delivered(ctx: RunContext, outcomes: Sequence[DeliveryOutcome]) -> None:

@@ -19,6 +19,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from asmspotter.interruption import mark_open_runs_interrupted
 from asmspotter.monitor import (
     RunContext,
     RunSummary,
@@ -152,6 +153,10 @@ def monitor_aoi(aoi_name: str, end_date: dt.date | None = None, alerts: bool = T
             finish_run(
                 ctx, "completed", n_scenes=len(used), composite=composite, detection=detection
             )
+        except KeyboardInterrupt:
+            # Ctrl-C: straight to the store, no Prefect task (the API may be what is gone).
+            mark_open_runs_interrupted()
+            raise
         except Exception as exc:
             finish_run(ctx, "failed", message=describe_error(exc))
             raise

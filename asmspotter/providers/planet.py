@@ -52,6 +52,7 @@ from asmspotter.errors import (
     ProviderAuthError,
     ProviderNotConfiguredError,
     ProviderUnavailableError,
+    ProviderUnreachableError,
     SceneReadError,
 )
 from asmspotter.grid import AOIGrid
@@ -246,7 +247,39 @@ class PlanetProvider:
         # for minutes and tests stay fast. Everything else is retried by Prefect.
         session.max_retries = self.max_retries
         session.max_retry_backoff = self.max_retry_backoff_s
+        send = getattr(session, "_send", None)
+        if send is not None:  # planet 2.x: the one call its retry loop repeats
+            session._send = self._failing_fast(send)
         return session
+
+    def _failing_fast(
+        self, send: Callable[..., Coroutine[Any, Any, Any]]
+    ) -> Callable[..., Coroutine[Any, Any, Any]]:
+        """Wrap the SDK's single-request ``_send`` so an unreachable host is not retried.
+
+        The SDK retries every ``httpx.ConnectError`` (refused connections and DNS
+        failures included) with exponential back-off, ~30 s with its defaults, before
+        our own error handling sees it. :class:`ProviderUnreachableError` is not one of
+        its retry types, so the retry loop ends at once; timeouts, 429 and 502 are
+        still retried by the SDK.
+        """
+        import httpx
+
+        from asmspotter.providers.reachability import unreachable_reason
+
+        async def send_once(request: Any, stream: bool = False) -> Any:
+            try:
+                return await send(request, stream=stream)
+            except httpx.ConnectError as exc:
+                reason = unreachable_reason(exc)
+                if reason is None:
+                    raise
+                raise ProviderUnreachableError(
+                    f"{self.base_url} cannot be reached ({reason}); check sources[].url "
+                    "and this machine's network."
+                ) from exc
+
+        return send_once
 
     async def _ensure_bundles_spec(self, session: Any) -> None:
         """Load the SDK's product-bundle spec from ``config.url``, not its public host.
@@ -298,6 +331,8 @@ class PlanetProvider:
         what = f"planetscope {action}" + (f" of item {item_id}" if item_id else "")
         try:
             return _run_sync(make_coro)
+        except ProviderUnreachableError as exc:
+            raise ProviderUnreachableError(f"{what}: {exc}") from exc
         except (exceptions.InvalidAPIKey, exceptions.NoPermission) as exc:
             status = 401 if isinstance(exc, exceptions.InvalidAPIKey) else 403
             reason = (

@@ -97,6 +97,9 @@ class WebConfig:
         tile_url: Optional basemap tile URL template (``https://.../{z}/{x}/{y}.png``);
             None = no basemap (no request leaves the machine).
         aoi_dir: AOI YAML folder, for outlines and place labels (optional).
+        max_token_failures: Wrong write tokens a client may send per
+            ``token_failure_window_s`` before it gets 429 with ``Retry-After``.
+        token_failure_window_s: That window, seconds.
     """
 
     database_url: str
@@ -105,6 +108,8 @@ class WebConfig:
     write_token: str | None = None
     tile_url: str | None = None
     aoi_dir: Path | None = None
+    max_token_failures: int = 5
+    token_failure_window_s: float = 300.0
 
 
 def _check_key(value: str, what: str) -> str:
@@ -199,6 +204,9 @@ def create_app(config: WebConfig) -> FastAPI:
     """
     store = Store(config.database_url)
     templates = _templates()
+    token_failures = security.TokenFailureLimiter(
+        config.max_token_failures, config.token_failure_window_s
+    )
     app = FastAPI(title="asmspotter review", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     tile_origin = None
@@ -277,7 +285,7 @@ def create_app(config: WebConfig) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         match = re.fullmatch(r"/sites/([^/]+)/review", request.url.path)
         back = f"/sites/{match.group(1)}" if match and _KEY.match(match.group(1)) else None
-        return page(
+        response = page(
             request,
             "error.html",
             status_code=exc.status_code,
@@ -285,6 +293,8 @@ def create_app(config: WebConfig) -> FastAPI:
             detail=str(exc.detail),
             back=back,
         )
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request) -> HTMLResponse:
@@ -480,8 +490,19 @@ def create_app(config: WebConfig) -> FastAPI:
             raise HTTPException(
                 403, "refused: this server is read-only (no ASMSPOTTER_WEB_TOKEN configured)"
             )
+        client = request.client.host if request.client else "unknown"
+        wait_s = token_failures.retry_after_s(client)
+        if wait_s is not None:
+            raise HTTPException(
+                429,
+                f"refused: too many wrong tokens from {client}; try again in {wait_s} s",
+                headers={"Retry-After": str(wait_s)},
+            )
         if not security.is_token_valid(form.get(security.TOKEN_FIELD), config.write_token):
-            logger.warning("review of %s refused: wrong or missing token", site.site_id)
+            token_failures.record_failure(client)
+            logger.warning(
+                "review of %s refused: wrong or missing token from %s", site.site_id, client
+            )
             raise HTTPException(403, "refused: wrong or missing token; nothing was changed")
         decision = form.get("decision", "")
         choices = {"dismissed": DISMISS_REASONS, "confirmed": CONFIRM_REASONS}.get(decision)

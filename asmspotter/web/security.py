@@ -4,14 +4,20 @@ Writes (confirm / dismiss) need the token configured by ``ASMSPOTTER_WEB_TOKEN``
 a Prefect Secret block (``ASMSPOTTER_WEB_TOKEN_SECRET``); with neither the app is
 read-only. Forms also carry a CSRF token that must equal the ``asmspotter_csrf``
 cookie (double submit; the cookie is ``SameSite=Strict``), and a cross-origin
-``Origin`` header is refused. :mod:`asmspotter.web.app` uses these; they hold no
-FastAPI state so they test on their own.
+``Origin`` header is refused, and a client that keeps sending wrong tokens is
+slowed down (:class:`TokenFailureLimiter`). :mod:`asmspotter.web.app` uses these;
+they hold no FastAPI state so they test on their own.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -82,6 +88,69 @@ def is_token_valid(given: str | None, expected: str | None) -> bool:
     if not expected or not given:
         return False
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+class TokenFailureLimiter:
+    """Counts wrong write tokens per client and refuses a client that sent too many.
+
+    After ``max_failures`` wrong tokens within ``window_s`` seconds a client gets no
+    further token check until the oldest of those failures leaves the window: a
+    guesser gets a handful of tries per window instead of thousands per second.
+    Only failures are counted; a right token is never slowed down by its own client's
+    earlier typos beyond the window. Thread-safe (FastAPI runs sync routes on a pool).
+
+    Args:
+        max_failures: Wrong tokens allowed per client within the window.
+        window_s: Length of the sliding window, seconds.
+        max_clients: Clients tracked at most; the stalest are forgotten beyond it, so
+            a flood of addresses cannot grow memory without bound.
+        clock: Monotonic seconds (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        max_failures: int = 5,
+        window_s: float = 300.0,
+        *,
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_failures < 1 or window_s <= 0:
+            raise ValueError(
+                f"max_failures must be >= 1 and window_s > 0, got {max_failures}, {window_s}"
+            )
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self.max_clients = max_clients
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        times = self._failures.get(client, deque())
+        while times and now - times[0] >= self.window_s:
+            times.popleft()
+        return times
+
+    def retry_after_s(self, client: str) -> int | None:
+        """Whole seconds until ``client`` may try a token again; None = it may now."""
+        with self._lock:
+            now = self._clock()
+            times = self._recent(client, now)
+            if len(times) < self.max_failures:
+                return None
+            return max(1, math.ceil(times[0] + self.window_s - now))
+
+    def record_failure(self, client: str) -> None:
+        """Count one wrong token from ``client``."""
+        with self._lock:
+            now = self._clock()
+            times = self._recent(client, now)
+            times.append(now)
+            self._failures.pop(client, None)
+            self._failures[client] = times  # re-inserted: dict order = least recent first
+            while len(self._failures) > self.max_clients:
+                del self._failures[next(iter(self._failures))]
 
 
 def new_csrf_token() -> str:

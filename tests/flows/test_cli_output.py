@@ -2,15 +2,23 @@
 
 Quiet by default: one line per stage, no Prefect "Finished in state" lines, and a
 failure is one ``Error:`` line, never a traceback; ``-v`` shows Prefect's lines;
-``-q`` only errors. No process is left behind.
+``-q`` only errors; on a terminal the long steps draw progress bars, which ``-q``
+hides. No process is left behind.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
+import pty
+import re
+import select
+import struct
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +84,58 @@ def test_quiet_prints_only_errors_and_verbose_shows_prefect(cli_env):
     verbose = run_cli(["-v", "run", "nowhere", "--end", "2024-01-31"], cli_env)
     assert verbose.returncode == 1
     assert "Finished in state" in verbose.stderr, verbose.stderr
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def run_cli_in_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the CLI with stdout and stderr on a pseudo-terminal, as in a user's shell.
+
+    Returns the exit code and everything the terminal showed, escape codes removed.
+    """
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    process = subprocess.Popen(
+        [*CLI, *args],
+        env={**env, "TERM": "xterm-256color"},
+        cwd=Path.cwd(),
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    shown = bytearray()
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        returncode = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(leader)
+    return returncode, ANSI_ESCAPE.sub("", shown.decode("utf-8", "replace"))
+
+
+def test_progress_bars_show_on_a_terminal_and_not_with_quiet(cli_env):
+    code, shown = run_cli_in_terminal(["run", "cli-tiny", "--end", "2024-01-30"], cli_env)
+    assert code == 0, shown
+    assert "cli-tiny: download 3 scenes" in shown and "3/3" in shown, shown
+    assert "cli-tiny: U-Net inference (tiles)" in shown, shown
+    assert "━" in shown, "a drawn bar"
+
+    code, shown = run_cli_in_terminal(["-q", "run", "cli-tiny", "--end", "2024-01-29"], cli_env)
+    assert code == 0, shown
+    assert "download 3 scenes" not in shown and "inference" not in shown, shown
+    assert "━" not in shown, shown

@@ -24,6 +24,7 @@ from asmspotter.errors import (
     ProviderAuthError,
     ProviderNotConfiguredError,
     ProviderUnavailableError,
+    ProviderUnreachableError,
     SceneReadError,
 )
 from asmspotter.grid import build_grid
@@ -273,6 +274,31 @@ def test_bad_gateway_is_retried_inside_the_sdk(
     refs = make_provider(server, scene).search(scene.aoi_lonlat, JANUARY)
     assert [r.scene_id for r in refs] == [scene.item_id]
     assert len(server.requests_to("quick-search")) == 2
+
+
+def test_unreachable_host_fails_fast_without_the_sdk_retries(
+    scene: PlanetSceneFixture,
+) -> None:
+    """Connection refused: one attempt, not the SDK's 5 retries with back-off (~30 s)."""
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once the block ends: nothing listens
+    config = PlanetSourceConfig(provider="planetscope", url=f"http://127.0.0.1:{port}")
+    provider = PlanetProvider(
+        config, build_grid(scene.aoi_lonlat, config.resolution_m), scene.aoi_lonlat, "brokopondo"
+    )
+    assert (provider.max_retries, provider.max_retry_backoff_s) == (5, 64.0)  # SDK-like
+    started = time.monotonic()
+    with pytest.raises(ProviderUnreachableError) as info:
+        provider.search(scene.aoi_lonlat, JANUARY)
+    assert time.monotonic() - started < 3.0
+    message = str(info.value)
+    assert message.startswith("planetscope search: ")
+    assert f"127.0.0.1:{port}" in message and "connection refused" in message
+    assert "retry" not in message
 
 
 def test_server_error_is_unavailable_then_the_retry_succeeds(

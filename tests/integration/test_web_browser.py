@@ -1,12 +1,18 @@
-"""The review web app in a real browser: headless Chromium (Debian) driven by selenium.
+"""The review web app in a real browser, on the demo's store: headless Chromium + selenium.
 
-A uvicorn server on 127.0.0.1 serves the store of ``fakes.review``
-(AOI ``rev``: three runs, three sites). The browser checks that the map draws a
-marker per site over the composite, that a site page shows its area timeline and
-before/after chips, that a dismissal without the token is refused and changes
-nothing, and that one with the token is stored; then the next run's alerts go out
-without the dismissed site. Set ``ASMSPOTTER_SCREENSHOT_DIR`` to keep the
-screenshots (the README's come from there).
+Once per module, ``asmspotter demo`` runs for real (a subprocess on a Prefect test
+server; 2-5 min) into a temporary data folder, and ``asmspotter web`` (another
+subprocess) serves that folder's SQLite store and outputs. The browser checks that
+the map draws the demo's six sites over the composite, that a site page shows its
+area timeline and before/after chips, that a dismissal without the token is refused
+and changes nothing, and that one with the token is stored.
+
+Then the next windows run for real (``asmspotter run demo``) on scenes made from the
+demo's February scenes: in March the dismissed site and a control site are gone
+(painted over with the forest around them), in April both are back, which tracking
+reports as ``expanded`` (grown from 0 ha). The April alert carries the control site
+and not the dismissed one. Set ``ASMSPOTTER_SCREENSHOT_DIR`` to keep the screenshots
+(``docs/screenshots`` comes from there).
 """
 
 from __future__ import annotations
@@ -15,19 +21,26 @@ import datetime as dt
 import os
 import shutil
 import socket
-import threading
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from fakes.review import AOI_NAME, EPSG, build_review_store
+from asmspotter.settings import PROJECT_ROOT
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = [
     pytest.mark.slow,
+    # The first test waits for the demo (2-5 min, longer on a busy machine).
+    pytest.mark.timeout(2400),
     pytest.mark.skipif(
         CHROMIUM is None or CHROMEDRIVER is None,
         reason="headless browser test needs Debian's chromium and chromium-driver "
@@ -35,7 +48,12 @@ pytestmark = [
     ),
 ]
 
+CLI = [sys.executable, "-m", "asmspotter.cli"]
 TOKEN = "browser-test-token-0123"
+AOI_NAME = "demo"
+MARCH_END = dt.date(2024, 3, 31)
+APRIL_END = dt.date(2024, 4, 30)
+"""The two windows after the demo's: sites gone in March, back in April."""
 
 
 def _free_port() -> int:
@@ -44,39 +62,89 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def review(tmp_path_factory):
-    root = tmp_path_factory.mktemp("review")
-    return build_review_store(root / "data", root / "aois")
+@dataclass(frozen=True)
+class DemoWorkspace:
+    """A data folder after ``asmspotter demo``, and the environment that ran it."""
+
+    data_dir: Path
+    env: dict[str, str]
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.data_dir / 'asmspotter.db'}"
+
+    def cli(self, *args: str, timeout_s: float = 900) -> subprocess.CompletedProcess[str]:
+        """Run ``asmspotter ARGS`` on this data folder; fail the test with its output."""
+        result = subprocess.run(
+            [*CLI, *args],
+            env=self.env,
+            cwd=self.data_dir.parent,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+        assert result.returncode == 0, f"asmspotter {' '.join(args)}:\n{result.stderr[-4000:]}"
+        return result
 
 
 @pytest.fixture(scope="module")
-def server(review) -> Iterator[str]:
-    import uvicorn
+def prefect_api() -> Iterator[str]:
+    """One Prefect test server for this module's CLI subprocesses."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
 
-    from asmspotter.web.app import WebConfig, create_app
+    with prefect_test_harness(server_startup_timeout=120):
+        yield str(PREFECT_API_URL.value())
 
-    config = WebConfig(
-        database_url=review.database_url,
-        outputs_dir=review.outputs_dir,
-        training_dir=review.data_dir / "training",
-        write_token=TOKEN,
-        aoi_dir=review.aoi_dir,
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, prefect_api) -> DemoWorkspace:
+    """``asmspotter demo`` run for real into a fresh data folder (its two windows)."""
+    root = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "ASMSPOTTER_"))}
+    env.update(
+        PREFECT_API_URL=prefect_api,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        ASMSPOTTER_AOI_DIR=str(PROJECT_ROOT / "aoi_definitions"),
+        ASMSPOTTER_MODELS_DIR=str(PROJECT_ROOT / "models"),
+        ASMSPOTTER_DATA_DIR=str(root / "data"),
     )
+    workspace = DemoWorkspace(root / "data", env)
+    result = workspace.cli("demo", timeout_s=1500)
+    assert result.stdout.count("✓") == 4, result.stdout  # 2 new + 2 expanded, as the truth
+    return workspace
+
+
+@pytest.fixture(scope="module")
+def server(demo, tmp_path_factory) -> Iterator[str]:
+    """``asmspotter web`` on the demo's data folder, with a write token."""
     port = _free_port()
-    uv = uvicorn.Server(
-        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start within 30 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=10)
+    log = tmp_path_factory.mktemp("web") / "web.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*CLI, "web", "--port", str(port)],
+            env={**demo.env, "ASMSPOTTER_WEB_TOKEN": TOKEN},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"asmspotter web did not start:\n{log.read_text()}"
+                    ) from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -127,61 +195,149 @@ def _shoot(driver, path: Path, *, full_page: bool = False) -> None:
     assert path.stat().st_size > 10_000, f"{path} looks empty"
 
 
-def test_map_renders_a_marker_per_site_over_the_composite(server, browser, screenshots):
+def _last_events(database_url: str) -> dict[str, str]:
+    """Each demo site's latest event kind, from the store."""
+    from asmspotter.storage import Store
+
+    with Store(database_url) as store:
+        return {
+            site.site_id: store.site_history(site.site_id)[-1].kind
+            for site in store.sites(AOI_NAME)
+        }
+
+
+def test_map_renders_the_demo_sites_over_the_composite(demo, server, browser, screenshots):
     from selenium.webdriver.common.by import By
 
+    last = _last_events(demo.database_url)
+    assert sorted(last.values()) == ["expanded", "expanded", "new", "new", "unchanged", "unchanged"]
     browser.get(f"{server}/aois/{AOI_NAME}")
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#map.map-ready, #map.map-failed"))
     map_el = browser.find_element(By.ID, "map")
     assert "map-ready" in map_el.get_attribute("class"), map_el.text
     markers = browser.find_elements(By.CSS_SELECTOR, "path.site-marker")
-    assert len(markers) == 3
-    assert len(browser.find_elements(By.CSS_SELECTOR, "path.site-expanded")) == 1
-    assert len(browser.find_elements(By.CSS_SELECTOR, "path.site-new")) == 1
+    assert len(markers) == len(last) == 6
+    for kind in ("new", "expanded", "unchanged"):
+        drawn = browser.find_elements(By.CSS_SELECTOR, f"path.site-{kind}")
+        assert len(drawn) == list(last.values()).count(kind), kind
     overlay = browser.find_element(By.CSS_SELECTOR, "img.composite-overlay")
     _wait(browser, lambda d: d.execute_script("return arguments[0].naturalWidth", overlay) > 0)
     # The marker opens a popup whose link leads to the site page.
     markers[0].click()
     link = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, ".site-popup a"))
-    assert link.get_attribute("href").startswith(f"{server}/sites/rev-")
+    assert link.get_attribute("href").startswith(f"{server}/sites/{AOI_NAME}-")
     popup = browser.find_element(By.CSS_SELECTOR, ".leaflet-popup")
     _wait(browser, lambda d: popup.value_of_css_property("opacity") == "1")  # faded in
     _shoot(browser, screenshots / "map.png")
 
 
-def test_site_page_shows_its_timeline_and_chips(server, browser, screenshots):
+def test_site_page_shows_its_timeline_and_chips(demo, server, browser, screenshots):
     from selenium.webdriver.common.by import By
 
-    browser.get(f"{server}/sites/rev-0001")
+    from asmspotter.storage import Store
+
+    last = _last_events(demo.database_url)
+    site_id = min(s for s, kind in last.items() if kind == "expanded")
+    with Store(demo.database_url) as store:
+        areas = [o.area_ha for o in store.site_history(site_id)]
+    assert len(areas) == 2 and areas[1] > areas[0]
+
+    browser.get(f"{server}/sites/{site_id}")
     points = browser.find_elements(By.CSS_SELECTOR, "#timeline circle.timeline-point")
-    assert len(points) == 3
+    assert len(points) == 2
     ys = [float(p.get_attribute("cy")) for p in points]
-    assert ys[0] > ys[1] > ys[2], "the site grows: 4, 9, 16 ha (SVG y grows downwards)"
+    assert ys[0] > ys[1], f"the site grew {areas} ha (SVG y grows downwards)"
     chips = browser.find_elements(By.CSS_SELECTOR, "#pairs img")
-    assert len(chips) == 5  # first look + two before/after pairs
+    assert len(chips) == 3  # first look + one before/after pair
     _wait(
         browser,
         lambda d: all(d.execute_script("return arguments[0].naturalWidth", c) > 0 for c in chips),
     )
     rows = browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")
-    assert [r.find_elements(By.TAG_NAME, "td")[1].text for r in rows] == [
-        "expanded",
-        "expanded",
-        "new",
-    ]
+    assert [r.find_elements(By.TAG_NAME, "td")[1].text for r in rows] == ["expanded", "new"]
     _shoot(browser, screenshots / "site.png", full_page=True)
 
 
-def test_dismiss_without_token_is_refused_and_with_token_stops_alerts(
-    server, browser, review, screenshots, tmp_path
+def write_later_scenes(
+    demo: DemoWorkspace, shift_days: int, *, erase_sites: list[str] = ()
+) -> list[Path]:
+    """Copy the demo's second-window scenes ``shift_days`` later into its scene folder.
+
+    With ``erase_sites`` those sites are painted over: each pixel of a site (grown by
+    40 m) takes the value of the nearest pixel around it, and is clear of cloud, so
+    the run sees the place clearly and finds no mine there.
+    """
+    import numpy as np
+    import rasterio
+    from rasterio.features import rasterize
+    from scipy import ndimage
+
+    from asmspotter.grid import AOIGrid
+    from asmspotter.providers.local import read_acquisition_time
+    from asmspotter.samples import DEMO_WINDOW_ENDS
+    from asmspotter.scene_io import write_scene
+    from asmspotter.storage import Store
+
+    folder = demo.data_dir / "samples" / AOI_NAME
+    with Store(demo.database_url) as store:
+        outlines = [store.site(site_id).geometry for site_id in erase_sites]
+    written = []
+    for path in sorted(folder.glob("*.tif")):
+        if path.name.endswith(".cloudmask.tif"):
+            continue
+        with rasterio.open(path) as src:
+            acquired = read_acquisition_time(path, src.tags())
+            if acquired is None or not DEMO_WINDOW_ENDS[0] < acquired.date() <= DEMO_WINDOW_ENDS[1]:
+                continue  # only the demo's second window's scenes
+            dn = src.read()
+            reflectance = np.where(dn > 0, dn * src.scales[0], np.nan)
+            grid = AOIGrid(
+                src.crs.to_epsg(),
+                src.res[0],
+                src.bounds.left,
+                src.bounds.top,
+                src.width,
+                src.height,
+            )
+            shape, transform = (src.height, src.width), src.transform
+        with rasterio.open(path.with_name(path.stem + ".cloudmask.tif")) as src:
+            cloud = src.read(1).astype(bool)
+        if outlines:
+            hidden = rasterize([(g, 1) for g in outlines], out_shape=shape, transform=transform)
+            hidden = ndimage.binary_dilation(hidden.astype(bool), iterations=4)
+            _, (rows, cols) = ndimage.distance_transform_edt(hidden, return_indices=True)
+            reflectance[:, hidden] = reflectance[:, rows[hidden], cols[hidden]]
+            cloud[hidden] = False
+        when = acquired + dt.timedelta(days=shift_days)
+        scene_id = f"S2LATER_{when:%Y%m%d}"
+        written.append(
+            write_scene(
+                folder / f"{scene_id}.tif",
+                grid,
+                reflectance,
+                when,
+                scene_id=scene_id,
+                cloud_mask=cloud,
+            )
+        )
+    assert len(written) == 3, written
+    return written
+
+
+def test_dismiss_without_token_is_refused_and_with_token_stops_the_next_alerts(
+    demo, server, browser, screenshots
 ):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
     from asmspotter.storage import Store
 
+    last = _last_events(demo.database_url)
+    dismissed = max(s for s, kind in last.items() if kind == "expanded")
+    control = min(s for s, kind in last.items() if kind == "unchanged")
+
     def submit_dismissal(token: str) -> None:
-        browser.get(f"{server}/sites/rev-0002")
+        browser.get(f"{server}/sites/{dismissed}")
         form = browser.find_element(By.ID, "dismiss-form")
         Select(form.find_element(By.NAME, "reason")).select_by_value("river-bar")
         form.find_element(By.NAME, "note").send_keys("sand bar <exposed> in the dry season")
@@ -192,81 +348,35 @@ def test_dismiss_without_token_is_refused_and_with_token_stops_alerts(
     submit_dismissal("")
     error = _wait(browser, lambda d: d.find_element(By.ID, "error"))
     assert "refused" in error.text and "token" in error.text
-    with Store(review.database_url) as store:
-        assert store.site("rev-0002").status == "active"
+    with Store(demo.database_url) as store:
+        assert store.site(dismissed).status == "active"
+        assert store.site_reviews(dismissed) == []
     _shoot(browser, screenshots / "refused.png")
 
     submit_dismissal(TOKEN)
     state = _wait(browser, lambda d: d.find_element(By.ID, "review-state"))
     assert state.text == "dismissed"
     assert "sand bar <exposed> in the dry season" in browser.find_element(By.ID, "reviews").text
-    with Store(review.database_url) as store:
-        site = store.site("rev-0002")
+    with Store(demo.database_url) as store:
+        site = store.site(dismissed)
         assert (site.status, site.dismissed_reason) == ("dismissed", "river bar")
     _shoot(browser, screenshots / "dismissed.png", full_page=True)
 
-    # The next run: rev-0002 grows a little (under the AOI's 1 ha / 20 % thresholds)
-    # and a new site appears; the alert carries the new site only.
-    from shapely.geometry import box
+    # March: both sites are gone (seen clear, not found), which is no alert at all.
+    write_later_scenes(demo, 30, erase_sites=[dismissed, control])
+    demo.cli("run", AOI_NAME, "--end", MARCH_END.isoformat())
+    # April: both are back, as large as in February: `expanded` from 0 ha, alertable.
+    write_later_scenes(demo, 60)
+    demo.cli("run", AOI_NAME, "--end", APRIL_END.isoformat())
 
-    from asmspotter.alerts.dispatch import dispatch_alerts
-    from asmspotter.aoi import find_aoi
-    from asmspotter.events import SiteEvent
-
-    end = dt.date(2024, 4, 30)
-    with Store(review.database_url) as store:
-        old = store.site("rev-0002")
-        grown = old.geometry.buffer(5, join_style="mitre")
-        events = [
-            SiteEvent(
-                "rev-0002",
-                "expanded",
-                grown,
-                grown.area / 1e4,
-                old.area_ha,
-                grown.area / 1e4 - old.area_ha,
-                10.0,
-                0.9,
-                old.centroid_lon,
-                old.centroid_lat,
-                old.first_seen,
-                3,
-                0.95,
-                "highest",
-            ),
-            SiteEvent(
-                "rev-0004",
-                "new",
-                box(601_000, 568_000, 601_200, 568_200),
-                4.0,
-                None,
-                None,
-                None,
-                0.9,
-                -54.09,
-                5.14,
-                end,
-                3,
-                0.95,
-                "highest",
-            ),
-        ]
-        run_id = store.start_run(AOI_NAME, end - dt.timedelta(days=29), end)
-        store.record_events(AOI_NAME, run_id, events)
-        outbox = tmp_path / "outbox"
-        outcomes = dispatch_alerts(
-            store,
-            find_aoi(review.aoi_dir, AOI_NAME),
-            run_id,
-            end - dt.timedelta(days=29),
-            end,
-            events,
-            epsg=EPSG,
-            alert_dir=tmp_path / "alerts",
-            outbox_dir=outbox,
-        )
-        delivered = {d.site_id for d in store.deliveries(run_id)}
-    assert [o.n_events for o in outcomes if o.status == "outbox"] == [1]
-    assert delivered == {"rev-0004"}
+    with Store(demo.database_url) as store:
+        for site_id in (dismissed, control):
+            kinds = [(o.window_end, o.kind) for o in store.site_history(site_id)]
+            assert kinds[-2:] == [(MARCH_END, "shrunk"), (APRIL_END, "expanded")], kinds
+        april = store.last_successful_run(AOI_NAME)
+        assert april is not None and april.window_end == APRIL_END
+        delivered = {d.site_id for d in store.deliveries(april.id)}
+    assert delivered == {control}, "the control site's alert went out, the dismissed one's not"
+    (outbox,) = (demo.data_dir / "outbox").glob(f"{APRIL_END}-*")
     sent = "".join(p.read_text(errors="replace") for p in outbox.rglob("*") if p.is_file())
-    assert "rev-0004" in sent and "rev-0002" not in sent
+    assert control in sent and dismissed not in sent

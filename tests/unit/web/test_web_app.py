@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from fastapi.testclient import TestClient
 
 from asmspotter.storage import Store
 from asmspotter.web.app import WebConfig, create_app
-from asmspotter.web.security import CSRF_COOKIE, WebConfigError, resolve_write_token
+from asmspotter.web.security import (
+    CSRF_COOKIE,
+    TokenFailureLimiter,
+    WebConfigError,
+    resolve_write_token,
+)
 from fakes.review import AOI_NAME, WINDOW_ENDS, build_review_store
 
 TOKEN = "correct-horse-battery-staple"
@@ -25,13 +31,14 @@ def review(tmp_path):
     return build_review_store(tmp_path / "data", tmp_path / "aois")
 
 
-def make_client(review, token: str | None = TOKEN) -> TestClient:
+def make_client(review, token: str | None = TOKEN, **limits: float) -> TestClient:
     config = WebConfig(
         database_url=review.database_url,
         outputs_dir=review.outputs_dir,
         training_dir=review.data_dir / "training",
         write_token=token,
         aoi_dir=review.aoi_dir,
+        **limits,  # type: ignore[arg-type]
     )
     return TestClient(create_app(config), base_url="http://127.0.0.1:8000")
 
@@ -106,6 +113,52 @@ def test_dismiss_needs_the_token_and_changes_nothing_without_it(review):
         assert [r.source for r in store.site_reviews("rev-0002")] == ["web"]
     negatives = json.loads((review.data_dir / "training" / "negatives.geojson").read_text())
     assert [f["id"] for f in negatives["features"]] == ["rev-0002"]
+
+
+def test_wrong_tokens_are_rate_limited_per_client(review):
+    client = make_client(review, max_token_failures=3, token_failure_window_s=1.5)
+    csrf = csrf_of(client, "rev-0002")
+    form = {"csrf_token": csrf, "decision": "dismissed", "reason": "town", "note": ""}
+    for _ in range(3):
+        refused = client.post("/sites/rev-0002/review", data={**form, "token": "guess-guess-guess"})
+        assert refused.status_code == 403
+    # The fourth try is not even checked, the right token included: 429, Retry-After.
+    for token in ("guess-guess-guess", TOKEN):
+        limited = client.post("/sites/rev-0002/review", data={**form, "token": token})
+        assert limited.status_code == 429, limited.text
+        assert 1 <= int(limited.headers["retry-after"]) <= 2
+        assert "too many wrong tokens" in limited.text
+    with Store(review.database_url) as store:
+        assert store.site("rev-0002").status == "active"
+    # Once the window has passed, the right token works again.
+    time.sleep(1.6)
+    done = client.post(
+        "/sites/rev-0002/review", data={**form, "token": TOKEN}, follow_redirects=False
+    )
+    assert done.status_code == 303, done.text
+    with Store(review.database_url) as store:
+        assert store.site("rev-0002").status == "dismissed"
+
+
+def test_token_failure_limiter_slides_its_window_per_client():
+    now = [0.0]
+    limiter = TokenFailureLimiter(2, 60.0, max_clients=2, clock=lambda: now[0])
+    limiter.record_failure("10.0.0.1")
+    assert limiter.retry_after_s("10.0.0.1") is None
+    now[0] = 10.0
+    limiter.record_failure("10.0.0.1")
+    assert limiter.retry_after_s("10.0.0.1") == 50  # the first failure leaves at t=60
+    assert limiter.retry_after_s("10.0.0.2") is None  # other clients are not slowed
+    now[0] = 60.0
+    assert limiter.retry_after_s("10.0.0.1") is None  # one failure left in the window
+    limiter.record_failure("10.0.0.1")
+    assert limiter.retry_after_s("10.0.0.1") == 10
+    # Beyond max_clients the least recently failing client is forgotten.
+    limiter.record_failure("10.0.0.2")
+    limiter.record_failure("10.0.0.3")
+    assert set(limiter._failures) == {"10.0.0.2", "10.0.0.3"}
+    with pytest.raises(ValueError, match="max_failures"):
+        TokenFailureLimiter(0, 60.0)
 
 
 def test_confirm_writes_positives_and_other_needs_a_note(review):

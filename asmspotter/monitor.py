@@ -51,7 +51,7 @@ from asmspotter.schedule import resolve_window
 from asmspotter.settings import Settings, get_settings
 from asmspotter.sources import SourceConfig
 from asmspotter.storage import Store
-from asmspotter.storage.store import check_database_present
+from asmspotter.storage.engine import check_database_present
 from asmspotter.track import TrackingThresholds, assign_new_site_ids, track_sites
 
 if TYPE_CHECKING:

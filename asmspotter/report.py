@@ -21,7 +21,7 @@ from asmspotter.monitor import RunSummary
 
 if TYPE_CHECKING:
     from asmspotter.storage import Store
-    from asmspotter.storage.store import DismissedSite, ObservationRecord, SiteRecord
+    from asmspotter.storage.records import DismissedSite, ObservationRecord, SiteRecord
 
 logger = logging.getLogger(__name__)
 

@@ -52,6 +52,7 @@ from asmspotter.settings import Settings, get_settings
 from asmspotter.sources import SourceConfig
 from asmspotter.storage import Store
 from asmspotter.storage.engine import check_database_present
+from asmspotter.storage.records import RunStatus
 from asmspotter.track import TrackingThresholds, assign_new_site_ids, track_sites
 
 if TYPE_CHECKING:
@@ -426,20 +427,21 @@ def update_sites(
 
 def finish_run(
     ctx: RunContext,
-    status: str,
+    status: RunStatus,
     *,
     n_scenes: int = 0,
     composite: CompositeResult | None = None,
     detection: DetectionResult | None = None,
     message: str | None = None,
 ) -> None:
-    """Close the run record as completed or failed."""
+    """Close the run record as ``completed``, ``failed`` or ``no_data`` (with the reason).
+
+    A ``no_data`` run never counts as the last clear composite, which is what the
+    no-data alert clock measures.
+    """
     store = open_store(ctx.settings.resolved_database_url)
-    if status == "no_data":
-        # The store's run statuses are running/completed/failed: a window without a
-        # usable scene is recorded as failed with its reason (and never counts as the
-        # last clear composite, which is what the no-data alert measures).
-        status, message = "failed", f"no data: {message or 'no usable scene'}"
+    if status == "no_data" and not message:
+        message = "no usable scene"
     store.finish_run(
         ctx.run_id,
         status,

@@ -15,7 +15,7 @@ from shapely.geometry.base import BaseGeometry
 
 from asmspotter.storage.schema import AlertDeliveryRow, ObservationRow, RunRow, SiteRow
 
-RunStatus = Literal["running", "completed", "failed"]
+RunStatus = Literal["running", "completed", "failed", "no_data"]
 SceneStatus = Literal["used", "skipped"]
 DeliveryStatus = Literal["delivered", "failed", "outbox"]
 
@@ -29,7 +29,7 @@ class RunRecord:
         aoi_name: AOI slug.
         window_start: First day of the composite window.
         window_end: Last day of the composite window.
-        status: ``running``, ``completed`` or ``failed``.
+        status: ``running``, ``completed``, ``failed`` or ``no_data``.
         attempts: How many times the run was started.
         started_at: Start of the latest attempt (UTC).
         finished_at: End of the latest attempt (UTC), None while running.

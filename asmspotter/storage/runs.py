@@ -1,8 +1,8 @@
 """AOIs, their runs and the scenes found for them.
 
 A run row per (AOI, window end), reused on re-runs (``attempts`` counted), ends
-``completed`` or ``failed``; only completed runs are the "previous look" tracking
-and the no-data alert clock measure from.
+``completed``, ``failed`` or ``no_data`` (nothing clear to look at); only completed
+runs are the "previous look" tracking and the no-data alert clock measure from.
 """
 
 from __future__ import annotations
@@ -144,7 +144,8 @@ class RunStore(StoreBase):
 
         Args:
             run_id: Id from :meth:`start_run`.
-            status: ``completed`` or ``failed`` (``running`` is allowed but unusual).
+            status: ``completed``, ``failed`` or ``no_data`` (``running`` is allowed but
+                unusual).
             n_scenes: Scenes in the composite.
             composite_path: Composite COG.
             probability_path: Probability COG.

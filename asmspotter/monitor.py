@@ -14,9 +14,9 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import lru_cache, partial
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -89,10 +89,20 @@ class RunContext:
         """The AOI source this run composites (one source per run)."""
         return self.aoi.config.sources[self.source_index]
 
-    @property
+    @cached_property
     def provider(self) -> Provider:
-        """The provider of this run's source."""
+        """The provider of this run's source, built on first use and kept for the run.
+
+        Every scene's download shares it (and whatever it caches: a signing token, an
+        HTTP session); :meth:`for_source` makes a new context, so a new provider.
+        """
         return resolve_provider(self.source, self.aoi, self.settings)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the built provider (it may hold open sessions); rebuilt on use."""
+        state = dict(self.__dict__)
+        state.pop("provider", None)
+        return state
 
     def for_source(self, index: int) -> RunContext:
         """The same run on source ``index``, on a grid at that source's pixel size."""

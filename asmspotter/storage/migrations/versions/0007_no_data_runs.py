@@ -60,7 +60,7 @@ def _replace_status_check(old: str, new: str) -> None:
         _rewrite_sqlite_check(connection, old, new)
         return
     names = [
-        check["name"]
+        str(check["name"])
         for check in sa.inspect(connection).get_check_constraints("run")
         if "status" in check["sqltext"]
     ]

@@ -502,6 +502,39 @@ def sites_export_positives(
     _export_reviewed_sites(aoi_name, out, overwrite, "confirmed")
 
 
+@sites_app.command("export-chips")
+def sites_export_chips(
+    out: Annotated[Path, typer.Argument(help="Chips file to write (.npz).")],
+    aoi_name: Annotated[
+        str | None, typer.Option("--aoi", help="Only this AOI's sites (default: all).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT.")] = False,
+) -> None:
+    """Write the verifier's patches of every confirmed and dismissed site, for retraining.
+
+    Train with them: python scripts/train_verifier.py --extra-chips OUT.npz
+    """
+    from asmspotter.detect.review_chips import review_chips, save_review_chips
+    from asmspotter.monitor import open_store
+    from asmspotter.settings import get_settings
+
+    if out.exists() and not overwrite:
+        raise _fail(f"{out} exists; pass --overwrite to replace it.")
+    chips = review_chips(open_store(get_settings().resolved_database_url), aoi_name)
+    if not len(chips):
+        raise _fail(
+            "no reviewed site with a composite on disk: confirm or dismiss sites first "
+            "(`asmspotter sites confirm|dismiss` or the review page)."
+        )
+    save_review_chips(chips, out)
+    sites = len(set(chips.site_id.tolist()))
+    typer.echo(
+        f"{len(chips)} chips of {sites} reviewed site(s) ({int(chips.label.sum())} of "
+        f"confirmed mines, {int((chips.label == 0).sum())} of dismissed look-alikes) "
+        f"written to {out}"
+    )
+
+
 @app.command("web")
 def web(
     host: Annotated[

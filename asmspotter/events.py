@@ -57,6 +57,10 @@ class SiteEvent:
         verifier_score: The verifier's score of the site's surroundings (0..1), None
             when not seen or when the model has no verifier.
         confidence: The site's confidence level in this run.
+        outline_threshold: Model probability the outline was cut at (the card's
+            ``threshold``, or its lower ``candidate_threshold`` for a verifier-confirmed
+            candidate); growth is only measured between outlines cut at the same one.
+            None when unknown (recorded before it was kept).
     """
 
     site_id: str
@@ -73,6 +77,7 @@ class SiteEvent:
     clear_observations: int
     verifier_score: float | None = None
     confidence: ConfidenceLevel = "nominal"
+    outline_threshold: float | None = None
 
     @property
     def is_alertable(self) -> bool:

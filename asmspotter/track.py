@@ -51,6 +51,8 @@ class KnownSite:
         status: ``active`` or ``dismissed``; dismissed sites are still tracked.
         last_confidence: Confidence level at its latest observation where it was seen,
             None if never recorded.
+        outline_threshold: Probability its latest outline was cut at (see
+            :attr:`asmspotter.events.SiteEvent.outline_threshold`); None if unknown.
     """
 
     site_id: str
@@ -59,6 +61,7 @@ class KnownSite:
     first_seen: dt.date
     status: str
     last_confidence: ConfidenceLevel | None = None
+    outline_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,32 @@ def _growth(
     return growth_ha, growth_pct
 
 
+def _comparable(
+    members: Sequence[int], cuts: Sequence[float | None], previous_cut: float | None
+) -> list[int]:
+    """The detections whose outlines were cut where the site's previous outline was.
+
+    Unknown cuts (None) on either side compare with everything, as before cuts were kept.
+    """
+    if previous_cut is None:
+        return list(members)
+    return [i for i in members if _same_cut(cuts[i], previous_cut)]
+
+
+def _same_cut(cut: float | None, previous_cut: float) -> bool:
+    return cut is None or math.isclose(cut, previous_cut)
+
+
+def _outline_threshold(members: Sequence[int], cuts: Sequence[float | None]) -> float | None:
+    """The cut a site's merged outline is compared at next: its detections' highest.
+
+    A site that has a detection at the card's threshold is measured at that threshold
+    next run, whatever candidates joined it; one seen only as a candidate at its cut.
+    """
+    known = [cut for cut in (cuts[i] for i in members) if cut is not None]
+    return max(known) if known else None
+
+
 def _classify(
     growth_ha: float | None, growth_pct: float | None, thresholds: TrackingThresholds
 ) -> EventKind:
@@ -237,6 +266,12 @@ def track_sites(
       area(old ∩ C)``. ``expanded`` needs both ``growth_ha >= min_growth_ha`` and
       ``growth_pct >= min_growth_pct``; ``shrunk`` the mirror image; else
       ``unchanged``. Growth is None (``unchanged``) when neither outline lies in C.
+    - Growth compares outlines cut at one probability threshold (column
+      ``outline_threshold``; a verifier-confirmed candidate is cut lower than a
+      detection, so its outline is larger for the same ground): only the site's
+      detections cut where its previous outline was are measured against it, and a site
+      seen only at another cut is ``unchanged`` with growth None. Its outline and area
+      are still the new ones. Without thresholds on either side every detection counts.
     - A known site without a detection is ``not_seen`` (last outline and area kept)
       if less than ``min_visible_fraction`` of it is clear now; otherwise it was seen
       clear and absent: ``shrunk`` to 0 ha, keeping its last outline for matching.
@@ -249,7 +284,8 @@ def track_sites(
     Args:
         detections: This run's polygons in the AOI CRS (metres), with columns
             ``geometry``, ``area_ha`` and ``mean_probability``
-            (from ``asmspotter.detect.vectorize``).
+            (from ``asmspotter.detect.vectorize``), optionally ``verifier_score``,
+            ``confidence`` and ``outline_threshold``.
         known: Sites known before this run (``Store.known_sites(aoi, window_end)``).
         clear_now: Pixels of this composite with at least one clear observation, as a
             geometry in the AOI CRS.
@@ -293,9 +329,11 @@ def track_sites(
     probabilities: list[float] = []
     scores: list[float] = []
     levels: list[ConfidenceLevel] = []
+    cuts: list[float | None] = []
     has_probability = "mean_probability" in detections.columns
     has_score = "verifier_score" in detections.columns
     has_level = "confidence" in detections.columns
+    has_cut = "outline_threshold" in detections.columns
     for index, geometry in enumerate(detections.geometry):
         if geometry is None or geometry.is_empty:
             continue
@@ -307,6 +345,8 @@ def track_sites(
         scores.append(math.nan if score is None else float(score))
         level = str(detections["confidence"].iloc[index]) if has_level else "nominal"
         levels.append(level if level in CONFIDENCE_LEVELS else "nominal")  # type: ignore[arg-type]
+        cut = detections["outline_threshold"].iloc[index] if has_cut else None
+        cuts.append(None if cut is None or math.isnan(float(cut)) else float(cut))
     common = clear_now if clear_before is None else clear_now.intersection(clear_before)
     known_ids = {site.site_id for site in known}
 
@@ -343,7 +383,12 @@ def track_sites(
         members = assigned.get(k)
         if members:
             outline = shapely.union_all([geometries[i] for i in members])
-            growth_ha, growth_pct = _growth(site.geometry, site.area_ha, outline, common)
+            comparable = _comparable(members, cuts, site.outline_threshold)
+            if comparable:
+                compared = shapely.union_all([geometries[i] for i in comparable])
+                growth_ha, growth_pct = _growth(site.geometry, site.area_ha, compared, common)
+            else:
+                growth_ha, growth_pct = None, None
             kind = _classify(growth_ha, growth_pct, thresholds)
             area_ha = _area_ha(outline)
             probability = _weighted_probability(
@@ -378,6 +423,9 @@ def track_sites(
                 clear_observations=count_clear(outline),
                 verifier_score=score,
                 confidence=level,
+                outline_threshold=_outline_threshold(members, cuts)
+                if members
+                else site.outline_threshold,
             )
         )
 
@@ -413,6 +461,7 @@ def track_sites(
                 clear_observations=count_clear(outline),
                 verifier_score=score,
                 confidence=level,
+                outline_threshold=_outline_threshold(members, cuts),
             )
         )
 

@@ -15,9 +15,17 @@ Usage::
     python scripts/train_verifier.py --rescore --views 8 --version 1.1.0 --skip-shifts
 
 ``--rescore`` keeps the members in ``--out-dir`` and only scores the gallery again
-(out-of-fold, each chip by its fold's member) with ``--views`` dihedral views, then
+(out-of-fold, each chip by its fold's members) with ``--views`` dihedral views, then
 rewrites the thresholds, the yardstick and ``out_of_fold.npz``: minutes instead of the
 47 of a training run.
+
+``--add-members DIR`` appends the members of another training run on the same folds
+(another ``--seed``) to those in ``--out-dir`` and rescores: each fold is then judged by
+the mean of its members, as a run averages all of them, so the yardstick measures the
+ensemble that ships::
+
+    python scripts/train_verifier.py --seed 100 --out-dir /tmp/seed100 --skip-shifts
+    python scripts/train_verifier.py --add-members /tmp/seed100 --version 1.2.0 --skip-shifts
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from asmspotter.detect.harmonise import (
     gallery_reflectance,
 )
 from asmspotter.detect.patch_metrics import roc_auc
+from asmspotter.detect.review_chips import load_review_chips
 from asmspotter.detect.verifier import (
     PatchNet,
     VerifierCard,
@@ -88,6 +97,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--rescore", action="store_true", help="keep the members in --out-dir, score again"
+    )
+    parser.add_argument(
+        "--extra-chips",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="NPZ",
+        help="chips of reviewed sites (`asmspotter sites export-chips`) added to every "
+        "member's training; repeatable",
+    )
+    parser.add_argument(
+        "--add-members",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="append the members of another training run on the same folds, then rescore",
     )
     parser.add_argument(
         "--skip-shifts",
@@ -156,14 +181,25 @@ def train(
 ) -> tuple[tuple[PatchNet, ...], NDArray[np.int8], NDArray[np.float32], dict[str, object]]:
     """Train one member per fold; write their weights. Returns members, folds, scores, info."""
     started = time.perf_counter()
-    result = cross_validate(gallery, config, progress=print_line)
+    extra = [load_review_chips(path) for path in args.extra_chips]
+    joined = (
+        (np.concatenate([c.rgb for c in extra]), np.concatenate([c.label for c in extra]))
+        if extra
+        else None
+    )
+    result = cross_validate(gallery, config, progress=print_line, extra=joined)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for index, member in enumerate(result.members):
         torch.save(member.state_dict(), args.out_dir / member_filename(index))
     training: dict[str, object] = {
         "data": f"{len(gallery)} real chips of {args.gallery.name} (48 px RGB L1C) + "
         f"{args.generated} generated chips (asmspotter.synthetic, half mines, half hard "
-        "look-alikes, rendered through the same harmonisation)",
+        "look-alikes, rendered through the same harmonisation)"
+        + "".join(
+            f" + {len(c)} chips of reviewed sites from {path.name} "
+            f"({int(c.label.sum())} confirmed, {int((c.label == 0).sum())} dismissed)"
+            for path, c in zip(args.extra_chips, extra, strict=True)
+        ),
         "split": "by sheet group (asmspotter.detect.gallery.group_folds): member k trains "
         "on every fold but k",
         "epochs": args.epochs,
@@ -186,33 +222,95 @@ def rescore(
 ) -> tuple[tuple[PatchNet, ...], NDArray[np.int8], NDArray[np.float32], dict[str, object]]:
     """Score the gallery again with the members already in ``--out-dir``."""
     verifier = load_verifier(args.out_dir)
-    if verifier.card.n_members != config.n_folds:
-        raise SystemExit(
-            f"{args.out_dir}: {verifier.card.n_members} members, but --folds is "
-            f"{config.n_folds}; rescoring needs one member per fold."
-        )
-    folds = group_folds(gallery, config.n_folds)
-    check_same_folds(args.out_dir / OUT_OF_FOLD_FILENAME, gallery, folds)
+    folds = checked_folds(args.out_dir, verifier.card.n_members, gallery, config)
     out_of_fold = score_out_of_fold(verifier.members, gallery.rgb, folds, config.test_time_views)
-    old_card = verifier.card
-    training = {
-        key: value
-        for key, value in old_card.training.items()
-        if key not in ("auc_per_fold", "auc_by_cloud_filter", "auc_under_shift", "rescored")
-    }
-    if args.skip_shifts and "auc_under_shift" in old_card.training:
-        views = f"{old_card.test_time_views} view{'s' if old_card.test_time_views > 1 else ''}"
-        key = f"auc_under_shift ({views}, v{old_card.version})"
-        training[key] = old_card.training["auc_under_shift"]
     command = f"--rescore --views {config.test_time_views}" + (
         " --skip-shifts" if args.skip_shifts else ""
     )
+    training = kept_training(verifier.card, args.skip_shifts)
     training["rescored"] = (
         f"{args.version}: the same members, every chip scored in {config.test_time_views} "
         f"dihedral views (scripts/train_verifier.py {command}); thresholds and yardstick "
         "from those scores"
     )
     return verifier.members, folds, out_of_fold, training
+
+
+def add_members(
+    args: argparse.Namespace, gallery: GalleryChips, config: VerifierTrainingConfig
+) -> tuple[tuple[PatchNet, ...], NDArray[np.int8], NDArray[np.float32], dict[str, object]]:
+    """Append ``--add-members``' members to ``--out-dir``'s, write them, score the ensemble."""
+    kept = load_verifier(args.out_dir)
+    added = load_verifier(args.add_members)
+    if added.card.width != kept.card.width:
+        raise SystemExit(
+            f"{args.add_members}: members of width {added.card.width}, but "
+            f"{args.out_dir} holds width {kept.card.width}; an ensemble needs one network."
+        )
+    if not (args.add_members / OUT_OF_FOLD_FILENAME).is_file():
+        raise SystemExit(
+            f"{args.add_members}: no {OUT_OF_FOLD_FILENAME}, so nothing shows which folds "
+            "its members held out; add only members trained by this script."
+        )
+    folds = checked_folds(args.out_dir, kept.card.n_members, gallery, config)
+    checked_folds(args.add_members, added.card.n_members, gallery, config)
+    members = kept.members + added.members
+    for index, member in enumerate(added.members, start=len(kept.members)):
+        torch.save(member.state_dict(), args.out_dir / member_filename(index))
+    out_of_fold = score_out_of_fold(members, gallery.rgb, folds, config.test_time_views)
+    training = kept_training(kept.card, args.skip_shifts)
+    seeds = [
+        *as_list(kept.card.training.get("seeds", kept.card.training.get("seed"))),
+        *as_list(added.card.training.get("seeds", added.card.training.get("seed"))),
+    ]
+    training["seeds"] = seeds
+    training["members_per_fold"] = len(members) // config.n_folds
+    training.pop("seed", None)
+    training["seconds"] = round(
+        float(str(kept.card.training.get("seconds", 0)))
+        + float(str(added.card.training.get("seconds", 0))),
+        1,
+    )
+    training["rescored"] = (
+        f"{args.version}: members of seeds {seeds} ({len(members) // config.n_folds} per "
+        f"fold); every chip scored by the mean of its fold's members in "
+        f"{config.test_time_views} dihedral views (scripts/train_verifier.py --add-members)"
+    )
+    return members, folds, out_of_fold, training
+
+
+def as_list(value: object) -> list[object]:
+    """A card's ``seed`` (one) or ``seeds`` (several) as a list."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def kept_training(card: VerifierCard, skip_shifts: bool) -> dict[str, object]:
+    """The card's training record without the figures a rescore measures again."""
+    training = {
+        key: value
+        for key, value in card.training.items()
+        if key not in ("auc_per_fold", "auc_by_cloud_filter", "auc_under_shift", "rescored")
+    }
+    if skip_shifts and "auc_under_shift" in card.training:
+        views = f"{card.test_time_views} view{'s' if card.test_time_views > 1 else ''}"
+        training[f"auc_under_shift ({views}, v{card.version})"] = card.training["auc_under_shift"]
+    return training
+
+
+def checked_folds(
+    verifier_dir: Path, n_members: int, gallery: GalleryChips, config: VerifierTrainingConfig
+) -> NDArray[np.int8]:
+    """The gallery's folds, refused unless the members in ``verifier_dir`` were trained on them."""
+    if n_members % config.n_folds:
+        raise SystemExit(
+            f"{verifier_dir}: {n_members} members, but --folds is {config.n_folds}; "
+            "rescoring needs whole sets of one member per fold."
+        )
+    folds = group_folds(gallery, config.n_folds)
+    check_same_folds(verifier_dir / OUT_OF_FOLD_FILENAME, gallery, folds)
+    return folds
 
 
 def check_same_folds(saved: Path, gallery: GalleryChips, folds: NDArray[np.int8]) -> None:
@@ -254,9 +352,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(gallery)} real chips ({int(gallery.label.sum())} mining) in "
         f"{len(set(gallery.group))} sheet groups; {config}\n"
     )
-    members, folds, out_of_fold, training = (rescore if args.rescore else train)(
-        args, gallery, config
-    )
+    step = add_members if args.add_members else rescore if args.rescore else train
+    members, folds, out_of_fold, training = step(args, gallery, config)
     thresholds = level_thresholds(out_of_fold, gallery.label)
     evaluation = real_evaluation(gallery, out_of_fold, thresholds, config.n_folds)
     breakdown = report(

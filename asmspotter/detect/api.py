@@ -180,7 +180,15 @@ def _known_from(
         thresholds=thresholds,
     )
     return [
-        KnownSite(e.site_id, e.geometry, e.area_ha, e.first_seen, "active", e.confidence)
+        KnownSite(
+            e.site_id,
+            e.geometry,
+            e.area_ha,
+            e.first_seen,
+            "active",
+            e.confidence,
+            e.outline_threshold,
+        )
         for e in events
     ]
 

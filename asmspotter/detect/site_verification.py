@@ -254,11 +254,23 @@ def verified_sites(
     probability ``t``, and candidates are cut only when
     :func:`candidate_threshold_for` allows it.
     """
-    detections = verify_detections(polygons_at(threshold), source, verifier)
+    detections = verify_detections(cut_at(polygons_at, threshold), source, verifier)
     cut = candidate_threshold_for(candidate_threshold, threshold, verifier)
     if cut is None or verifier is None:
         return detections
-    return confirm_candidates(detections, polygons_at(cut), source, verifier)
+    return confirm_candidates(detections, cut_at(polygons_at, cut), source, verifier)
+
+
+def cut_at(polygons_at: Callable[[float], gpd.GeoDataFrame], threshold: float) -> gpd.GeoDataFrame:
+    """The regions at or above ``threshold``, each marked with the cut (``outline_threshold``).
+
+    Tracking measures a site's growth only between outlines cut at one threshold
+    (:func:`asmspotter.track.track_sites`): a candidate's outline, cut lower, is larger
+    for the same ground and would otherwise read as growth.
+    """
+    polygons = polygons_at(threshold)
+    polygons["outline_threshold"] = np.full(len(polygons), threshold, np.float64)
+    return polygons
 
 
 def candidate_threshold_for(

@@ -175,12 +175,35 @@ def score_out_of_fold(
     folds: NDArray[np.int8],
     n_views: int,
 ) -> NDArray[np.float32]:
-    """Every chip's score from the member of its fold (the one that never saw it)."""
+    """Every chip's score from the members of its fold (those that never saw it).
+
+    Member ``k`` belongs to fold ``k % n_folds`` (:func:`members_of_fold`): a verifier
+    trained once per fold has one member a fold, one retrained with more seeds several,
+    and a chip's score is then their mean, as a run averages its members.
+    """
+    n_folds = int(folds.max()) + 1
     out = np.full(len(rgb), np.nan, np.float32)
-    for fold, net in enumerate(members):
+    for fold in range(n_folds):
         chosen = folds == fold
-        out[chosen] = score(net, rgb[chosen], n_views)
+        nets = members_of_fold(members, fold, n_folds)
+        out[chosen] = mean_probability(
+            nets, network_input(gallery_reflectance(rgb[chosen])), n_views, 512
+        )
     return out
+
+
+def members_of_fold(members: Sequence[PatchNet], fold: int, n_folds: int) -> tuple[PatchNet, ...]:
+    """The members that never saw ``fold``: member ``k`` held out fold ``k % n_folds``.
+
+    Raises:
+        ValueError: If the members are not a whole number of sets of ``n_folds``.
+    """
+    if len(members) % n_folds:
+        raise ValueError(
+            f"{len(members)} verifier members do not make whole sets of {n_folds} folds; "
+            "each training seed adds one member per fold."
+        )
+    return tuple(members[fold::n_folds])
 
 
 @dataclass(frozen=True)
@@ -199,8 +222,14 @@ def cross_validate(
     gallery: GalleryChips,
     config: VerifierTrainingConfig,
     progress: ProgressCallback | None = None,
+    extra: tuple[NDArray[np.uint8], NDArray[np.int8]] | None = None,
 ) -> CrossValidated:
-    """Train one member per fold on the other folds (+ generated chips); score its fold."""
+    """Train one member per fold on the other folds (+ extra chips); score its fold.
+
+    Generated chips (``config.n_generated``) and ``extra`` chips (e.g. people's verdicts,
+    :mod:`asmspotter.detect.review_chips`) join every member's training and never the
+    out-of-fold yardstick, which stays on gallery chips alone.
+    """
     start = time.perf_counter()
     folds = group_folds(gallery, config.n_folds)
     extra_rgb, extra_labels = (
@@ -208,6 +237,9 @@ def cross_validate(
         if config.n_generated
         else (np.zeros((0, CHIP_PX, CHIP_PX, 3), np.uint8), np.zeros(0, np.int8))
     )
+    if extra is not None:
+        extra_rgb = np.concatenate([extra_rgb, extra[0]])
+        extra_labels = np.concatenate([extra_labels, extra[1].astype(np.int8)])
     out_of_fold = np.full(len(gallery), np.nan, np.float32)
     members: list[PatchNet] = []
     for fold in range(config.n_folds):

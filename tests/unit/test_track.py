@@ -347,3 +347,54 @@ def test_growth_of_a_stretched_square(side_m: int, extra_m: int):
     assert event.growth_pct == pytest.approx(100 * extra_m / side_m)
     expanded = growth_ha >= 1.0 - 1e-9 and 100 * extra_m / side_m >= 20.0 - 1e-9
     assert event.kind == ("expanded" if expanded else "unchanged")
+
+
+def cut_frame(geometries: Sequence[BaseGeometry], cuts: Sequence[float]):
+    detections = frame(geometries)
+    detections["outline_threshold"] = list(cuts)
+    return detections
+
+
+def track_cuts(geometries, cuts, site: KnownSite) -> SiteEvent:
+    (event,) = track_sites(
+        cut_frame(geometries, cuts),
+        [site],
+        clear_now=EVERYWHERE,
+        clear_before=EVERYWHERE,
+        window_end=W2,
+        epsg=EPSG,
+        new_site_ids=iter(["demo-0101"]),
+        thresholds=THRESHOLDS,
+    )
+    return event
+
+
+def test_a_lower_cut_outline_is_not_read_as_growth():
+    """A 4 ha site outlined at 0.55 is seen only as a candidate at 0.25, outlined 9 ha.
+
+    The larger outline is the lower cut, not new ground: unchanged, growth unknown, and
+    the next run compares at the candidate's cut.
+    """
+    site = KnownSite("demo-0001", rect(0, 0, 200, 200), 4.0, W1, "active", "high", 0.55)
+    event = track_cuts([rect(0, 0, 300, 300)], [0.25], site)
+    assert event.kind == "unchanged" and event.growth_ha is None
+    assert event.area_ha == pytest.approx(9.0)
+    assert event.outline_threshold == pytest.approx(0.25)
+    # At one cut, the same growth is growth.
+    same = KnownSite("demo-0001", rect(0, 0, 200, 200), 4.0, W1, "active", "high", 0.25)
+    assert track_cuts([rect(0, 0, 300, 300)], [0.25], same).kind == "expanded"
+
+
+def test_growth_is_measured_on_the_detections_cut_like_the_previous_outline():
+    """Detection at 0.55 grows 4 -> 6 ha; a 2.25 ha candidate joins it within the buffer."""
+    site = KnownSite("demo-0001", rect(0, 0, 200, 200), 4.0, W1, "active", "high", 0.55)
+    event = track_cuts([rect(0, 0, 200, 300), rect(210, 0, 150, 150)], [0.55, 0.25], site)
+    assert event.kind == "expanded"
+    assert event.growth_ha == pytest.approx(2.0)  # the candidate's 2.25 ha not counted
+    assert event.area_ha == pytest.approx(8.25)
+    assert event.outline_threshold == pytest.approx(0.55)
+
+
+def test_outlines_without_a_known_cut_compare_as_before():
+    event = track_cuts([rect(0, 0, 200, 300)], [0.25], known("demo-0001", rect(0, 0, 200, 200)))
+    assert event.kind == "expanded" and event.growth_ha == pytest.approx(2.0)

@@ -15,7 +15,7 @@ from PIL import Image
 from shapely.geometry import box
 
 from asmspotter.alerts.dispatch import events_for_channel
-from asmspotter.detect.api import detect_array, detect_change
+from asmspotter.detect.api import MODELS_DIR, detect_array, detect_change
 from asmspotter.detect.change_evaluation import PairFileError, evaluate_pairs
 from asmspotter.detect.gallery import (
     CHIP_PX,
@@ -26,11 +26,13 @@ from asmspotter.detect.gallery import (
     sheet_label,
 )
 from asmspotter.detect.harmonise import PATH_REFLECTANCE, gallery_reflectance, l2a_to_gallery_rgb
+from asmspotter.detect.model_card import load_card
 from asmspotter.detect.patch_metrics import (
     roc_auc,
     sensitivity_specificity,
     threshold_for_specificity,
 )
+from asmspotter.detect.review_chips import ReviewChips, save_review_chips
 from asmspotter.detect.site_verification import (
     MAX_PATCHES,
     ArrayPatches,
@@ -40,6 +42,7 @@ from asmspotter.detect.site_verification import (
     patch_origins,
 )
 from asmspotter.detect.verifier import dihedral_views, load_verifier, mean_probability
+from asmspotter.detect.verifier_training import score
 from asmspotter.events import SiteEvent
 from asmspotter.synthetic import render_labelled_chip
 from asmspotter.track import KnownSite, TrackingThresholds, track_sites
@@ -241,6 +244,11 @@ def test_detect_change_raises_a_new_mine_and_not_an_unchanged_forest() -> None:
     # Seen in both images: the same site, not a new one.
     same = detect_change(mine_bands(1), mine_bands(1), resolution_m=10.0)
     assert [e.kind for e in same.events] == ["unchanged"] and same.raised == []
+    # Both outlines were cut at the card's threshold, so their growth was compared.
+    cut = same.after.sites["outline_threshold"].iloc[0]
+    assert cut == pytest.approx(load_card(MODELS_DIR / "s2-unet-v1").threshold)
+    assert same.events[0].outline_threshold == pytest.approx(cut)
+    assert same.events[0].growth_ha is not None
 
 
 def test_detect_change_refuses_images_of_different_shapes() -> None:
@@ -385,8 +393,22 @@ def test_verifier_script_trains_then_rescores_in_more_views(tmp_path: Path) -> N
         _write_sheet(gallery / f"S{index}_negatives_S2L1C_clear0.75_x.png", 6, 10 + index)
     out = tmp_path / "verifier"
     common = ["--gallery", str(gallery), "--out-dir", str(out), "--folds", "2", "--threads", "1"]
-    module.main([*common, "--epochs", "1", "--generated", "0", "--width", "4", "--views", "1"])
+    reviewed = save_review_chips(
+        ReviewChips(
+            rgb=np.full((3, CHIP_PX, CHIP_PX, 3), 90, np.uint8),
+            label=np.array([1, 0, 0], np.int8),
+            site_id=np.array(["a-0001", "a-0002", "a-0002"]),
+        ),
+        tmp_path / "reviewed.npz",
+    )
+    tiny = ["--threads", "1", "--epochs", "1", "--generated", "0", "--width", "4"]
+    module.main([*common, *tiny, "--views", "1", "--extra-chips", str(reviewed)])
     trained = load_verifier(out)
+    assert "+ 3 chips of reviewed sites from reviewed.npz (1 confirmed, 2 dismissed)" in str(
+        trained.card.training["data"]
+    )
+    # The yardstick stays on gallery chips alone: one score per gallery chip.
+    assert np.load(out / "out_of_fold.npz")["score"].shape == (44,)
     assert trained.card.test_time_views == 1 and trained.card.n_members == 2
     weights = (out / "member_0.pt").read_bytes()
     module.main([*common, "--rescore", "--views", "8", "--version", "1.1.0"])
@@ -398,3 +420,31 @@ def test_verifier_script_trains_then_rescores_in_more_views(tmp_path: Path) -> N
     assert oof["score"].shape == (44,) and np.isfinite(oof["score"]).all()
     with pytest.raises(SystemExit, match="one member per fold"):
         module.main([*common, "--rescore", "--folds", "3"])
+
+    # A second seed on the same folds joins the ensemble: each chip is then scored by the
+    # mean of the two members that never saw its sheet group.
+    other = tmp_path / "seed7"
+    other_args = ["--gallery", str(gallery), "--out-dir", str(other), "--folds", "2"]
+    module.main([*other_args, *tiny, "--seed", "7", "--views", "1"])
+    module.main([*common, "--add-members", str(other), "--views", "1", "--version", "1.2.0"])
+    joined = load_verifier(out)
+    assert joined.card.n_members == 4 and joined.card.version == "1.2.0"
+    assert joined.card.training["seeds"] == [0, 7]
+    assert joined.card.training["members_per_fold"] == 2
+    assert (out / "member_0.pt").read_bytes() == weights
+    copied = torch.load(out / "member_2.pt", weights_only=True)
+    original = torch.load(other / "member_0.pt", weights_only=True)
+    assert all(torch.equal(copied[key], original[key]) for key in original)
+    ensemble = np.load(out / "out_of_fold.npz")["score"]
+    fold_of = np.load(out / "out_of_fold.npz")["fold"]
+    added = np.load(other / "out_of_fold.npz")["score"]
+    assert np.isfinite(ensemble).all() and not np.allclose(ensemble, added)
+    # The mean of its fold's two members, by hand, for one chip of each fold.
+    chips = load_gallery(gallery).rgb
+    for fold in (0, 1):
+        chip = int(np.flatnonzero(fold_of == fold)[0])
+        by_member = [score(joined.members[k], chips[chip : chip + 1]) for k in (fold, fold + 2)]
+        assert ensemble[chip] == pytest.approx(float(np.mean(by_member)), abs=1e-6)
+    # Members trained on other folds are refused: they saw chips they would judge.
+    with pytest.raises(SystemExit, match="one member per fold"):
+        module.main([*common, "--add-members", str(other), "--folds", "3"])

@@ -323,14 +323,8 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 class StoreBase:
     """One engine and its sessions, on which every part of the store is built.
 
-    Args:
-        url: SQLAlchemy URL (usually the ``ASMSPOTTER_DATABASE_URL`` setting).
-        upgrade: Run the migrations on open; turn off only when another process
-            manages the schema.
-
-    Raises:
-        DatabaseURLError: The URL is unusable.
-        DatabaseUnavailableError: The database cannot be reached.
+    Takes the database URL and runs the migrations on open unless ``upgrade`` is off;
+    :class:`~asmspotter.storage.store.Store` documents both.
     """
 
     def __init__(self, url: str, *, upgrade: bool = True) -> None:

@@ -16,21 +16,14 @@ Uncompressed staging blocks are rewritten in place, whatever the cache.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import rasterio
 import rasterio.shutil
-from rasterio._err import CPLE_BaseError
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioError
 
+from asmspotter.atomic_write import scratch_path, writing_output
 from asmspotter.cluster import available_cpu_count
-from asmspotter.errors import OutputWriteError
 
 logger = logging.getLogger(__name__)
 
@@ -66,68 +59,11 @@ def staging_profile(**profile: object) -> dict[str, object]:
     }
 
 
-def scratch_path(path: Path, role: str) -> Path:
-    """A temporary sibling of ``path`` that no other process or call writes.
-
-    ``partial_<stem>.<role>.<pid>-<random>.tif``: two runs writing the same output
-    (which the run lock prevents, but a crashed run's leftovers may linger) never
-    share a temporary file, so neither can corrupt the other's.
-    """
-    return path.with_name(f"partial_{path.stem}.{role}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tif")
-
-
-@contextmanager
-def writing_output(path: Path, *scratch: Path) -> Iterator[None]:
-    """Translate a failed write of ``path`` into an error naming it; remove ``scratch``.
-
-    On any failure the temporary files are deleted (a full disk gets its space back)
-    and ``path`` itself is untouched: the outputs only ever appear by rename.
-
-    Raises:
-        OutputWriteError: writing failed with an I/O or GDAL error (disk full, file
-            too large, folder not writable), naming ``path`` and the free space.
-    """
-    try:
-        yield
-    except (OSError, RasterioError, CPLE_BaseError) as exc:
-        _remove_quietly(scratch)
-        if isinstance(exc, OutputWriteError):
-            raise
-        raise OutputWriteError(
-            f"cannot write {path}: {_one_line(exc)}. {_free_space(path.parent)}; free "
-            "space there or set ASMSPOTTER_DATA_DIR to a larger disk. The previous "
-            f"{path.name}, if any, is unchanged."
-        ) from exc
-    except BaseException:
-        _remove_quietly(scratch)
-        raise
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception's first line, with its type when it has no message."""
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
-def _free_space(folder: Path) -> str:
-    """``"<n> MB free in <folder>"`` (or why that is unknown)."""
-    try:
-        free_mb = shutil.disk_usage(folder).free / 1e6
-    except OSError:
-        return f"free space in {folder} unknown"
-    return f"{free_mb:,.0f} MB free in {folder}"
-
-
-def _remove_quietly(paths: tuple[Path, ...]) -> None:
-    """Delete temporary files if they exist."""
-    for scratch in paths:
-        scratch.unlink(missing_ok=True)
-
-
 def staging_to_cog(staging: Path, path: Path, *, predictor: str = "3") -> Path:
     """Build ``staging``'s overviews, copy it into the COG ``path`` and delete it.
 
-    The COG appears under a :func:`scratch_path` first and is renamed when complete.
+    The COG appears under a :func:`~asmspotter.atomic_write.scratch_path` first and is
+    renamed when complete.
 
     Raises:
         OutputWriteError: the disk filled up (or another I/O error) while writing;

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from asmspotter.alerts.dispatch import DeliveryOutcome
 from asmspotter.alerts.render import describe_confidence, nearest_label
+from asmspotter.atomic_write import atomic_write
 from asmspotter.monitor import RunSummary
 
 if TYPE_CHECKING:
@@ -268,14 +269,12 @@ def _site_feature_lonlat(site: SiteRecord, properties: dict[str, Any]) -> dict[s
 
 
 def _write_feature_collection(features: list[dict[str, Any]], path: Path) -> Path:
-    """Write a FeatureCollection atomically (a partial file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(
-        json.dumps({"type": "FeatureCollection", "features": features}, indent=1) + "\n",
-        encoding="utf-8",
-    )
-    tmp.replace(path)
+    """Write a FeatureCollection atomically (a scratch file, then a rename)."""
+    with atomic_write(path) as scratch:
+        scratch.write_text(
+            json.dumps({"type": "FeatureCollection", "features": features}, indent=1) + "\n",
+            encoding="utf-8",
+        )
     return path
 
 

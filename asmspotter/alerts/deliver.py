@@ -22,10 +22,8 @@ import html
 import json
 import logging
 import mimetypes
-import os
 import re
 import shutil
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -36,7 +34,8 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import apprise
 
-from asmspotter.alerts.render import IMAGES_END, IMAGES_START, AlertMessage, give_normal_mode
+from asmspotter.alerts.render import IMAGES_END, IMAGES_START, AlertMessage
+from asmspotter.atomic_write import atomic_write
 from asmspotter.errors import AlertDeliveryError
 
 logger = logging.getLogger(__name__)
@@ -504,16 +503,9 @@ def _outbox_folder_name(message: AlertMessage) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write text to a temporary file beside ``path`` and rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        give_normal_mode(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write text to a scratch file beside ``path`` and rename it into place."""
+    with atomic_write(path) as scratch:
+        scratch.write_text(text, encoding="utf-8")
 
 
 def _html_with_file_links(body_html: str, names: dict[str, str]) -> str:
@@ -564,9 +556,8 @@ def write_outbox(message: AlertMessage, attachments: Sequence[Path], outbox_dir:
             name = f"{len(copied) + 1}-{name}"
         renamed[src.name] = name
         if src.resolve() != (folder / name).resolve():
-            tmp = folder / f".{name}.partial"
-            shutil.copy2(src, tmp)
-            os.replace(tmp, folder / name)
+            with atomic_write(folder / name) as scratch:
+                shutil.copy2(src, scratch)
         copied.append(name)
 
     _write_atomic(folder / "message.html", _html_with_file_links(message.body_html, renamed))

@@ -14,15 +14,13 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asmspotter.alerts.render import give_normal_mode
+from asmspotter.atomic_write import atomic_write
 from asmspotter.events import SiteEvent
 from asmspotter.exports import render_geojson, sites_from_events
 
@@ -176,20 +174,12 @@ def write_evidence_packet(
 
 def _write_zip(path: Path, files: Mapping[str, bytes], stamp: dt.date) -> None:
     """Write a zip with fixed entry times, atomically and with a normal file mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for name, content in files.items():
-                info = zipfile.ZipInfo(
-                    name, date_time=(stamp.year, stamp.month, stamp.day, 0, 0, 0)
-                )
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                archive.writestr(info, content)
-        give_normal_mode(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with (
+        atomic_write(path) as scratch,
+        zipfile.ZipFile(scratch, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+    ):
+        for name, content in files.items():
+            info = zipfile.ZipInfo(name, date_time=(stamp.year, stamp.month, stamp.day, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, content)

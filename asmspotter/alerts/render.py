@@ -15,7 +15,6 @@ import html
 import json
 import logging
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from shapely.geometry import mapping
 from asmspotter.alerts.facts import dismiss_command, format_dms, nearest_places
 from asmspotter.alerts.i18n import gettext_ as _
 from asmspotter.alerts.i18n import ngettext_, use_language
+from asmspotter.atomic_write import atomic_write
 from asmspotter.events import ALERT_KINDS, SiteEvent
 
 logger = logging.getLogger(__name__)
@@ -668,17 +668,6 @@ def _template_environment() -> Any:
     return env
 
 
-def give_normal_mode(path: Path) -> None:
-    """Give a file written through ``mkstemp`` (mode 0600) the mode of any other output.
-
-    That is 0666 less the process umask (0644 under the usual 022), so the web app,
-    a mail relay or a colleague can read alert files like every other run output.
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def _to_lonlat(epsg: int) -> Transformer:
     """Build a transformer from ``EPSG:<epsg>`` to lon/lat (EPSG:4326, x=lon)."""
     try:
@@ -750,17 +739,9 @@ def write_events_geojson(events: Sequence[SiteEvent], epsg: int, path: Path) -> 
         "type": "FeatureCollection",
         "features": [_feature(e, transformer) for e in events],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(collection, f, ensure_ascii=False, indent=1)
-            f.write("\n")
-        give_normal_mode(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as scratch, scratch.open("w", encoding="utf-8") as f:
+        json.dump(collection, f, ensure_ascii=False, indent=1)
+        f.write("\n")
     logger.info("Wrote %d site events to %s (EPSG:4326)", len(events), path)
     return path
 

@@ -34,8 +34,9 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
+from asmspotter.atomic_write import scratch_path, writing_output
 from asmspotter.cluster import dask_client
-from asmspotter.cog import scratch_path, staging_profile, staging_to_cog, writing_output
+from asmspotter.cog import staging_profile, staging_to_cog
 from asmspotter.composite.cloudmask import BINARY_MASK_NODATA, clear_from_binary_mask
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.composite.median import median_of_planes_in_place

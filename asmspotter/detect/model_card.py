@@ -6,7 +6,7 @@ normalisation, the pixel size it was trained at, the probability threshold, tili
 for inference, metrics on its held-out split and how it was trained. The pipeline
 calls :func:`check_model_fits` before inference and refuses a model whose bands or
 resolution do not fit the composite. :mod:`asmspotter.detect.train` writes cards;
-:mod:`asmspotter.detect.infer` reads them.
+:mod:`asmspotter.detect.runtime` reads them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from asmspotter.atomic_write import atomic_write
 from asmspotter.errors import ModelMismatchError, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -392,9 +393,8 @@ def save_card(card: ModelCard, model_dir: Path) -> Path:
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     path = model_dir / CARD_FILENAME
-    tmp = path.with_name(f"partial_{CARD_FILENAME}")
-    tmp.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    with atomic_write(path) as scratch:
+        scratch.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
     logger.info("wrote model card %s", path)
     return path
 

@@ -22,7 +22,7 @@ local UTM grid), builds the cloud-free median composite
 (:func:`~asmspotter.composite.composite.build_composite_dataset`) and writes each chip
 as a float32 GeoTIFF with the model's six bands (:data:`DEFAULT_BANDS`, NaN = never
 clear) plus a uint8 mask. The chip folder and ``labels.geojson`` are what
-:func:`asmspotter.detect.train.train_from_scenes` reads (``asmspotter model train
+:func:`asmspotter.detect.train.data.labelled_scene_patches` reads (``asmspotter model train
 --chips DIR``). A manifest (JSON + CSV) lists every chip, written or skipped with its
 reason, with source scenes, dates, bounds, label pixel counts and licences.
 
@@ -53,6 +53,7 @@ from rasterio.errors import RasterioIOError
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
+from asmspotter.atomic_write import atomic_write
 from asmspotter.composite.composite import build_composite_dataset
 from asmspotter.detect.labels import LabelPolygon, LabelReadError, load_labels, rasterize_labels
 from asmspotter.detect.model_card import DEFAULT_BANDS
@@ -649,31 +650,31 @@ def _write_chip(
     }
     for path in (chip_path, mask_path):
         path.parent.mkdir(parents=True, exist_ok=True)
-    partial_mask = mask_path.with_name(mask_path.name + ".partial")
-    with rasterio.open(
-        partial_mask, "w", count=1, dtype="uint8", nodata=MASK_NODATA, **profile
-    ) as dst:
+    with (
+        atomic_write(mask_path) as scratch,
+        rasterio.open(scratch, "w", count=1, dtype="uint8", nodata=MASK_NODATA, **profile) as dst,
+    ):
         dst.write(mask, 1)
         dst.descriptions = ("label",)
         dst.update_tags(
             VALUES=f"{MASK_BACKGROUND}=background,{MASK_MINING}=mining,"
             f"{MASK_NEGATIVE}=negative,{MASK_NODATA}=no data"
         )
-    partial_mask.replace(mask_path)
-    partial_chip = chip_path.with_name(chip_path.name + ".partial")
-    with rasterio.open(
-        partial_chip,
-        "w",
-        count=len(DEFAULT_BANDS),
-        dtype="float32",
-        nodata=float("nan"),
-        predictor=3,
-        **profile,
-    ) as dst:
+    with (
+        atomic_write(chip_path) as scratch,
+        rasterio.open(
+            scratch,
+            "w",
+            count=len(DEFAULT_BANDS),
+            dtype="float32",
+            nodata=float("nan"),
+            predictor=3,
+            **profile,
+        ) as dst,
+    ):
         dst.write(bands)
         dst.descriptions = tuple(DEFAULT_BANDS)
         dst.update_tags(**tags)
-    partial_chip.replace(chip_path)
 
 
 def build_area_chips(
@@ -796,9 +797,8 @@ def write_labels_geojson(label_set: LabelSet, out_dir: Path) -> Path:
         crs="EPSG:4326",
     )
     path = out_dir / LABELS_FILENAME
-    partial = path.with_name(path.name + ".partial")
-    frame.to_file(partial, driver="GeoJSON")
-    partial.replace(path)
+    with atomic_write(path) as scratch:
+        frame.to_file(scratch, driver="GeoJSON")
     return path
 
 
@@ -845,9 +845,8 @@ def write_manifest(
         "chips": [asdict(r) for r in records],
     }
     json_path = out_dir / MANIFEST_JSON
-    partial = json_path.with_name(json_path.name + ".partial")
-    partial.write_text(json.dumps(payload, indent=1), encoding="utf-8")
-    partial.replace(json_path)
+    with atomic_write(json_path) as scratch:
+        scratch.write_text(json.dumps(payload, indent=1), encoding="utf-8")
     csv_path = out_dir / MANIFEST_CSV
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
@@ -917,7 +916,7 @@ def build_dataset(
 
 
 def chip_training_inputs(dataset_dir: Path) -> tuple[Path, Path]:
-    """(chip folder, labels file) of a built dataset, for :func:`train_from_scenes`.
+    """(chip folder, labels file) of a built dataset: a ``TrainConfig``'s scene folder and labels.
 
     Raises:
         DatasetBuildError: ``dataset_dir`` is not a built dataset or has no chip.

@@ -1,17 +1,15 @@
 """The download cache: one folder per provider and scene, complete files only.
 
-Every provider writes through :func:`atomic_file`: bytes go to ``partial_<name>``
-and are renamed to ``<name>`` only after the writer finished and, where the
-provider knows a checksum, it matched. A crash or a dropped connection therefore
-never leaves a file that a later run would take as complete; the next run
-resumes (if the provider can) or downloads again.
+Every provider writes through :func:`asmspotter.atomic_write.atomic_write`: bytes
+go to a ``partial_`` scratch name and are renamed to ``<name>`` only after the
+writer finished and, where the provider knows a checksum, it matched. A crash or a
+dropped connection therefore never leaves a file that a later run would take as
+complete; the next run downloads again.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -20,24 +18,6 @@ def scene_dir(cache_dir: Path, provider: str, scene_id: str) -> Path:
     folder = cache_dir / provider / scene_id
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def partial_path(target: Path) -> Path:
-    """Where ``target`` is written before it is complete."""
-    return target.with_name(f"partial_{target.name}")
-
-
-@contextmanager
-def atomic_file(target: Path) -> Iterator[Path]:
-    """Yield a temporary path to write; rename it to ``target`` when the block succeeds.
-
-    If the block raises, the partial file is left for a resumable writer to continue
-    (or for the next attempt to overwrite) and ``target`` is untouched.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = partial_path(target)
-    yield partial
-    partial.replace(target)
 
 
 def file_digest(path: Path, algorithm: str = "md5", chunk_bytes: int = 1 << 20) -> str:

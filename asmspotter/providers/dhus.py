@@ -11,7 +11,7 @@ The Copernicus Open Access Hub this protocol was built for closed in 2023; the
 hub URL is configuration (``sources[].url``), for the national and collaborative
 mirrors that still run DHuS. ``docs/providers/sentinel-2-dhus.md`` says which.
 The STAC provider (``stac.py``) is the main Sentinel-2 path; the fake hub the
-tests use is :mod:`asmspotter.testing.dhus_server`.
+tests use is ``tests/fakes/dhus_server.py``.
 
 Vendor errors are translated here, once: refused credentials become
 :class:`ProviderAuthError` (never retried), a hub that is down or throttling
@@ -44,6 +44,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import reproject
 from shapely.geometry.base import BaseGeometry
 
+from asmspotter.atomic_write import atomic_write
 from asmspotter.errors import (
     AsmspotterError,
     ProviderAuthError,
@@ -53,7 +54,7 @@ from asmspotter.errors import (
 )
 from asmspotter.grid import AOIGrid
 from asmspotter.providers.base import LocalScene, SceneRef, TimeWindow
-from asmspotter.providers.cache import atomic_file, scene_dir
+from asmspotter.providers.cache import scene_dir
 from asmspotter.providers.reachability import unreachable_reason
 from asmspotter.scene_io import write_scene
 from asmspotter.sources import DhusSourceConfig
@@ -378,14 +379,14 @@ class DhusProvider:
             return LocalScene(ref=ref, reflectance_path=target, cloud_mask_path=mask_target)
         zip_path = self._download_zip(ref, folder)
         reflectance, cloud = self._read_product(ref.scene_id, zip_path)
-        with atomic_file(target) as partial:
+        with atomic_write(target) as partial:
             write_scene(
                 partial, self.grid, reflectance, ref.acquired, scene_id=ref.scene_id,
                 cloud_mask=cloud,
             )  # fmt: skip
             # write_scene puts the mask beside its target; move it before the scene
             # itself is renamed, so a present reflectance.tif always has its mask.
-            partial_mask = partial.with_name(partial.stem + ".cloudmask.tif")
+            partial_mask = partial.with_name(partial.name.removesuffix(".tif") + ".cloudmask.tif")
             partial_mask.replace(mask_target)
         if not self.keep_zip:
             zip_path.unlink(missing_ok=True)

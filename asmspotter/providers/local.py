@@ -23,9 +23,10 @@ from rasterio.warp import transform_bounds
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
+from asmspotter.atomic_write import atomic_write
 from asmspotter.errors import ProviderNotConfiguredError, SceneReadError
 from asmspotter.providers.base import LocalScene, SceneRef, TimeWindow
-from asmspotter.providers.cache import atomic_file, is_complete, scene_dir
+from asmspotter.providers.cache import is_complete, scene_dir
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ def _place(source: Path, target: Path) -> Path:
     """Hard-link ``source`` to ``target`` (copy across file systems), atomically."""
     if is_complete(target, size=source.stat().st_size):
         return target
-    with atomic_file(target) as partial:
+    with atomic_write(target) as partial:
         partial.unlink(missing_ok=True)
         try:
             os.link(source, partial)

@@ -18,7 +18,7 @@ The planet SDK is async-first; each public call here runs one coroutine with its
 ``planet.Session`` (so no event loop or thread outlives the call). Vendor exceptions are
 translated once, in :meth:`PlanetProvider._call`. Neighbours: ``base.py`` (the protocol),
 ``cache.py`` (atomic files), ``local.py`` (the simplest provider); the fake API the tests
-use is ``asmspotter/testing/planet_server.py``; user docs: ``docs/providers/planetscope.md``.
+use is ``tests/fakes/planet_server.py``; user docs: ``docs/providers/planetscope.md``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from rasterio.vrt import WarpedVRT
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from asmspotter.atomic_write import atomic_write
 from asmspotter.errors import (
     AOIConfigError,
     ProviderAuthError,
@@ -55,7 +56,7 @@ from asmspotter.errors import (
 )
 from asmspotter.grid import AOIGrid
 from asmspotter.providers.base import LocalScene, SceneRef, TimeWindow
-from asmspotter.providers.cache import atomic_file, file_digest, is_complete, scene_dir
+from asmspotter.providers.cache import file_digest, is_complete, scene_dir
 from asmspotter.scene_io import write_scene
 from asmspotter.sources import PlanetSourceConfig
 
@@ -430,7 +431,7 @@ class PlanetProvider:
 
         A complete ``reflectance.tif`` already there is reused without any API call.
         Raw downloads are checksummed, then warped and written through
-        :func:`~asmspotter.providers.cache.atomic_file`; they are deleted afterwards.
+        :func:`~asmspotter.atomic_write.atomic_write`; they are deleted afterwards.
 
         Raises:
             ProviderAuthError: the key was refused.
@@ -473,7 +474,7 @@ class PlanetProvider:
         what: str,
         digests: dict[str, str],
     ) -> Path:
-        """Download to ``partial_<name>``, check its digest, rename to ``target``.
+        """Download to a ``partial_`` scratch name, check its digest, rename to ``target``.
 
         Args:
             fetch: Downloads the bytes to the given path (an SDK call).
@@ -485,7 +486,7 @@ class PlanetProvider:
         Raises:
             SceneReadError: the digest did not match; the partial file is deleted.
         """
-        with atomic_file(target) as partial:
+        with atomic_write(target) as partial:
             await fetch(partial)
             algorithm = "sha256" if "sha256" in digests else "md5" if "md5" in digests else ""
             if algorithm:
@@ -589,7 +590,7 @@ class PlanetProvider:
             if order_id is None:
                 order = await client.create_order(self.build_order_request(item_id))
                 order_id = str(order["id"])
-                with atomic_file(order_file) as partial:
+                with atomic_write(order_file) as partial:
                     partial.write_text(json.dumps({"order_id": order_id, "item_id": item_id}))
                 logger.info("planetscope item %s: placed order %s", item_id, order_id)
             try:
@@ -743,7 +744,7 @@ class PlanetProvider:
         valid = (dn > 0).all(axis=0)
         reflectance = np.where(valid, dn.astype(np.float32) / np.float32(SR_SCALE), np.nan)
         cloud_mask = (udm2[0] != 1) | (udm2[1] != 0)
-        with atomic_file(reflectance_path) as partial:
+        with atomic_write(reflectance_path) as partial:
             write_scene(
                 partial,
                 self.grid,

@@ -13,7 +13,7 @@ Errors are translated here, once: HTTP 401/403 -> ``ProviderAuthError`` (never
 retried); connection errors, 429 and 5xx -> ``ProviderUnavailableError`` (the
 Prefect tasks retry those); a missing or unreadable asset -> ``SceneReadError``
 (the flow skips that scene and goes on). ``tests/integration/test_stac_provider.py``
-runs all of it against the loopback fake in ``asmspotter.testing.stac_server``.
+runs all of it against the loopback fake in ``tests/fakes/stac_server.py``.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 from urllib3 import Retry
 
+from asmspotter.atomic_write import atomic_write
 from asmspotter.composite.cloudmask import clear_from_scl
 from asmspotter.errors import (
     AsmspotterError,
@@ -57,7 +58,7 @@ from asmspotter.errors import (
 )
 from asmspotter.grid import AOIGrid
 from asmspotter.providers.base import LocalScene, SceneRef, TimeWindow
-from asmspotter.providers.cache import atomic_file, is_complete, scene_dir
+from asmspotter.providers.cache import is_complete, scene_dir
 from asmspotter.scene_io import write_scene
 from asmspotter.sources import StacSourceConfig
 
@@ -674,7 +675,7 @@ class StacProvider:
                 reflectance[index] = np.where(dn > 0, dn * scale + offset, np.nan)
             scl = self._read_on_grid(ref, SCL_BAND, Resampling.nearest)
         cloud: NDArray[np.bool_] = ~clear_from_scl(scl, self.masked_scl_classes)
-        with atomic_file(target) as partial:
+        with atomic_write(target) as partial:
             write_scene(
                 partial, grid, reflectance, ref.acquired, scene_id=ref.scene_id, cloud_mask=cloud
             )

@@ -33,8 +33,8 @@ import pytest
 import sqlalchemy as sa
 
 from asmspotter.settings import PROJECT_ROOT
-from asmspotter.testing import aois
-from asmspotter.testing.postgres import fresh_database, postgres_admin_url
+from fakes import aois
+from fakes.postgres import fresh_database, postgres_admin_url
 
 pytestmark = pytest.mark.slow
 

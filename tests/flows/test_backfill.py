@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from asmspotter.settings import PROJECT_ROOT
-from asmspotter.testing.aois import write_tiny_aoi
+from fakes.aois import write_tiny_aoi
 
 DATES = [dt.date(2024, 1, d) for d in (5, 15, 25)] + [dt.date(2024, 2, d) for d in (9, 19, 27)]
 

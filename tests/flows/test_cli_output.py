@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from asmspotter.settings import PROJECT_ROOT
-from asmspotter.testing.aois import write_tiny_aoi
+from fakes.aois import write_tiny_aoi
 
 CLI = [sys.executable, "-m", "asmspotter.cli"]
 DATES = [dt.date(2024, 1, d) for d in (5, 15, 25)]

@@ -20,9 +20,9 @@ import pytest
 import sqlalchemy as sa
 
 from asmspotter.settings import PROJECT_ROOT
-from asmspotter.testing.aois import write_tiny_aoi
-from asmspotter.testing.postgres import fresh_database, postgres_admin_url
-from asmspotter.testing.smtp import serve_smtp
+from fakes.aois import write_tiny_aoi
+from fakes.postgres import fresh_database, postgres_admin_url
+from fakes.smtp import serve_smtp
 
 DATES = [dt.date(2024, 1, d) for d in (5, 15, 25)]
 WINDOW_END = dt.date(2024, 1, 31)

@@ -15,7 +15,7 @@ import datetime as dt
 import pytest
 
 from asmspotter.settings import PROJECT_ROOT
-from asmspotter.testing.aois import write_tiny_aoi
+from fakes.aois import write_tiny_aoi
 
 pytestmark = pytest.mark.slow
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from asmspotter.detect.model_card import load_card
-from asmspotter.testing.labelled_stac import (
+from fakes.labelled_stac import (
     mask_polygons_lonlat,
     serve_scene_items,
     write_labelled_scene,
 )
-from asmspotter.testing.stac_server import FakeStacApi, serve_stac_api
+from fakes.stac_server import FakeStacApi
 from flows.dataset import build_dataset_flow
 
 
@@ -25,7 +25,7 @@ def test_flow_builds_chips_and_trains_a_model(
     labels = tmp_path / "labels.geojson"
     mask_polygons_lonlat(mask, scene).to_file(labels, driver="GeoJSON")
     out = tmp_path / "dataset"
-    with serve_stac_api(FakeStacApi(files_dir=scene.files["blue"].parent)) as api:
+    with FakeStacApi(files_dir=scene.files["blue"].parent) as api:
         serve_scene_items(api, scene)
         model_dir = build_dataset_flow(
             str(labels),
@@ -58,9 +58,9 @@ def test_flow_lists_a_failing_area_and_fails(tmp_path: Path) -> None:
     labels = tmp_path / "labels.geojson"
     mask_polygons_lonlat(mask, scene).to_file(labels, driver="GeoJSON")
     out = tmp_path / "dataset"
-    with serve_stac_api(FakeStacApi(files_dir=scene.files["blue"].parent)) as api:
+    with FakeStacApi(files_dir=scene.files["blue"].parent) as api:
         serve_scene_items(api, scene)
-        api.inject("/v1/search", 401, times=None)
+        api.inject(401, route="search", times=None)
         state = build_dataset_flow(
             str(labels),
             str(out),

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from shapely.geometry import box
 
 from asmspotter.settings import PROJECT_ROOT
-from asmspotter.testing.aois import write_tiny_aoi
-from asmspotter.testing.smtp import serve_smtp
+from fakes.aois import write_tiny_aoi
+from fakes.smtp import serve_smtp
 
 DATES = [dt.date(2024, 1, d) for d in (5, 15, 25)] + [dt.date(2024, 2, d) for d in (9, 19, 27)]
 FIRST_END, SECOND_END = dt.date(2024, 1, 31), dt.date(2024, 2, 29)

@@ -19,14 +19,14 @@ from shapely.geometry import box
 
 from asmspotter.grid import to_lonlat
 from asmspotter.settings import PROJECT_ROOT
-from asmspotter.testing.stac_server import FakeStacApi, build_item, serve_stac_api, write_s2_scene
+from fakes.stac_server import FakeStacApi, build_item, write_s2_scene
 
 
 @pytest.fixture(scope="module")
 def stac_api(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cogs")
     scenes = [write_s2_scene(folder, f"s{i}", seed=40 + i, dn_offset=1000) for i in range(2)]
-    with serve_stac_api(FakeStacApi(files_dir=folder)) as api:
+    with FakeStacApi(files_dir=folder) as api:
         for index, scene in enumerate(scenes):
             api.items.append(
                 build_item(
@@ -70,7 +70,7 @@ def test_monitor_aoi_with_the_stac_provider(stac_api, tmp_path, monkeypatch):
 
     assert sorted(summary.scenes_used) == [item["id"] for item in api.items]
     assert summary.probability_path is not None and summary.probability_path.exists()
-    file_requests = api.requests_to("/files/")
+    file_requests = api.requests_to("file")
     reads = [r for r in file_requests if r.method == "GET"]
     assert reads and all(r.status == 206 for r in reads), "pixels come by range requests only"
     with rasterio.open(summary.composite_path) as src:

@@ -8,7 +8,7 @@ import numpy as np
 import rasterio
 
 from asmspotter.settings import PROJECT_ROOT
-from asmspotter.testing.aois import write_tiny_aoi
+from fakes.aois import write_tiny_aoi
 
 DATES = [dt.date(2024, 1, 5), dt.date(2024, 1, 15)]
 

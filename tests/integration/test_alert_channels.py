@@ -28,8 +28,8 @@ from asmspotter.aoi import load_aoi
 from asmspotter.composite.composite import COMPOSITE_BANDS
 from asmspotter.events import SiteEvent
 from asmspotter.storage import Store
-from asmspotter.testing.smtp import free_port, serve_smtp
-from asmspotter.testing.webhook import serve_json_webhook
+from fakes.smtp import free_port, serve_smtp
+from fakes.webhook import serve_json_webhook
 
 EPSG = 32621
 LEFT, TOP = 600_000.0, 560_000.0

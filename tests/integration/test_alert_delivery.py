@@ -30,7 +30,7 @@ from asmspotter.alerts import (
 )
 from asmspotter.alerts.render import AlertMessage
 from asmspotter.events import SiteEvent
-from asmspotter.testing.smtp import Inbox, free_port, serve_smtp
+from fakes.smtp import Inbox, free_port, serve_smtp
 
 EPSG = 32621
 START = dt.date(2024, 1, 1)

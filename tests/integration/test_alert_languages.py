@@ -15,7 +15,7 @@ from asmspotter.alerts.render import render_alert
 from asmspotter.aoi import load_aoi
 from asmspotter.errors import AOIConfigError
 from asmspotter.events import SiteEvent
-from asmspotter.testing.smtp import serve_smtp
+from fakes.smtp import serve_smtp
 
 EXPECTED = {
     "en": ("1 new mining site", "nearest river", "To dismiss a false positive"),

@@ -13,7 +13,7 @@ from shapely.geometry import box
 from asmspotter.alerts.deliver import channel_from_url, send_alert
 from asmspotter.alerts.render import render_alert
 from asmspotter.events import SiteEvent
-from asmspotter.testing.slack import SlackInbox, serve_slack
+from fakes.slack import SlackInbox, serve_slack
 
 
 @pytest.fixture

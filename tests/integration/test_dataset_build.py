@@ -32,12 +32,12 @@ from asmspotter.detect.real_dataset import (
 )
 from asmspotter.errors import DatasetBuildError
 from asmspotter.grid import to_lonlat
-from asmspotter.testing.labelled_stac import (
+from fakes.labelled_stac import (
     mask_polygons_lonlat,
     serve_scene_items,
     write_labelled_scene,
 )
-from asmspotter.testing.stac_server import FakeScene, FakeStacApi, serve_stac_api
+from fakes.stac_server import FakeScene, FakeStacApi
 
 SEED = 23
 CHIP_PX = 64
@@ -53,7 +53,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[FakeScene, np.ndarr
 @pytest.fixture()
 def api(scene: tuple[FakeScene, np.ndarray]):
     fake, _ = scene
-    with serve_stac_api(FakeStacApi(files_dir=fake.files["blue"].parent)) as running:
+    with FakeStacApi(files_dir=fake.files["blue"].parent) as running:
         serve_scene_items(running, fake)
         yield running
 
@@ -191,8 +191,8 @@ def test_a_second_run_resumes_without_a_request(
     assert chip.stat().st_mtime_ns == before
     # Only the two skipped areas (the box in Africa straddles two) are searched
     # again; no pixel moves.
-    assert len(api.requests_to("/v1/search")) == 2
-    assert api.requests_to("/files") == []
+    assert len(api.requests_to("search")) == 2
+    assert api.requests_to("file") == []
     existing = next(r for r in second.records if r.status == "existing")
     assert existing.scene_ids == ("S2A_21NXF_20240310_0_L2A", "S2B_21NXF_20240320_0_L2A")
 

@@ -29,7 +29,7 @@ from asmspotter.providers.base import TimeWindow
 from asmspotter.providers.dhus import DhusProvider, parse_product_metadata
 from asmspotter.sources import DhusSourceConfig
 from asmspotter.synthetic import render_training_pair
-from asmspotter.testing.dhus_server import (
+from fakes.dhus_server import (
     FakeDhusHub,
     FakeProduct,
     SafeProduct,
@@ -198,22 +198,22 @@ def test_missing_credential_variable_says_what_to_export(
 
 def test_search_retries_a_server_error(l2a: SafeProduct) -> None:
     with FakeDhusHub([l2a.as_fake_product()], user=USER, password=PASSWORD) as hub:
-        hub.fail_next(500, path_contains="/search")
+        hub.inject(500, route="search")
         refs = make_provider(hub).search(AOI_LONLAT, WINDOW)
         assert [r.scene_id for r in refs] == [l2a.title]
-        assert hub.count("GET", "/search") == 2
+        assert len(hub.requests_to("search")) == 2
 
-        hub.fail_next(503, path_contains="/search", times=10)
+        hub.inject(503, route="search", times=10)
         with pytest.raises(ProviderUnavailableError, match="HTTP 503"):
             make_provider(hub).search(AOI_LONLAT, WINDOW)
-        assert hub.count("GET", "/search") == 2 + 3, "one try and two retries"
+        assert len(hub.requests_to("search")) == 2 + 3, "one try and two retries"
 
 
 def test_a_dropped_download_resumes_on_the_next_call(l2a: SafeProduct, tmp_path: Path) -> None:
     with FakeDhusHub([l2a.as_fake_product()], user=USER, password=PASSWORD) as hub:
         provider = make_provider(hub, download_chunk_bytes=4096)
         (ref,) = provider.search(AOI_LONLAT, WINDOW)
-        hub.fail_next("drop", path_contains="')/$value")
+        hub.inject("drop", route="product-zip")
         with pytest.raises(ProviderUnavailableError, match="connection"):
             provider.download(ref, tmp_path)
         incomplete = tmp_path / "sentinel-2-dhus" / l2a.title / f"{l2a.title}.zip.incomplete"

@@ -1,6 +1,6 @@
 """The PlanetScope provider against a fake Planet API on 127.0.0.1, through the real SDK.
 
-The fake (``asmspotter/testing/planet_server.py``) serves a synthetic 3 m scene whose
+The fake (``tests/fakes/planet_server.py``) serves a synthetic 3 m scene whose
 AOI-sized centre is known pixel by pixel, so both download modes must reproduce it
 exactly (DN / 10000) and reproduce the UDM2 clear band as the cloud mask.
 """
@@ -30,12 +30,11 @@ from asmspotter.grid import build_grid
 from asmspotter.providers.base import LocalScene, SceneRef, TimeWindow
 from asmspotter.providers.planet import PlanetProvider
 from asmspotter.sources import PlanetSourceConfig
-from asmspotter.testing.planet_server import (
+from fakes.planet_server import (
     FakePlanetServer,
     PlanetSceneFixture,
     build_item_feature,
     build_planet_scene,
-    serve_planet,
 )
 
 KEY = "test-planet-key"
@@ -49,7 +48,7 @@ def scene() -> PlanetSceneFixture:
 
 @pytest.fixture
 def server(scene: PlanetSceneFixture) -> FakePlanetServer:
-    with serve_planet(api_key=KEY, page_size=2) as srv:
+    with FakePlanetServer(api_key=KEY, page_size=2) as srv:
         srv.add_scene(scene)
         yield srv
 
@@ -246,7 +245,7 @@ def test_checksum_mismatch_leaves_no_file(
     route: str,
     match: str,
 ) -> None:
-    server.corrupt(route, match=match)
+    server.inject("corrupt", route=route, contains=match)
     with pytest.raises(SceneReadError, match=rf"{scene.item_id}.*(md5|sha256) check"):
         make_provider(server, scene, mode=mode).download(ref_for(scene), tmp_path)
     folder = tmp_path / "planetscope" / scene.item_id
@@ -270,7 +269,7 @@ def test_rejected_key_is_an_auth_error_after_one_request(
 def test_bad_gateway_is_retried_inside_the_sdk(
     server: FakePlanetServer, scene: PlanetSceneFixture
 ) -> None:
-    server.fail("quick-search", 502)
+    server.inject(502, route="quick-search")
     refs = make_provider(server, scene).search(scene.aoi_lonlat, JANUARY)
     assert [r.scene_id for r in refs] == [scene.item_id]
     assert len(server.requests_to("quick-search")) == 2
@@ -281,7 +280,7 @@ def test_server_error_is_unavailable_then_the_retry_succeeds(
 ) -> None:
     """HTTP 500 is not retried by the SDK; the Prefect task retries the call."""
     provider = make_provider(server, scene)
-    server.fail("quick-search", 500)
+    server.inject(500, route="quick-search")
     with pytest.raises(ProviderUnavailableError, match="the task will retry"):
         provider.search(scene.aoi_lonlat, JANUARY)
     assert [r.scene_id for r in provider.search(scene.aoi_lonlat, JANUARY)] == [scene.item_id]
@@ -291,7 +290,7 @@ def test_dropped_connection_then_the_next_call_resumes_the_order(
     server: FakePlanetServer, scene: PlanetSceneFixture, tmp_path: Path
 ) -> None:
     provider = make_provider(server, scene)
-    server.drop("order-download", match="SR_clip")
+    server.inject("drop", route="order-download", contains="SR_clip")
     with pytest.raises(ProviderUnavailableError, match="connection to"):
         provider.download(ref_for(scene), tmp_path)
     assert not (tmp_path / "planetscope" / scene.item_id / "reflectance.tif").exists()
@@ -305,7 +304,7 @@ def test_dropped_asset_download_then_the_next_call_succeeds(
     server: FakePlanetServer, scene: PlanetSceneFixture, tmp_path: Path
 ) -> None:
     provider = make_provider(server, scene, mode="assets")
-    server.drop("asset-download", match="udm2")
+    server.inject("drop", route="asset-download", contains="udm2")
     with pytest.raises(ProviderUnavailableError):
         provider.download(ref_for(scene), tmp_path)
     assert_matches_fixture(provider.download(ref_for(scene), tmp_path), scene)

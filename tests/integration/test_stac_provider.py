@@ -1,6 +1,6 @@
 """The Sentinel-2 STAC provider against the loopback fake STAC API (no internet).
 
-Fixture scenes are generated once per session (``asmspotter.testing.stac_server``):
+Fixture scenes are generated once per session (``fakes.stac_server``):
 512x512 px bands at 10 m (128 px COG tiles, uncompressed) and a 256x256 SCL at
 20 m, in UTM 21N with the tile's top-left corner at (600000, 560000). The AOI is
 the 128x128 px square of 10 m pixels [128, 256) in rows and columns of that tile:
@@ -11,7 +11,6 @@ the 128x128 px square of 10 m pixels [128, 256) in rows and columns of that tile
 from __future__ import annotations
 
 import datetime as dt
-import json
 import textwrap
 from pathlib import Path
 
@@ -38,12 +37,11 @@ from asmspotter.providers.stac import (
     resolve_radiometry,
 )
 from asmspotter.sources import StacSourceConfig
-from asmspotter.testing.stac_server import (
+from fakes.stac_server import (
     FAKE_SAS_TOKEN,
     FakeScene,
     FakeStacApi,
     build_item,
-    serve_stac_api,
     write_s2_scene,
 )
 
@@ -93,7 +91,7 @@ def grid(aoi_lonlat):
 
 @pytest.fixture()
 def api(files_dir: Path):
-    with serve_stac_api(FakeStacApi(files_dir=files_dir)) as running:
+    with FakeStacApi(files_dir=files_dir) as running:
         yield running
 
 
@@ -156,8 +154,8 @@ def test_search_follows_every_page(api, grid, aoi_lonlat, scenes):
     refs = make_provider(api, grid).search(aoi_lonlat, WINDOW)
 
     assert [r.scene_id for r in refs] == [f"S2A_21NXF_202403{d:02d}_0_L2A" for d in range(1, 6)]
-    assert len(api.requests_to("/v1/search")) == 3
-    assert {r.method for r in api.requests_to("/v1/search")} == {"POST"}
+    assert len(api.requests_to("search")) == 3
+    assert {r.method for r in api.requests_to("search")} == {"POST"}
     ref = refs[0]
     assert ref.provider == "sentinel-2-stac"
     assert ref.acquired == ACQUIRED.replace(day=1)
@@ -189,36 +187,36 @@ def test_cloud_filter(api, grid, aoi_lonlat, scenes, supports_query):
     refs = make_provider(api, grid, max_cloud_pct=40).search(aoi_lonlat, WINDOW)
 
     assert sorted(r.scene_id for r in refs) == ["cloud-10", "cloud-40"]
-    sent_query = any("eo:cloud_cover" in json.dumps(r.query) for r in api.requests_to("/v1/search"))
-    assert len(api.requests_to("/v1/search")) == (1 if supports_query else 2)
+    sent_query = any("eo:cloud_cover" in r.query_string for r in api.requests_to("search"))
+    assert len(api.requests_to("search")) == (1 if supports_query else 2)
     assert not sent_query  # POST: the query travels in the body, never in the URL
 
 
 def test_search_retries_a_500_once(api, grid, aoi_lonlat, scenes):
     add_item(api, scenes["raw"], "only")
-    api.inject("/v1/search", 500, times=1)
+    api.inject(500, route="search", times=1)
     refs = make_provider(api, grid).search(aoi_lonlat, WINDOW)
     assert [r.scene_id for r in refs] == ["only"]
-    assert [r.status for r in api.requests_to("/v1/search")] == [500, 200]
+    assert [r.status for r in api.requests_to("search")] == [500, 200]
 
 
 def test_search_5xx_that_persists_is_unavailable(api, grid, aoi_lonlat, scenes):
     add_item(api, scenes["raw"], "only")
-    api.inject("/v1/search", 503, times=None)
+    api.inject(503, route="search", times=None)
     with pytest.raises(ProviderUnavailableError, match=r"HTTP 503.*retried"):
         make_provider(api, grid).search(aoi_lonlat, WINDOW)
-    assert len(api.requests_to("/v1/search")) == 3  # http_tries
+    assert len(api.requests_to("search")) == 3  # http_tries
 
 
 def test_search_429_is_unavailable_without_inner_retry(api, grid, aoi_lonlat):
-    api.inject("/v1/search", 429, times=None)
+    api.inject(429, route="search", times=None)
     with pytest.raises(ProviderUnavailableError, match="HTTP 429"):
         make_provider(api, grid).search(aoi_lonlat, WINDOW)
-    assert len(api.requests_to("/v1/search")) == 1
+    assert len(api.requests_to("search")) == 1
 
 
 def test_search_401_is_auth_error_naming_the_fix_and_not_retried(api, grid, aoi_lonlat):
-    api.inject("/v1/search", 401, times=None)
+    api.inject(401, route="search", times=None)
     provider = make_provider(api, grid, token_env="STAC_TOKEN", environ={"STAC_TOKEN": "s3cret"})
     with pytest.raises(
         ProviderAuthError, match=r"HTTP 401.*environment variable STAC_TOKEN"
@@ -226,8 +224,8 @@ def test_search_401_is_auth_error_naming_the_fix_and_not_retried(api, grid, aoi_
         provider.search(aoi_lonlat, WINDOW)
     assert "s3cret" not in str(info.value)
     assert "test-aoi" in str(info.value) and api.base_url in str(info.value)
-    assert len(api.requests_to("/v1/search")) == 1
-    assert api.requests_to("/v1/search")[0].has_authorization
+    assert len(api.requests_to("search")) == 1
+    assert "authorization" in api.requests_to("search")[0].headers
 
 
 def test_unset_token_env_is_not_configured(api, grid, aoi_lonlat):
@@ -238,7 +236,7 @@ def test_unset_token_env_is_not_configured(api, grid, aoi_lonlat):
 
 
 def test_unreachable_catalogue_is_unavailable(grid, aoi_lonlat, files_dir):
-    with serve_stac_api(FakeStacApi(files_dir=files_dir)) as gone:
+    with FakeStacApi(files_dir=files_dir) as gone:
         provider = make_provider(gone, grid)
     with pytest.raises(ProviderUnavailableError, match="connection failed"):
         provider.search(aoi_lonlat, WINDOW)
@@ -254,9 +252,9 @@ def test_download_reads_only_the_aoi_window(api, grid, aoi_lonlat, scenes, tmp_p
     api.clear_log()
     scene = provider.download(ref, tmp_path)
 
-    reads = [r for r in api.requests_to("/files/") if r.method == "GET"]
-    assert reads and all(r.range_header and r.status == 206 for r in reads), reads
-    served = sum(r.body_bytes for r in api.requests_to("/files/"))
+    reads = [r for r in api.requests_to("file") if r.method == "GET"]
+    assert reads and all("range" in r.headers and r.status == 206 for r in reads), reads
+    served = sum(r.body_bytes for r in api.requests_to("file"))
     file_bytes = sum(p.stat().st_size for p in scenes["raw"].files.values())
     # The AOI is 1/16 of the tile, one 128 px tile per band; GDAL also reads each
     # file's first 16 KiB (header) at open.
@@ -307,10 +305,10 @@ def test_scale_and_offset_give_reflectance(api, grid, aoi_lonlat, scenes, tmp_pa
     got = read_scene(local.reflectance_path)
     np.testing.assert_allclose(got, truth_window(scene), atol=1.5e-4)
     if catalog == "planetary-computer":
-        assert len(api.requests_to("/sas/token/sentinel-2-l2a")) == 1  # fetched once, reused
-        assert all(FAKE_SAS_TOKEN in r.query for r in api.requests_to("/files/"))
+        assert len(api.requests_to("sas-token")) == 1  # fetched once, reused
+        assert all(FAKE_SAS_TOKEN in r.query_string for r in api.requests_to("file"))
     if catalog == "cdse":
-        assert all(r.has_authorization for r in api.requests_to("/files/"))
+        assert all("authorization" in r.headers for r in api.requests_to("file"))
 
 
 def test_scl_classes_become_the_cloud_mask(api, grid, aoi_lonlat, scenes, tmp_path):
@@ -334,7 +332,7 @@ def test_dropped_connection_leaves_no_file_and_the_next_try_succeeds(
     add_item(api, scenes["raw"], "dropped")
     provider = make_provider(api, grid)
     ref = search_one(provider, aoi_lonlat)
-    api.inject("/files/raw_nir.tif", "drop", times=None)
+    api.inject("drop", contains="raw_nir.tif", times=None)
     with pytest.raises(ProviderUnavailableError, match=r"scene dropped, asset nir"):
         provider.download(ref, tmp_path)
     folder = tmp_path / "sentinel-2-stac" / "dropped"
@@ -352,9 +350,12 @@ def test_asset_503_once_is_retried_within_the_download(api, grid, aoi_lonlat, sc
     add_item(api, scenes["raw"], "blip")
     provider = make_provider(api, grid)
     ref = search_one(provider, aoi_lonlat)
-    api.inject("/files/raw_green.tif", 503, times=1)
+    api.inject(503, contains="raw_green.tif", times=1)
     provider.download(ref, tmp_path)
-    assert [r.status for r in api.requests_to("/files/raw_green.tif")][:2] == [503, 200]
+    assert [r.status for r in api.requests_to("file") if r.path.endswith("raw_green.tif")][:2] == [
+        503,
+        200,
+    ]
 
 
 def test_asset_5xx_that_persists_is_unavailable_and_not_cached(
@@ -365,7 +366,7 @@ def test_asset_5xx_that_persists_is_unavailable_and_not_cached(
     add_item(api, scenes["raw"], "busy")
     provider = make_provider(api, grid)
     ref = search_one(provider, aoi_lonlat)
-    api.inject("/files/raw_green.tif", 503, times=3)
+    api.inject(503, contains="raw_green.tif", times=3)
     with pytest.raises(ProviderUnavailableError, match=r"scene busy, asset green.*503"):
         provider.download(ref, tmp_path)
     assert not (tmp_path / "sentinel-2-stac" / "busy" / "reflectance.tif").exists()
@@ -377,7 +378,7 @@ def test_missing_asset_is_a_scene_read_error(api, grid, aoi_lonlat, scenes, tmp_
     add_item(api, scenes["raw"], "S2B_21NXF_20240310_0_L2A")
     provider = make_provider(api, grid)
     ref = search_one(provider, aoi_lonlat)
-    api.inject("/files/raw_red.tif", 404, times=None)
+    api.inject(404, contains="raw_red.tif", times=None)
     with pytest.raises(SceneReadError, match=r"scene S2B_21NXF_20240310_0_L2A, asset red .*404"):
         provider.download(ref, tmp_path)
     assert not (tmp_path / "sentinel-2-stac" / ref.scene_id / "reflectance.tif").exists()
@@ -389,7 +390,7 @@ def test_asset_absent_from_the_item_is_a_scene_read_error(api, grid, aoi_lonlat,
     ref = search_one(provider, aoi_lonlat)
     with pytest.raises(SceneReadError, match="scene no-scl has no asset SCL_20m"):
         provider.download(ref, tmp_path)
-    assert api.requests_to("/files/") == []
+    assert api.requests_to("file") == []
 
 
 def test_asset_401_is_auth_error_naming_token_env(api, grid, aoi_lonlat, scenes, tmp_path):
@@ -401,7 +402,7 @@ def test_asset_401_is_auth_error_naming_token_env(api, grid, aoi_lonlat, scenes,
     api.clear_log()
     with pytest.raises(ProviderAuthError, match=r"HTTP 401.*set sources\[\]\.token_env"):
         provider.download(ref, tmp_path)
-    assert len(api.requests_to("/files/")) == 1
+    assert len(api.requests_to("file")) == 1
 
 
 def test_redownload_reuses_the_cache_without_requests(api, grid, aoi_lonlat, scenes, tmp_path):

@@ -1,6 +1,6 @@
 """The review web app in a real browser: headless Chromium (Debian) driven by selenium.
 
-A uvicorn server on 127.0.0.1 serves the store of ``asmspotter.testing.review``
+A uvicorn server on 127.0.0.1 serves the store of ``fakes.review``
 (AOI ``rev``: three runs, three sites). The browser checks that the map draws a
 marker per site over the composite, that a site page shows its area timeline and
 before/after chips, that a dismissal without the token is refused and changes
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from asmspotter.testing.review import AOI_NAME, EPSG, build_review_store
+from fakes.review import AOI_NAME, EPSG, build_review_store
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

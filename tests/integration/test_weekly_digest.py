@@ -12,8 +12,8 @@ from asmspotter.alerts.render import DigestSite, digest_key, render_digest
 from asmspotter.aoi import load_aoi
 from asmspotter.events import SiteEvent
 from asmspotter.storage import Store
-from asmspotter.testing.smtp import free_port
-from asmspotter.testing.webhook import serve_json_webhook
+from fakes.smtp import free_port
+from fakes.webhook import serve_json_webhook
 
 EPSG = 32621
 WED_W09, THU_W09, MON_W10 = dt.date(2024, 2, 28), dt.date(2024, 2, 29), dt.date(2024, 3, 4)

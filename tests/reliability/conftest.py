@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from asmspotter.testing.postgres import fresh_database, postgres_admin_url
+from fakes.postgres import fresh_database, postgres_admin_url
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "asmspotter")

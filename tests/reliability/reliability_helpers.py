@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from asmspotter.settings import PROJECT_ROOT
-from asmspotter.testing.aois import write_tiny_aoi
+from fakes.aois import write_tiny_aoi
 
 JANUARY = [dt.date(2024, 1, d) for d in (5, 15, 25)]
 WINDOW_END = dt.date(2024, 1, 31)

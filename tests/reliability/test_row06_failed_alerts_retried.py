@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from asmspotter.alerts.dispatch import backoff_runs
 from asmspotter.cli import app
-from asmspotter.testing.smtp import free_port, serve_smtp
+from fakes.smtp import free_port, serve_smtp
 
 LATER_WINDOW = dt.date(2024, 2, 10)
 """A later window that still sees two January scenes: its sites are unchanged."""

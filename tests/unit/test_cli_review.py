@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from asmspotter.cli import app
 from asmspotter.storage import Store
-from asmspotter.testing.review import build_review_store
+from fakes.review import build_review_store
 
 
 def review_env(tmp_path, monkeypatch):

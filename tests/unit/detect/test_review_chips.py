@@ -18,7 +18,7 @@ from asmspotter.detect.review_chips import (
     save_review_chips,
 )
 from asmspotter.storage import Store
-from asmspotter.testing.review import build_review_store
+from fakes.review import build_review_store
 
 
 @pytest.fixture()

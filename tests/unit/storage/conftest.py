@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from asmspotter.storage import Store
-from asmspotter.testing.postgres import fresh_database, postgres_admin_url
+from fakes.postgres import fresh_database, postgres_admin_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,6 +1,6 @@
 """The review web app over HTTP (FastAPI's TestClient): pages, security, downloads.
 
-The store comes from ``asmspotter.testing.review``: AOI ``rev``, three runs and
+The store comes from ``fakes.review``: AOI ``rev``, three runs and
 three sites whose areas and events are known by construction.
 """
 
@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from asmspotter.storage import Store
-from asmspotter.testing.review import AOI_NAME, WINDOW_ENDS, build_review_store
 from asmspotter.web.app import WebConfig, create_app
 from asmspotter.web.security import CSRF_COOKIE, WebConfigError, resolve_write_token
+from fakes.review import AOI_NAME, WINDOW_ENDS, build_review_store
 
 TOKEN = "correct-horse-battery-staple"
 

@@ -24,11 +24,11 @@ and the fixtures of the SDK's own tests (planetlabs/planet-client-python:
   ``manifest.json`` with md5/sha256 digests, downloaded from ``/compute/ops/download/?token=``.
 
 Every endpoint needs ``Authorization: api-key <key>`` (or HTTP Basic with the key as
-user name); anything else gets the API's 401 body. Faults are injected per route:
-:meth:`FakePlanetServer.fail` (an HTTP status), :meth:`FakePlanetServer.drop` (connection
-closed half-way through the body), :meth:`FakePlanetServer.corrupt` (bytes that do not
-match their advertised digests), :meth:`FakePlanetServer.fail_orders_for` and
-:meth:`FakePlanetServer.stall_activation`.
+user name); anything else gets the API's 401 body. Faults are injected per route
+with :meth:`FakePlanetServer.inject` (from :mod:`fakes.http`): an HTTP status,
+``"drop"`` (connection closed half-way through the body) or ``"corrupt"`` (bytes that
+do not match their advertised digests); and in the protocol with
+:meth:`FakePlanetServer.fail_orders_for` and :meth:`FakePlanetServer.stall_activation`.
 
 Scene data are made by code (:func:`build_planet_scene`), never downloaded.
 """
@@ -39,14 +39,10 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import threading
+import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import shapely
@@ -58,6 +54,7 @@ from shapely.geometry.base import BaseGeometry
 
 from asmspotter.grid import AOIGrid, to_lonlat
 from asmspotter.synthetic import render_training_pair
+from fakes.http import FakeHttpServer, RecordedRequest, Response, Route, json_response
 
 ITEM_TYPE = "PSScene"
 SR_ASSET = "ortho_analytic_4b_sr"
@@ -301,40 +298,6 @@ def build_item_feature(
 # The server
 # --------------------------------------------------------------------------------------
 @dataclass
-class RecordedRequest:
-    """One request the fake received (recorded before auth and faults are applied).
-
-    Attributes:
-        method: HTTP method.
-        path: URL path.
-        query: Query parameters (first value of each).
-        route: Route name, e.g. ``quick-search``, ``get-order``, ``asset-download``.
-        headers: Request headers (names lower-cased).
-        body: Raw request body.
-    """
-
-    method: str
-    path: str
-    query: dict[str, str]
-    route: str
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
-
-
-@dataclass
-class _Fault:
-    route: str
-    kind: str  # "status", "drop" or "corrupt"
-    status: int = 500
-    remaining: int = 1
-    match: str = ""  # downloads only: a part of the served file name
-
-
-@dataclass
 class _Blob:
     data: bytes
     filename: str
@@ -359,8 +322,16 @@ class _BadRequest(Exception):
     """An invalid request: answered with HTTP 400 and the API's error body."""
 
 
-class FakePlanetServer:
+_ASSETS = "/data/v1/assets/([^/]+)"
+
+
+class FakePlanetServer(FakeHttpServer):
     """A Planet API fake on 127.0.0.1; see the module docstring for what it serves.
+
+    Routes (for :meth:`inject` and :meth:`requests_to`): ``bundles-spec``,
+    ``quick-search``, ``search-page``, ``item-assets``, ``asset``, ``activate``,
+    ``asset-download``, ``create-order``, ``get-order``, ``order-download``. A
+    ``contains`` fault on a download route matches the served file's name.
 
     Example:
         >>> with FakePlanetServer() as server:  # doctest: +SKIP
@@ -384,32 +355,25 @@ class FakePlanetServer:
             activation_polls: Polls of an activating asset before it turns active.
             order_polls: Polls an order spends queued, then running, before its end state.
         """
+        super().__init__()
         self.api_key = api_key
         self.page_size = page_size
         self.activation_polls = activation_polls
         self.order_polls = order_polls
-        self.requests: list[RecordedRequest] = []
         self.items: dict[str, dict[str, Any]] = {}
         self.scenes: dict[str, PlanetSceneFixture] = {}
         self.orders: dict[str, _Order] = {}
-        self._faults: list[_Fault] = []
         self._failing_orders: set[str] = set()
         self._stalled: set[str] = set()
         self._asset_state: dict[tuple[str, str], dict[str, Any]] = {}
         self._blobs: dict[str, _Blob] = {}
         self._searches: dict[str, list[str]] = {}
-        self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ---- setup -----------------------------------------------------------------------
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:<port>``, the value for ``sources[].url``."""
-        if self._httpd is None:
-            raise RuntimeError("FakePlanetServer is not running; use it in a `with` block.")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.root_url
 
     def add_scene(self, scene: PlanetSceneFixture) -> dict[str, Any]:
         """Serve a scene: its item in searches, its assets and its orders. Returns the item."""
@@ -424,28 +388,6 @@ class FakePlanetServer:
         with self._lock:
             self.items[item["id"]] = item
 
-    def fail(self, route: str, status: int, *, times: int = 1) -> None:
-        """Answer the next ``times`` requests to ``route`` with HTTP ``status``."""
-        with self._lock:
-            self._faults.append(_Fault(route, "status", status=status, remaining=times))
-
-    def drop(self, route: str, *, times: int = 1, match: str = "") -> None:
-        """Close the connection half-way through the next ``times`` bodies of ``route``.
-
-        For download routes, ``match`` limits the fault to files whose name contains it.
-        """
-        with self._lock:
-            self._faults.append(_Fault(route, "drop", remaining=times, match=match))
-
-    def corrupt(self, route: str, *, times: int = 1, match: str = "") -> None:
-        """Serve bytes that do not match their advertised digests, ``times`` times.
-
-        ``route`` is ``asset-download`` or ``order-download``; ``match`` limits the fault
-        to files whose name contains it.
-        """
-        with self._lock:
-            self._faults.append(_Fault(route, "corrupt", remaining=times, match=match))
-
     def fail_orders_for(self, item_id: str) -> None:
         """Orders of ``item_id`` end in state ``failed``."""
         with self._lock:
@@ -456,192 +398,70 @@ class FakePlanetServer:
         with self._lock:
             self._stalled.add(item_id)
 
-    def requests_to(self, route: str) -> list[RecordedRequest]:
-        """The recorded requests to one route, in order."""
-        with self._lock:
-            return [r for r in self.requests if r.route == route]
-
-    # ---- lifecycle -------------------------------------------------------------------
-    def __enter__(self) -> FakePlanetServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        """Listen on an ephemeral port of 127.0.0.1 in a daemon thread."""
-        app = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                app._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                app._handle(self, "POST")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                return  # a client hanging up mid-response is part of the tests
-
-        self._httpd = Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-planet",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = None
-
     # ---- request handling ------------------------------------------------------------
-    @staticmethod
-    def _route(method: str, path: str) -> str:
-        parts = [p for p in path.split("/") if p]
-        if path.rstrip("/") == "/compute/ops/bundles/spec":
-            return "bundles-spec"
-        if method == "POST" and path.rstrip("/") == "/data/v1/quick-search":
-            return "quick-search"
-        if len(parts) == 5 and parts[:3] == ["data", "v1", "searches"] and parts[4] == "results":
-            return "search-page"
-        if len(parts) == 7 and parts[:3] == ["data", "v1", "item-types"] and parts[6] == "assets":
-            return "item-assets"
-        if len(parts) == 4 and parts[:3] == ["data", "v1", "assets"]:
-            return "asset"
-        if len(parts) == 5 and parts[:3] == ["data", "v1", "assets"] and parts[4] == "activate":
-            return "activate"
-        if path.rstrip("/") == "/data/v1/download":
-            return "asset-download"
-        if method == "POST" and path.rstrip("/") == "/compute/ops/orders/v2":
-            return "create-order"
-        if method == "GET" and len(parts) == 5 and parts[:4] == ["compute", "ops", "orders", "v2"]:
-            return "get-order"
-        if path.rstrip("/") == "/compute/ops/download":
-            return "order-download"
-        return "unknown"
+    def routes(self) -> list[Route]:
+        """The Data and Orders API paths the SDK uses."""
+        return [
+            Route("bundles-spec", ("GET",), "/compute/ops/bundles/spec", self._bundles_spec),
+            Route("quick-search", ("POST",), "/data/v1/quick-search", self._quick_search),
+            Route("search-page", ("GET",), "/data/v1/searches/([^/]+)/results", self._page),
+            Route(
+                "item-assets",
+                ("GET",),
+                "/data/v1/item-types/([^/]+)/items/([^/]+)/assets",
+                self._item_assets,
+            ),
+            Route("asset", ("GET",), _ASSETS, self._poll_asset),
+            Route("activate", ("GET", "POST"), f"{_ASSETS}/activate", self._activate),
+            Route("asset-download", ("GET",), "/data/v1/download", self._download),
+            Route("create-order", ("POST",), "/compute/ops/orders/v2", self._create_order),
+            Route("get-order", ("GET",), "/compute/ops/orders/v2/([^/]+)", self._get_order),
+            Route("order-download", ("GET",), "/compute/ops/download", self._download),
+        ]
 
-    def _is_authorised(self, header: str) -> bool:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "api-key":
-            return value.strip() == self.api_key
+    def refuse(self, request: RecordedRequest) -> Response | None:
+        """The API's 401 unless ``Authorization: api-key <key>`` (or Basic with the key)."""
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "api-key" and value.strip() == self.api_key:
+            return None
         if scheme.lower() == "basic":
             try:
                 user = base64.b64decode(value.strip()).decode().split(":", 1)[0]
             except ValueError:
-                return False
-            return user == self.api_key
-        return False
+                user = ""
+            if user == self.api_key:
+                return None
+        message = "Please enter your API key, or email and password."
+        return json_response({"message": message, "errors": []}, 401)
 
-    def _take_fault(self, route: str, filename: str | None = None) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.route != route or fault.remaining <= 0:
-                    continue
-                if (fault.kind == "status") == (filename is None) and fault.match in (
-                    filename or ""
-                ):
-                    fault.remaining -= 1
-                    return fault
-        return None
+    def error(self, status: int) -> Response:
+        """The API's error body for an injected status."""
+        return json_response({"message": f"injected HTTP {status}", "errors": []}, status)
 
-    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        url = urlsplit(handler.path)
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
-        route = self._route(method, url.path)
-        query = {key: values[0] for key, values in parse_qs(url.query).items()}
-        with self._lock:
-            self.requests.append(
-                RecordedRequest(
-                    method=method,
-                    path=url.path,
-                    query=query,
-                    route=route,
-                    headers={k.lower(): v for k, v in handler.headers.items()},
-                    body=body,
-                )
-            )
-        if not self._is_authorised(handler.headers.get("Authorization", "")):
-            # The Data and Orders APIs answer an unknown or missing key like this.
-            self._send_json(
-                handler,
-                401,
-                {"message": "Please enter your API key, or email and password.", "errors": []},
-            )
-            return
-        fault = self._take_fault(route)
-        if fault is not None:
-            self._send_json(
-                handler, fault.status, {"message": f"injected HTTP {fault.status}", "errors": []}
-            )
-            return
+    def not_found(self, request: RecordedRequest) -> Response:
+        """The API's 404 body."""
+        return json_response({"message": f"not found: {request.path!r}", "errors": []}, 404)
+
+    def dispatch(self, route: Route, request: RecordedRequest, match: re.Match[str]) -> Response:
+        """Answer a routed request; a bad request is a 400, an unknown id a 404."""
         try:
-            if route in ("asset-download", "order-download"):
-                self._serve_download(handler, route, query.get("token", ""))
-                return
-            status, payload = self._dispatch(route, method, url.path, query, body)
+            return route.handler(request, match)
         except _BadRequest as exc:
-            status, payload = 400, {"message": str(exc), "errors": [str(exc)]}
+            return json_response({"message": str(exc), "errors": [str(exc)]}, 400)
         except KeyError as exc:
-            status, payload = 404, {"message": f"not found: {exc}", "errors": []}
-        self._send_json(handler, status, payload)
-
-    @staticmethod
-    def _send_json(handler: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
-        data = b"" if payload is None else json.dumps(payload).encode()
-        handler.send_response(status)
-        if payload is not None:
-            handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-
-    def _dispatch(
-        self, route: str, method: str, path: str, query: dict[str, str], body: bytes
-    ) -> tuple[int, Any]:
-        parts = [p for p in path.split("/") if p]
-        if route == "bundles-spec":
-            return 200, BUNDLES_SPEC
-        if route == "quick-search":
-            return 200, self._quick_search(json.loads(body or b"{}"))
-        if route == "search-page":
-            return 200, self._search_page(parts[3], int(query.get("_page", "1")))
-        if route == "item-assets":
-            if parts[3] != ITEM_TYPE:
-                raise _BadRequest(f"unknown item type {parts[3]!r}")
-            return 200, self._item_assets(parts[5])
-        if route == "asset":
-            return 200, self._poll_asset(parts[3])
-        if route == "activate":
-            return self._activate(parts[3]), None
-        if route == "create-order":
-            return 202, self._create_order(json.loads(body or b"{}"))
-        if route == "get-order":
-            return 200, self._get_order(parts[4])
-        raise KeyError(path)
+            return json_response({"message": f"not found: {exc}", "errors": []}, 404)
 
     # ---- Data API --------------------------------------------------------------------
-    def _quick_search(self, request: dict[str, Any]) -> dict[str, Any]:
-        if ITEM_TYPE not in request.get("item_types", []):
+    def _bundles_spec(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        return json_response(BUNDLES_SPEC)
+
+    def _quick_search(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        search = json.loads(request.body or b"{}")
+        if ITEM_TYPE not in search.get("item_types", []):
             raise _BadRequest(
-                f"item_types must include {ITEM_TYPE}, got {request.get('item_types')}"
+                f"item_types must include {ITEM_TYPE}, got {search.get('item_types')}"
             )
-        search_filter = request.get("filter")
+        search_filter = search.get("filter")
         if not isinstance(search_filter, dict):
             raise _BadRequest("'filter' is required")
         with self._lock:
@@ -652,7 +472,12 @@ class FakePlanetServer:
         search_id = uuid.uuid4().hex
         with self._lock:
             self._searches[search_id] = [item["id"] for item in matching]
-        return self._search_page(search_id, 1)
+        return json_response(self._search_page(search_id, 1))
+
+    def _page(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        return json_response(
+            self._search_page(match.group(1), int(request.query.get("_page", "1")))
+        )
 
     def _search_page(self, search_id: str, page: int) -> dict[str, Any]:
         with self._lock:
@@ -725,61 +550,54 @@ class FakePlanetServer:
             return _Blob(scene.scene_udm2_tif, f"{stem}_udm2.tif", "image/tiff")
         return _Blob(b"<metadata/>", f"{stem}_AnalyticMS_metadata.xml", "text/xml")
 
-    def _item_assets(self, item_id: str) -> dict[str, Any]:
+    def _item_assets(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        item_type, item_id = match.groups()
+        if item_type != ITEM_TYPE:
+            raise _BadRequest(f"unknown item type {item_type!r}")
         item = self.items[item_id]
-        return {name: self._asset_json(item_id, name) for name in item["assets"]}
+        return json_response({name: self._asset_json(item_id, name) for name in item["assets"]})
 
-    def _activate(self, token: str) -> int:
-        item_id, asset_type = self._token_fields(token)
+    def _activate(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        item_id, asset_type = self._token_fields(match.group(1))
         if item_id not in self.scenes:
             raise KeyError(item_id)
         with self._lock:
             state = self._asset_state.setdefault((item_id, asset_type), {"status": "inactive"})
             if state["status"] == "active":
-                return 204
+                return Response(204, content_type="")
             if state["status"] == "inactive":
                 state.update(status="activating", polls=self.activation_polls)
-        return 202
+        return Response(202, content_type="")
 
-    def _poll_asset(self, token: str) -> dict[str, Any]:
-        item_id, asset_type = self._token_fields(token)
+    def _poll_asset(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        item_id, asset_type = self._token_fields(match.group(1))
         with self._lock:
             state = self._asset_state.setdefault((item_id, asset_type), {"status": "inactive"})
             if state["status"] == "activating" and item_id not in self._stalled:
                 state["polls"] -= 1
                 if state["polls"] <= 0:
                     state["status"] = "active"
-        return self._asset_json(item_id, asset_type)
+        return json_response(self._asset_json(item_id, asset_type))
 
     # ---- downloads -------------------------------------------------------------------
-    def _serve_download(self, handler: BaseHTTPRequestHandler, route: str, token: str) -> None:
+    def _download(self, request: RecordedRequest, match: re.Match[str]) -> Response:
         with self._lock:
-            blob = self._blobs.get(token)
+            blob = self._blobs.get(request.query.get("token", ""))
         if blob is None:
-            self._send_json(handler, 404, {"message": "download token not found", "errors": []})
-            return
-        fault = self._take_fault(route, blob.filename)
-        data = blob.data
-        if fault is not None and fault.kind == "corrupt":
-            data = bytes([data[0] ^ 0xFF]) + data[1:]
+            return json_response({"message": "download token not found", "errors": []}, 404)
         md5_b64 = base64.b64encode(hashlib.md5(blob.data).digest()).decode()
-        handler.send_response(200)
-        handler.send_header("Content-Type", blob.content_type)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.send_header("Content-Disposition", f'attachment; filename="{blob.filename}"')
-        handler.send_header("Content-MD5", md5_b64)
-        handler.send_header("x-goog-hash", f"md5={md5_b64}")
-        handler.end_headers()
-        if fault is not None and fault.kind == "drop":
-            # Promise the whole body, send half, hang up: a dropped connection.
-            handler.wfile.write(data[: len(data) // 2])
-            handler.wfile.flush()
-            handler.close_connection = True
-            return
-        handler.wfile.write(data)
+        headers = {
+            "Content-Disposition": f'attachment; filename="{blob.filename}"',
+            "Content-MD5": md5_b64,
+            "x-goog-hash": f"md5={md5_b64}",
+        }
+        return Response(200, blob.data, blob.content_type, headers, file_name=blob.filename)
 
     # ---- Orders API ------------------------------------------------------------------
-    def _create_order(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _create_order(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        return json_response(self._place_order(json.loads(request.body or b"{}")), 202)
+
+    def _place_order(self, request: dict[str, Any]) -> dict[str, Any]:
         products = request.get("products")
         if not isinstance(products, list) or len(products) != 1:
             raise _BadRequest("this fake takes orders of exactly one product")
@@ -808,9 +626,9 @@ class FakePlanetServer:
             self.orders[order.order_id] = order
         return self._order_json(order, "queued")
 
-    def _get_order(self, order_id: str) -> dict[str, Any]:
+    def _get_order(self, request: RecordedRequest, match: re.Match[str]) -> Response:
         with self._lock:
-            order = self.orders[order_id]
+            order = self.orders[match.group(1)]
             order.polls += 1
             polls, failing = order.polls, order.item_id in self._failing_orders
         queued, running = self.order_polls
@@ -820,7 +638,7 @@ class FakePlanetServer:
             state = "running"
         else:
             state = "failed" if failing else "success"
-        return self._order_json(order, state)
+        return json_response(self._order_json(order, state))
 
     def _order_json(self, order: _Order, state: str) -> dict[str, Any]:
         links: dict[str, Any] = {"_self": f"{self.base_url}/compute/ops/orders/v2/{order.order_id}"}
@@ -963,14 +781,3 @@ def _matches(search_filter: dict[str, Any], item: dict[str, Any]) -> bool:
     if kind in ("StringInFilter", "NumberInFilter"):
         return props.get(search_filter["field_name"]) in (config or [])
     raise _BadRequest(f"unknown filter type {kind!r}")
-
-
-@contextmanager
-def serve_planet(**kwargs: Any) -> Iterator[FakePlanetServer]:
-    """Run a :class:`FakePlanetServer` for the ``with`` block; yields the server.
-
-    Its ``base_url`` goes into ``PlanetSourceConfig.url``.
-    """
-    server = FakePlanetServer(**kwargs)
-    with server:
-        yield server

@@ -16,9 +16,9 @@ recorded cassettes ``tests/fixtures/vcr_cassettes/test_s2_cloudcover.yaml`` and
 - ``GET  <root>odata/v1/Products('<uuid>')/Online/$value``: ``true``.
 
 Every request must carry HTTP Basic credentials; wrong ones get Tomcat's 401 page,
-as DHuS sent. Faults are injected with :meth:`FakeDhusHub.fail_next`: an HTTP
-status once (500, 401, 429, ...) or a connection dropped half-way through a zip.
-Every request is recorded in :attr:`FakeDhusHub.requests`.
+as DHuS sent. Faults are injected with :meth:`FakeDhusHub.inject` (from
+:mod:`fakes.http`): an HTTP status (500, 401, 429, ...) or a connection dropped
+half-way through a zip. Every request is recorded in :attr:`FakeDhusHub.requests`.
 
 The builders (:func:`build_l2a_safe`, :func:`build_l1c_safe` and the seeded
 :func:`render_l2a_safe` / :func:`render_l1c_safe`) write SAFE zips with the real
@@ -31,19 +31,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import json
 import re
 import tempfile
-import threading
 import uuid as uuid_module
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 import rasterio
@@ -55,10 +50,14 @@ from shapely.geometry.base import BaseGeometry
 
 from asmspotter.grid import AOIGrid, to_lonlat
 from asmspotter.synthetic import render_training_pair
-
-Fault = Literal["drop"] | int
-"""An injected fault: an HTTP status code to answer with, or ``"drop"``: send the
-headers and half the body of a zip, then close the connection."""
+from fakes.http import (
+    FakeHttpServer,
+    RecordedRequest,
+    Response,
+    Route,
+    json_response,
+    ranged_response,
+)
 
 BAND_RESOLUTION_M: dict[str, int] = {
     "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,
@@ -81,6 +80,8 @@ CLOUD_L1C: dict[str, float] = {
     "B12": 0.350,
 }  # fmt: skip
 """Top-of-atmosphere reflectance of a thick cumulus, roughly: bright and flat."""
+
+_HTML = "text/html;charset=utf-8"
 
 _TOMCAT_401 = (
     '<!doctype html><html lang="en"><head><title>HTTP Status 401 - Unauthorized</title>'
@@ -132,16 +133,6 @@ class FakeProduct:
             + bytes([self.zip_bytes[middle] ^ 0xFF])
             + (self.zip_bytes[middle + 1 :])
         )
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the fake hub received."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
 
 
 def _dhus_time(when: dt.datetime) -> str:
@@ -299,21 +290,21 @@ def _parse_solr_time(text: str) -> dt.datetime:
 
 
 # ---------------------------------------------------------------------- the server
-@dataclass
-class _InjectedFault:
-    fault: Fault
-    path_contains: str
-    method: str
-    times: int
+_PRODUCT = r"odata/v1/Products\('([^']+)'\)"
 
 
-class FakeDhusHub:
+class FakeDhusHub(FakeHttpServer):
     """A DHuS hub on 127.0.0.1, as a context manager.
+
+    Routes (for :meth:`inject` and :meth:`requests_to`): ``search``, ``product``,
+    ``product-online``, ``product-zip``.
 
     Example:
         >>> with FakeDhusHub([product], user="u", password="p") as hub:  # doctest: +SKIP
         ...     api = SentinelAPI("u", "p", api_url=hub.url)
     """
+
+    server_header = "Apache-Coyote/1.1"
 
     def __init__(
         self,
@@ -333,180 +324,112 @@ class FakeDhusHub:
             root_path: Path of the API root (``/dhus/`` as on most DHuS hubs).
             page_limit: Most rows one search page returns (DHuS: 100).
         """
+        super().__init__()
         self.products = {product.uuid: product for product in products}
         self.user = user
         self.password = password
         self.root_path = root_path
         self.page_limit = page_limit
-        self.requests: list[RecordedRequest] = []
-        self._faults: list[_InjectedFault] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._url = ""
 
     @property
     def url(self) -> str:
         """The API root, e.g. ``http://127.0.0.1:PORT/dhus/``."""
-        if not self._url:
-            raise RuntimeError("the fake hub has not been started; use it as a context manager")
-        return self._url
+        return f"{self.root_url}{self.root_path}"
 
     def add(self, product: FakeProduct) -> FakeProduct:
         """Serve one more product."""
         self.products[product.uuid] = product
         return product
 
-    def fail_next(
-        self, fault: Fault, *, path_contains: str = "", method: str = "GET", times: int = 1
-    ) -> None:
-        """Answer the next ``times`` matching requests with ``fault``.
-
-        Args:
-            fault: HTTP status to send, or ``"drop"`` to cut a zip download half-way.
-            path_contains: Only requests whose decoded path contains this (e.g.
-                ``"/search"``, ``"$value"``).
-            method: Only requests with this HTTP method.
-            times: How many requests fail.
-        """
-        with self._lock:
-            self._faults.append(_InjectedFault(fault, path_contains, method, times))
-
-    def count(self, method: str, path_contains: str = "") -> int:
-        """How many recorded requests had ``method`` and a path containing ``path_contains``."""
-        return sum(1 for r in self.requests if r.method == method and path_contains in r.path)
-
     @property
     def zip_requests(self) -> list[RecordedRequest]:
         """The GET requests for product zips (``Products('<uuid>')/$value``), in order."""
-        return [r for r in self.requests if r.method == "GET" and r.path.endswith("')/$value")]
+        return [r for r in self.requests_to("product-zip") if r.method == "GET"]
 
-    def _take_fault(self, method: str, path: str) -> Fault | None:
-        with self._lock:
-            for injected in self._faults:
-                if injected.method == method and injected.path_contains in path:
-                    injected.times -= 1
-                    if injected.times <= 0:
-                        self._faults.remove(injected)
-                    return injected.fault
-        return None
+    def routes(self) -> list[Route]:
+        """OpenSearch, a product's OData entry, its Online flag and its zip."""
+        root = re.escape(self.root_path)
+        return [
+            Route("search", ("GET",), f"{root}search", self._search),
+            Route("product", ("GET",), f"{root}{_PRODUCT}", self._product),
+            Route("product-online", ("GET",), rf"{root}{_PRODUCT}/Online/\$value", self._online),
+            Route("product-zip", ("GET",), rf"{root}{_PRODUCT}/\$value", self._zip),
+        ]
 
-    def __enter__(self) -> FakeDhusHub:
-        hub = self
-
-        class Handler(_Handler):
-            fake = hub
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        host, port = self._server.server_address[:2]
-        self._url = f"http://{host!s}:{port}{self.root_path}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-
-
-_PRODUCT_PATH = re.compile(r"odata/v1/Products\('([^']+)'\)(/.*)?$")
-
-
-class _Handler(BaseHTTPRequestHandler):
-    fake: FakeDhusHub
-    server_version = "Apache-Coyote/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet; requests are recorded in ``FakeDhusHub.requests``."""
-
-    def do_GET(self) -> None:
-        """Search, OData metadata, the zip, the Online flag."""
-        self._handle("GET")
-
-    def do_HEAD(self) -> None:
-        """Answer sentinelsat's HEAD of ``$value`` (it reads the file name)."""
-        self._handle("HEAD")
-
-    # -------------------------------------------------------------- dispatch
-    def _handle(self, method: str) -> None:
-        hub = self.fake
-        parts = urlsplit(self.path)
-        path = unquote(parts.path)
-        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        hub.requests.append(
-            RecordedRequest(method, path, query, {k.lower(): v for k, v in self.headers.items()})
-        )
-        if not self._authorised():
-            self._send(401, _TOMCAT_401.encode(), "text/html;charset=utf-8", {
-                "WWW-Authenticate": 'Basic realm="Sentinels Scientific Data Hub Search"'
-            })  # fmt: skip
-            return
-        fault = hub._take_fault(method, path)
-        if isinstance(fault, int):
-            self._send_status(fault)
-            return
-        if not path.startswith(hub.root_path):
-            self._send(404, b"Not Found", "text/plain")
-            return
-        rest = path[len(hub.root_path) :]
-        if rest == "search":
-            self._search(query)
-            return
-        match = _PRODUCT_PATH.fullmatch(rest)
-        if match is None:
-            self._send(404, b"Not Found", "text/plain")
-            return
-        product = hub.products.get(match.group(1))
-        if product is None:
-            message = {
-                "error": {
-                    "code": None,
-                    "message": {"lang": "en", "value": "Invalid key (Id) to access Products"},
-                }
-            }
-            self._send(404, json.dumps(message).encode(), "application/json")
-            return
-        suffix = match.group(2) or ""
-        if suffix == "":
-            self._send(200, json.dumps(_odata_entry(product, hub.url)).encode(), "application/json")
-        elif suffix == "/Online/$value":
-            self._send(200, b"true", "text/plain;charset=utf-8")
-        elif suffix == "/$value":
-            self._zip(product, method, drop=fault == "drop")
-        else:
-            self._send(404, b"Not Found", "text/plain")
-
-    def _authorised(self) -> bool:
-        header = self.headers.get("Authorization", "")
-        if not header.startswith("Basic "):
-            return False
+    def refuse(self, request: RecordedRequest) -> Response | None:
+        """Tomcat's 401 page unless the request carries the hub's Basic credentials."""
+        header = request.headers.get("authorization", "")
         try:
-            decoded = base64.b64decode(header[6:]).decode()
+            decoded = base64.b64decode(header.removeprefix("Basic ")).decode()
         except ValueError:
-            return False
-        return decoded == f"{self.fake.user}:{self.fake.password}"
+            decoded = ""
+        if header.startswith("Basic ") and decoded == f"{self.user}:{self.password}":
+            return None
+        realm = 'Basic realm="Sentinels Scientific Data Hub Search"'
+        return Response(401, _TOMCAT_401.encode(), _HTML, {"WWW-Authenticate": realm})
+
+    def error(self, status: int) -> Response:
+        """Tomcat's 401 page, or the hub's maintenance page with ``Retry-After``."""
+        if status == 401:
+            return Response(401, _TOMCAT_401.encode(), _HTML)
+        body = (
+            f"<html><body><h1>HTTP Status {status}</h1><p>The Sentinels Scientific Data Hub "
+            "is under maintenance; please try again later.</p></body></html>"
+        ).encode()
+        return Response(status, body, _HTML, {"Retry-After": "1"})
+
+    def not_found(self, request: RecordedRequest) -> Response:
+        """A plain 404."""
+        return Response(404, b"Not Found", "text/plain")
 
     # -------------------------------------------------------------- endpoints
-    def _search(self, query: Mapping[str, str]) -> None:
-        hub = self.fake
-        q = query.get("q", "")
-        rows = min(int(query.get("rows", "10")), hub.page_limit)
-        start = int(query.get("start", "0"))
+    def _found(self, match: re.Match[str]) -> FakeProduct | Response:
+        product = self.products.get(match.group(1))
+        if product is not None:
+            return product
+        message = {
+            "error": {
+                "code": None,
+                "message": {"lang": "en", "value": "Invalid key (Id) to access Products"},
+            }
+        }
+        return json_response(message, 404)
+
+    def _product(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        product = self._found(match)
+        if isinstance(product, Response):
+            return product
+        return json_response(_odata_entry(product, self.url))
+
+    def _online(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        product = self._found(match)
+        return product if isinstance(product, Response) else Response(200, b"true", "text/plain")
+
+    def _zip(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        product = self._found(match)
+        if isinstance(product, Response):
+            return product
+        headers = {
+            "Content-Disposition": f'inline;filename="{product.title}.zip"',
+            "ETag": product.md5,
+        }
+        return ranged_response(
+            request,
+            product.served_bytes,
+            "application/octet-stream",
+            headers=headers,
+            file_name=f"{product.title}.zip",
+        )
+
+    def _search(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        q = request.query.get("q", "")
+        rows = min(int(request.query.get("rows", "10")), self.page_limit)
+        start = int(request.query.get("start", "0"))
         found = sorted(
-            (p for p in hub.products.values() if _matches(p, q)),
+            (p for p in self.products.values() if _matches(p, q)),
             key=lambda p: (p.acquired, p.title),
         )
-        page = [_search_entry(p, hub.url) for p in found[start : start + rows]]
+        page = [_search_entry(p, self.url) for p in found[start : start + rows]]
         feed: dict[str, Any] = {
             "xmlns:opensearch": "http://a9.com/-/spec/opensearch/1.1/",
             "xmlns": "http://www.w3.org/2005/Atom",
@@ -519,59 +442,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if page:
             feed["entry"] = page[0] if len(page) == 1 else page
-        self._send(200, json.dumps({"feed": feed}).encode(), "application/json")
-
-    def _zip(self, product: FakeProduct, method: str, *, drop: bool) -> None:
-        body = product.served_bytes
-        size = len(body)
-        first = 0
-        status = 200
-        if match := re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", "")):
-            first = int(match.group(1))
-            if first >= size:
-                self._send(416, b"", "text/plain", {"Content-Range": f"bytes */{size}"})
-                return
-            status = 206
-        chunk = body[first:]
-        self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Disposition", f'inline;filename="{product.title}.zip"')
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(len(chunk)))
-        self.send_header("Content-Range", f"bytes {first}-{size - 1}/{size}")
-        self.send_header("ETag", product.md5)
-        self.end_headers()
-        if method == "HEAD":
-            return
-        if drop:
-            self.wfile.write(chunk[: len(chunk) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(chunk)
-
-    # -------------------------------------------------------------- plumbing
-    def _send_status(self, status: int) -> None:
-        if status == 401:
-            self._send(401, _TOMCAT_401.encode(), "text/html;charset=utf-8")
-            return
-        body = (
-            f"<html><body><h1>HTTP Status {status}</h1><p>The Sentinels Scientific Data Hub "
-            "is under maintenance; please try again later.</p></body></html>"
-        ).encode()
-        self._send(status, body, "text/html;charset=utf-8", {"Retry-After": "1"})
-
-    def _send(
-        self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        return json_response({"feed": feed})
 
 
 # ---------------------------------------------------------------------- SAFE builders
@@ -846,7 +717,6 @@ __all__ = [
     "BAND_RESOLUTION_M",
     "FakeDhusHub",
     "FakeProduct",
-    "RecordedRequest",
     "SafeProduct",
     "build_l1c_safe",
     "build_l2a_safe",

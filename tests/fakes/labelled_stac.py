@@ -2,7 +2,7 @@
 
 For the dataset-build tests (``tests/integration/test_dataset_build.py``,
 ``tests/flows/test_dataset_flow.py``): :func:`write_labelled_scene` writes one
-Sentinel-2 L2A scene with :func:`~asmspotter.testing.stac_server.write_s2_scene` and
+Sentinel-2 L2A scene with :func:`~fakes.stac_server.write_s2_scene` and
 re-renders the same seed to get its mining mask; :func:`mask_polygons_lonlat` turns
 that mask into label polygons, as a labeller would have drawn them.
 """
@@ -20,7 +20,7 @@ from rasterio.transform import from_origin
 from shapely.geometry import shape
 
 from asmspotter.synthetic import render_training_pair
-from asmspotter.testing.stac_server import FakeScene, FakeStacApi, build_item, write_s2_scene
+from fakes.stac_server import FakeScene, FakeStacApi, build_item, write_s2_scene
 
 SCENE_ITEMS: tuple[tuple[str, dt.datetime, float], ...] = (
     ("S2A_21NXF_20240310_0_L2A", dt.datetime(2024, 3, 10, 14, 5, 31, tzinfo=dt.UTC), 5.0),

@@ -21,10 +21,11 @@ What it serves (paths below the base URL ``http://127.0.0.1:<port>/v1``):
 * ``/sas/token/<collection>``: a Planetary-Computer-style SAS token endpoint
   (``{"msft:expiry": ..., "token": ...}``, as ``/api/sas/v1/token/<collection>``).
 
-Every request is logged (:class:`RequestRecord`), and faults can be injected per
-path prefix (:meth:`FakeStacApi.inject`): an HTTP status a number of times (``500``
-once then OK, ``401`` always, ``429``, ``404`` for a missing asset) or ``"drop"``,
-which announces the full body and closes the connection half way through it.
+Every request is logged, and faults are injected per route or file
+(:meth:`FakeStacApi.inject`, from :mod:`fakes.http`): an HTTP status a number of
+times (``500`` once then OK, ``401`` always, ``429``, ``404`` for a missing asset)
+or ``"drop"``, which announces the full body and closes the connection half way
+through it.
 
 The COGs and items are built by :func:`write_s2_scene` and :func:`build_item`
 from :func:`asmspotter.synthetic.render_training_pair` reflectance, in the style
@@ -37,15 +38,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import secrets
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote
 
 import numpy as np
 import rasterio
@@ -55,6 +51,14 @@ from rasterio.warp import transform_geom
 from shapely.geometry import box, mapping, shape
 
 from asmspotter.synthetic import render_training_pair
+from fakes.http import (
+    FakeHttpServer,
+    RecordedRequest,
+    Response,
+    Route,
+    json_response,
+    ranged_response,
+)
 
 Catalog = Literal["earth-search", "cdse", "planetary-computer"]
 
@@ -354,40 +358,8 @@ def build_item(
 # --------------------------------------------------------------------------------------
 # The server
 # --------------------------------------------------------------------------------------
-@dataclass
-class RequestRecord:
-    """One request the fake server answered.
-
-    Attributes:
-        method: HTTP method.
-        path: URL path (no query string).
-        query: Raw query string.
-        range_header: The ``Range`` header, if any.
-        status: Status code sent (0 for a dropped connection).
-        body_bytes: Body bytes sent (half the announced body for a dropped one).
-        has_authorization: Whether an ``Authorization`` header came (its value is
-            never kept).
-    """
-
-    method: str
-    path: str
-    query: str
-    range_header: str | None
-    status: int
-    body_bytes: int
-    has_authorization: bool
-
-
-@dataclass
-class _Fault:
-    prefix: str
-    kind: int | Literal["drop"]
-    remaining: int | None
-
-
-@dataclass
-class FakeStacApi:
-    """State of one fake STAC API; use :func:`serve_stac_api` to run it.
+class FakeStacApi(FakeHttpServer):
+    """A fake STAC API on 127.0.0.1; use it as a context manager.
 
     Attributes:
         items: Items served by ``/search`` (JSON dicts), in order.
@@ -399,65 +371,68 @@ class FakeStacApi:
             download service does.
         supports_query: Announce and apply the STAC ``query`` extension; when False
             the server ignores ``query``, as a catalogue without it would.
-        base_url: ``http://127.0.0.1:<port>/v1``, set by :func:`serve_stac_api`.
-        requests: Every request answered, in order.
+
+    Routes (for :meth:`inject` and :meth:`requests_to`): ``landing``, ``conformance``,
+    ``collections``, ``collection``, ``item``, ``search``, ``file``, ``sas-token``.
     """
 
-    items: list[dict[str, Any]] = field(default_factory=list)
-    files_dir: Path | None = None
-    page_size: int = 2
-    require_sas_token: bool = False
-    require_bearer: str | None = None
-    supports_query: bool = True
-    base_url: str = ""
-    requests: list[RequestRecord] = field(default_factory=list)
-    _faults: list[_Fault] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(
+        self,
+        items: list[dict[str, Any]] | None = None,
+        *,
+        files_dir: Path | None = None,
+        page_size: int = 2,
+        require_sas_token: bool = False,
+        require_bearer: str | None = None,
+        supports_query: bool = True,
+    ) -> None:
+        """Hold the catalogue's items and files (not started)."""
+        super().__init__()
+        self.items: list[dict[str, Any]] = [] if items is None else items
+        self.files_dir = files_dir
+        self.page_size = page_size
+        self.require_sas_token = require_sas_token
+        self.require_bearer = require_bearer
+        self.supports_query = supports_query
 
     @property
-    def root_url(self) -> str:
-        """``http://127.0.0.1:<port>`` (the STAC API lives at ``root_url + "/v1"``)."""
-        return self.base_url.removesuffix("/v1")
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/v1``, the STAC API root."""
+        return f"{self.root_url}/v1"
 
-    def inject(self, path_prefix: str, fault: int | Literal["drop"], times: int | None = 1) -> None:
-        """Make requests whose path starts with ``path_prefix`` fail.
+    def routes(self) -> list[Route]:
+        """The STAC API's paths, the served files and the SAS token endpoint."""
+        return [
+            Route("landing", ("GET",), "/v1", lambda r, m: _json(self.landing_page())),
+            Route(
+                "conformance",
+                ("GET",),
+                "/v1/conformance",
+                lambda r, m: _json({"conformsTo": self.conformance()}),
+            ),
+            Route("collections", ("GET",), "/v1/collections", self._collections),
+            Route("collection", ("GET",), "/v1/collections/([^/]+)", self._collection),
+            Route("item", ("GET",), "/v1/collections/([^/]+)/items/([^/]+)", self._item),
+            Route("search", ("GET", "POST"), "/v1/search", self._search),
+            Route("file", ("GET",), "/files/([^/]+)", self._file),
+            Route("sas-token", ("GET",), "/sas/token/([^/]+)", self._sas_token),
+        ]
 
-        Args:
-            path_prefix: e.g. ``"/v1/search"`` or ``"/files/a_red.tif"``.
-            fault: An HTTP status to answer (500, 401, 429, 404, ...) or ``"drop"``
-                to close the connection half way through the body.
-            times: How many requests it hits; ``None`` = every one until cleared.
-        """
-        with self._lock:
-            self._faults.append(_Fault(path_prefix, fault, times))
+    def error(self, status: int) -> Response:
+        """A STAC API error document (429 with ``Retry-After: 0``)."""
+        messages = {
+            401: "Unauthorized: a valid access token is required",
+            403: "Forbidden",
+            404: "Not Found",
+            429: "Too Many Requests",
+        }
+        text = messages.get(status, "Internal Server Error")
+        headers = {"Retry-After": "0"} if status == 429 else {}
+        return json_response({"code": str(status), "description": text}, status, headers=headers)
 
-    def clear_faults(self) -> None:
-        """Remove every injected fault."""
-        with self._lock:
-            self._faults.clear()
-
-    def clear_log(self) -> None:
-        """Forget the requests logged so far."""
-        with self._lock:
-            self.requests.clear()
-
-    def requests_to(self, path_prefix: str) -> list[RequestRecord]:
-        """Logged requests whose path starts with ``path_prefix``."""
-        with self._lock:
-            return [r for r in self.requests if r.path.startswith(path_prefix)]
-
-    def _take_fault(self, path: str) -> int | Literal["drop"] | None:
-        with self._lock:
-            for fault in self._faults:
-                if path.startswith(fault.prefix) and fault.remaining != 0:
-                    if fault.remaining is not None:
-                        fault.remaining -= 1
-                    return fault.kind
-        return None
-
-    def _log(self, record: RequestRecord) -> None:
-        with self._lock:
-            self.requests.append(record)
+    def not_found(self, request: RecordedRequest) -> Response:
+        """A 404 STAC error document."""
+        return self.error(404)
 
     # ---- STAC documents ---------------------------------------------------------------
     def conformance(self) -> list[str]:
@@ -577,10 +552,62 @@ class FakeStacApi:
             "links": links,
         }
 
+    # ---- routes -----------------------------------------------------------------------
+    def _collections(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        ids = sorted({item.get("collection", "") for item in self.items})
+        return _json({"collections": [self.collection(i) for i in ids], "links": []})
+
+    def _collection(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        return _json(self.collection(match.group(1)))
+
+    def _item(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        collection_id, item_id = match.groups()
+        for item in self.items:
+            if item["id"] == item_id and item.get("collection") == collection_id:
+                return _json(self._with_links(item))
+        return self.error(404)
+
+    def _search(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        try:
+            params: dict[str, Any] = (
+                json.loads(request.body)
+                if request.method == "POST"
+                else _parse_get_params(request.query_string)
+            )
+        except ValueError as exc:
+            return _json({"code": "BadRequest", "description": str(exc)}, 400)
+        status, payload = self.search(params, request.method)
+        return _json(payload, status)
+
+    def _sas_token(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        expiry = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        return _json(
+            {"msft:expiry": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"), "token": FAKE_SAS_TOKEN}
+        )
+
+    def _file(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        name = match.group(1)
+        if self.require_sas_token and "sig=" not in request.query_string:
+            return self.error(403)
+        if self.require_bearer is not None and (
+            request.headers.get("authorization") != f"Bearer {self.require_bearer}"
+        ):
+            return self.error(401)
+        if self.files_dir is None or not (self.files_dir / name).is_file():
+            return self.error(404)
+        data = (self.files_dir / name).read_bytes()
+        return ranged_response(request, data, "image/tiff", file_name=name)
+
+
+def _json(payload: dict[str, Any], status: int = 200) -> Response:
+    """A STAC JSON answer: GeoJSON for features and feature collections."""
+    geojson = payload.get("type") in ("FeatureCollection", "Feature")
+    return json_response(
+        payload, status, content_type="application/geo+json" if geojson else "application/json"
+    )
+
 
 def _query_value(value: Any) -> str:
-    from urllib.parse import quote
-
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return quote(",".join(value))
     if isinstance(value, dict | list):
@@ -640,242 +667,3 @@ def _matches(item: dict[str, Any], params: dict[str, Any]) -> bool:
 
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Routes requests to the :class:`FakeStacApi` held by the server."""
-
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def handle(self) -> None:
-        """Serve the connection; a client hanging up early is normal for GDAL."""
-        try:
-            super().handle()
-        except (ConnectionResetError, BrokenPipeError):
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence the default stderr access log (the API keeps its own)."""
-
-    # ---- plumbing ---------------------------------------------------------------------
-    def _record(self, status: int, body_bytes: int) -> None:
-        parts = urlsplit(self.path)
-        self.server.api._log(
-            RequestRecord(
-                method=self.command,
-                path=parts.path,
-                query=parts.query,
-                range_header=self.headers.get("Range"),
-                status=status,
-                body_bytes=body_bytes,
-                has_authorization="Authorization" in self.headers,
-            )
-        )
-
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        content_type: str = "application/json",
-        extra: dict[str, str] | None = None,
-    ) -> None:
-        # Logged before the answer leaves, so a client that raises on it (and a test
-        # that then reads the log) never races the logging.
-        self._record(status, 0 if self.command == "HEAD" else len(body))
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _send_json(self, status: int, payload: Any) -> None:
-        content_type = (
-            "application/geo+json"
-            if payload.get("type")
-            in (
-                "FeatureCollection",
-                "Feature",
-            )
-            else "application/json"
-        )
-        self._send(status, json.dumps(payload).encode(), content_type)
-
-    def _send_error(self, status: int) -> None:
-        messages = {
-            401: "Unauthorized: a valid access token is required",
-            403: "Forbidden",
-            404: "Not Found",
-            429: "Too Many Requests",
-        }
-        text = messages.get(status, "Internal Server Error")
-        extra = {"Retry-After": "0"} if status == 429 else None
-        self._send(
-            status, json.dumps({"code": str(status), "description": text}).encode(), extra=extra
-        )
-
-    def _drop(self, total: int, body: bytes) -> None:
-        """Announce ``total`` bytes, send half of ``body``, and hang up."""
-        half = body[: max(1, len(body) // 2)]
-        self._record(0, len(half))
-        self.send_response(206 if "Range" in self.headers else 200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(total))
-        self.end_headers()
-        try:
-            self.wfile.write(half)
-            self.wfile.flush()
-        except OSError:
-            pass
-        self.close_connection = True
-
-    # ---- verbs ------------------------------------------------------------------------
-    def do_HEAD(self) -> None:
-        """Answer HEAD like GET, without a body."""
-        self.do_GET()
-
-    def do_GET(self) -> None:
-        """Route a GET."""
-        self._route("GET", b"")
-
-    def do_POST(self) -> None:
-        """Route a POST (only ``/v1/search`` accepts one)."""
-        length = int(self.headers.get("Content-Length") or 0)
-        self._route("POST", self.rfile.read(length) if length else b"")
-
-    def _route(self, method: str, body: bytes) -> None:
-        api = self.server.api
-        parts = urlsplit(self.path)
-        path = parts.path.rstrip("/") or "/"
-        fault = api._take_fault(path)
-        if fault is not None and fault != "drop":
-            self._send_error(fault)
-            return
-        if path.startswith("/files/"):
-            drop = fault == "drop" and self.command != "HEAD"  # a HEAD has no body to cut
-            self._serve_file(path.removeprefix("/files/"), parts.query, drop)
-            return
-        if fault == "drop":
-            document = json.dumps(api.landing_page()).encode()
-            self._drop(len(document), document)
-            return
-        if path == "/v1":
-            self._send_json(200, api.landing_page())
-        elif path == "/v1/conformance":
-            self._send_json(200, {"conformsTo": api.conformance()})
-        elif path == "/v1/collections":
-            ids = sorted({item.get("collection", "") for item in api.items})
-            self._send_json(200, {"collections": [api.collection(i) for i in ids], "links": []})
-        elif path.startswith("/v1/collections/"):
-            self._serve_collection_path(path.removeprefix("/v1/collections/"))
-        elif path == "/v1/search":
-            try:
-                params: dict[str, Any] = (
-                    json.loads(body) if method == "POST" else _parse_get_params(parts.query)
-                )
-            except ValueError as exc:
-                self._send_json(400, {"code": "BadRequest", "description": str(exc)})
-                return
-            status, payload = api.search(params, method)
-            self._send_json(status, payload)
-        elif path.startswith("/sas/token/"):
-            expiry = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-            self._send_json(
-                200,
-                {"msft:expiry": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"), "token": FAKE_SAS_TOKEN},
-            )
-        else:
-            self._send_error(404)
-
-    def _serve_collection_path(self, rest: str) -> None:
-        api = self.server.api
-        collection_id, _, tail = rest.partition("/")
-        if not tail:
-            self._send_json(200, api.collection(collection_id))
-            return
-        item_id = tail.removeprefix("items/")
-        for item in api.items:
-            if item["id"] == item_id and item.get("collection") == collection_id:
-                self._send_json(200, api._with_links(item))
-                return
-        self._send_error(404)
-
-    def _serve_file(self, name: str, query: str, drop: bool) -> None:
-        api = self.server.api
-        if api.require_sas_token and "sig=" not in query:
-            self._send_error(403)
-            return
-        if api.require_bearer is not None and (
-            self.headers.get("Authorization") != f"Bearer {api.require_bearer}"
-        ):
-            self._send_error(401)
-            return
-        if api.files_dir is None or "/" in name or not (api.files_dir / name).is_file():
-            self._send_error(404)
-            return
-        data = (api.files_dir / name).read_bytes()
-        size = len(data)
-        match = _RANGE.match(self.headers.get("Range") or "")
-        if match is None:
-            if drop:
-                self._drop(size, data)
-            else:
-                self._send(200, data, "image/tiff", {"Accept-Ranges": "bytes"})
-            return
-        first_text, last_text = match.groups()
-        if first_text == "":  # suffix range: the last N bytes
-            first, last = max(0, size - int(last_text)), size - 1
-        else:
-            first = int(first_text)
-            last = min(int(last_text), size - 1) if last_text else size - 1
-        if first >= size:
-            self._send(416, b"", extra={"Content-Range": f"bytes */{size}"})
-            return
-        chunk = data[first : last + 1]
-        if drop:
-            self._drop(len(chunk), chunk)
-            return
-        self._send(
-            206,
-            chunk,
-            "image/tiff",
-            {"Accept-Ranges": "bytes", "Content-Range": f"bytes {first}-{last}/{size}"},
-        )
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    api: FakeStacApi
-
-
-@contextmanager
-def serve_stac_api(api: FakeStacApi) -> Iterator[FakeStacApi]:
-    """Run ``api`` on 127.0.0.1 (a free port) in a thread for the ``with`` block.
-
-    ``api.base_url`` is set to ``http://127.0.0.1:<port>/v1`` before the block runs,
-    so items can be built with hrefs that point at the server.
-
-    Example:
-        >>> with serve_stac_api(FakeStacApi()) as api:  # doctest: +SKIP
-        ...     Client.open(api.base_url)
-    """
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.api = api
-    host, port = server.server_address[:2]
-    api.base_url = f"http://{host!s}:{port}/v1"
-    thread = threading.Thread(target=server.serve_forever, name="fake-stac-api", daemon=True)
-    thread.start()
-    try:
-        yield api
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def random_token() -> str:
-    """A random bearer token for tests of authenticated catalogues."""
-    return secrets.token_urlsafe(16)

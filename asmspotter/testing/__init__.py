@@ -1,1 +1,0 @@
-"""Seeded builders of test fixtures (scenes, AOIs) made by code, never downloaded."""

@@ -879,7 +879,7 @@ def db_upgrade(
 ) -> None:
     """Create or upgrade the store's schema (Alembic migrations); safe to repeat."""
     from asmspotter.settings import get_settings
-    from asmspotter.storage.store import redact_database_url, schema_revision, upgrade_database
+    from asmspotter.storage.engine import redact_database_url, schema_revision, upgrade_database
 
     target = url or get_settings().resolved_database_url
     try:
@@ -909,7 +909,7 @@ def db_init(
     command is how a user starts over on purpose. An existing database is left as is.
     """
     from asmspotter.settings import get_settings
-    from asmspotter.storage.store import (
+    from asmspotter.storage.engine import (
         redact_database_url,
         schema_revision,
         sqlite_database_path,

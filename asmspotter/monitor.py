@@ -1,9 +1,11 @@
 """The monitoring stages of one AOI run, as plain functions.
 
 Each function here is one stage of the data flow in ARCHITECTURE.md (search,
-download, composite, detect, track, alert, finish). They combine the core
+download, composite, detect, track, alert, report, finish). They combine the core
 modules with the store and the run's output folder, and know nothing of Prefect:
-``tasks/`` wraps each one in a task and ``flows/monitor.py`` wires them.
+``tasks/`` wraps each one in a task of the same name and ``flows/monitor.py`` wires
+them. A stage has one name at every level: task ``composite_scenes`` calls
+``monitor.composite_scenes``, which calls the core ``composite.composite_scenes``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import lru_cache, partial
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -26,9 +28,11 @@ from rasterio.windows import from_bounds
 from shapely import wkt
 from shapely.geometry.base import BaseGeometry
 
+import asmspotter.composite.composite as compositing
+import asmspotter.track as tracking
 from asmspotter.aoi import AOI, find_aoi
 from asmspotter.cluster import dask_client
-from asmspotter.composite.composite import COMPOSITE_BANDS, CompositeResult, build_composite
+from asmspotter.composite.composite import COMPOSITE_BANDS, CompositeResult
 from asmspotter.errors import (
     AlertDeliveryError,
     AsmspotterError,
@@ -54,11 +58,14 @@ from asmspotter.schedule import resolve_window
 from asmspotter.settings import Settings, get_settings
 from asmspotter.sources import SourceConfig
 from asmspotter.storage import Store
-from asmspotter.storage.store import check_database_present
-from asmspotter.track import TrackingThresholds, assign_new_site_ids, track_sites
+from asmspotter.storage.engine import check_database_present
+from asmspotter.storage.records import RunStatus
+from asmspotter.track import TrackingThresholds, assign_new_site_ids
 
 if TYPE_CHECKING:
     from asmspotter.alerts.dispatch import DeliveryOutcome
+    from asmspotter.alerts.evidence import ModelInfo
+    from asmspotter.alerts.quicklook import Quicklook
 
 logger = logging.getLogger(__name__)
 
@@ -91,10 +98,20 @@ class RunContext:
         """The AOI source this run composites (one source per run)."""
         return self.aoi.config.sources[self.source_index]
 
-    @property
+    @cached_property
     def provider(self) -> Provider:
-        """The provider of this run's source."""
+        """The provider of this run's source, built on first use and kept for the run.
+
+        Every scene's download shares it (and whatever it caches: a signing token, an
+        HTTP session); :meth:`for_source` makes a new context, so a new provider.
+        """
         return resolve_provider(self.source, self.aoi, self.settings)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the built provider (it may hold open sessions); rebuilt on use."""
+        state = dict(self.__dict__)
+        state.pop("provider", None)
+        return state
 
     def for_source(self, index: int) -> RunContext:
         """The same run on source ``index``, on a grid at that source's pixel size."""
@@ -332,7 +349,7 @@ def composite_scenes(ctx: RunContext, scenes: Sequence[LocalScene]) -> Composite
             "or run a later window."
         )
     limit_gdal_cache(ctx.settings.gdal_cache_mb)
-    return build_composite(
+    return compositing.composite_scenes(
         scenes,
         ctx.grid,
         ctx.run_dir / "composite.tif",
@@ -387,7 +404,7 @@ def _median_clear_count(composite_path: Path, grid: AOIGrid, geometry: BaseGeome
     return int(np.median(values)) if values.size else 0
 
 
-def update_sites(
+def track_sites(
     ctx: RunContext, detection: DetectionResult, composite: CompositeResult
 ) -> list[SiteEvent]:
     """Match detections to known sites, classify events, store them, write sites GeoJSON."""
@@ -406,7 +423,7 @@ def update_sites(
         # Placeholders first: a new detection may be a site a later window found (a
         # backfill behind the schedule) and takes its id; the rest get fresh ids.
         placeholders = (f"{ctx.aoi.name}-pending-{k}" for k in itertools.count())
-        events = track_sites(
+        events = tracking.track_sites(
             detections,
             known,
             clear_now=composite.clear_footprint,
@@ -434,22 +451,158 @@ def update_sites(
     return events
 
 
+def render_quicklooks(
+    ctx: RunContext, events: Sequence[SiteEvent], composite_path: Path
+) -> Quicklook:
+    """Draw the AOI quicklook and a before/after pair per expanded site into the run folder."""
+    from asmspotter.alerts.quicklook import build_run_quicklooks
+
+    store = open_store(ctx.settings.resolved_database_url)
+    before = store.previous_completed_run(ctx.aoi.name, ctx.window.end)
+    return build_run_quicklooks(
+        composite_path,
+        events,
+        ctx.grid.epsg,
+        ctx.run_dir / "quicklooks",
+        title=f"{ctx.aoi.title}: {ctx.window.start} – {ctx.window.end}",
+        previous_composite=previous_composite_path(ctx),
+        labels=(
+            f"before ({before.window_end})" if before else "before",
+            f"after ({ctx.window.end})",
+        ),
+    )
+
+
+def send_alerts(
+    ctx: RunContext,
+    events: Sequence[SiteEvent],
+    quicklook: Quicklook | None = None,
+    *,
+    run_url: str | None = None,
+) -> list[DeliveryOutcome]:
+    """Deliver the run's alertable events (and due retries) to every channel (or the outbox).
+
+    Args:
+        ctx: The run.
+        events: The run's tracking events.
+        quicklook: The run's pictures, attached to every channel.
+        run_url: The run's page in the Prefect UI when readers can reach it (the task
+            knows it; the core does not).
+    """
+    from asmspotter.alerts.dispatch import dispatch_alerts
+
+    return dispatch_alerts(
+        open_store(ctx.settings.resolved_database_url),
+        ctx.aoi,
+        ctx.run_id,
+        ctx.window.start,
+        ctx.window.end,
+        events,
+        epsg=ctx.grid.epsg,
+        alert_dir=ctx.run_dir / "alerts",
+        outbox_dir=ctx.settings.outbox_dir,
+        quicklook=quicklook,
+        run_url=run_url,
+        model=_model_info(ctx),
+    )
+
+
+def _model_info(ctx: RunContext) -> ModelInfo | None:
+    """The AOI's detector as its evidence packets record it; None if its card is unreadable."""
+    from asmspotter.alerts.evidence import ModelInfo
+    from asmspotter.detect.model_card import load_card
+
+    detection = ctx.aoi.config.detection
+    try:
+        card = load_card(ctx.settings.models_dir / detection.model)
+    except AsmspotterError:
+        return None
+    threshold = detection.threshold if detection.threshold is not None else card.threshold
+    return ModelInfo(card.name, card.version, threshold)
+
+
+def alert_if_stale(ctx: RunContext) -> list[DeliveryOutcome]:
+    """Tell ``run_failed`` channels if the AOI has gone too many periods without a composite."""
+    from asmspotter.alerts.dispatch import send_failure_alert, stale_data_reason
+
+    store = open_store(ctx.settings.resolved_database_url)
+    reason = stale_data_reason(store, ctx.aoi, ctx.window.end)
+    if reason is None:
+        return []
+    return send_failure_alert(
+        ctx.aoi, reason, window_end=ctx.window.end, outbox_dir=ctx.settings.outbox_dir
+    )
+
+
+def notify_run_failed(
+    aoi_name: str, end_date: dt.date | None, reason: str
+) -> list[DeliveryOutcome]:
+    """Send the run-failure alert of an AOI; never raises (used from a flow hook)."""
+    from asmspotter.alerts.dispatch import send_failure_alert
+
+    alert_logger = logging.getLogger("asmspotter.alerts")
+    try:
+        settings = get_settings()
+        aoi = find_aoi(settings.aoi_dir, aoi_name)
+    except AsmspotterError as exc:
+        # The run failed on this very error, which the run's own error already names:
+        # an AOI that cannot be loaded has no channels to tell.
+        alert_logger.debug("No run-failure alert for AOI %s: %s", aoi_name, exc)
+        return []
+    try:
+        return send_failure_alert(aoi, reason, window_end=end_date, outbox_dir=settings.outbox_dir)
+    except Exception:
+        alert_logger.exception("Could not send the run-failure alert for AOI %s", aoi_name)
+        return []
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a run reports: the summary markdown and the rows of its sites table."""
+
+    markdown: str
+    site_rows: list[dict[str, Any]]
+
+
+def build_report(
+    summary: RunSummary, outcomes: Sequence[DeliveryOutcome], ctx: RunContext | None = None
+) -> RunReport:
+    """Render a run's summary markdown and its sites table.
+
+    Args:
+        summary: What the run did (quicklooks included).
+        outcomes: Alert deliveries of the run (run-failure alerts included).
+        ctx: The run context; with it the table lists every active site of the AOI
+            with its area history, without it only this run's events.
+    """
+    from asmspotter.report import active_site_rows, render_run_markdown, site_table_rows
+
+    markdown = render_run_markdown(
+        summary, outcomes, labels=ctx.aoi.config.labels if ctx is not None else None
+    )
+    if ctx is None:
+        return RunReport(markdown, site_table_rows(summary))
+    store = open_store(ctx.settings.resolved_database_url)
+    return RunReport(markdown, active_site_rows(store, ctx.aoi.name))
+
+
 def finish_run(
     ctx: RunContext,
-    status: str,
+    status: RunStatus,
     *,
     n_scenes: int = 0,
     composite: CompositeResult | None = None,
     detection: DetectionResult | None = None,
     message: str | None = None,
 ) -> None:
-    """Close the run record as completed or failed."""
+    """Close the run record as ``completed``, ``failed`` or ``no_data`` (with the reason).
+
+    A ``no_data`` run never counts as the last clear composite, which is what the
+    no-data alert clock measures.
+    """
     store = open_store(ctx.settings.resolved_database_url)
-    if status == "no_data":
-        # The store's run statuses are running/completed/failed: a window without a
-        # usable scene is recorded as failed with its reason (and never counts as the
-        # last clear composite, which is what the no-data alert measures).
-        status, message = "failed", f"no data: {message or 'no usable scene'}"
+    if status == "no_data" and not message:
+        message = "no usable scene"
     store.finish_run(
         ctx.run_id,
         status,

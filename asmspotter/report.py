@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from asmspotter.alerts.dispatch import DeliveryOutcome
 from asmspotter.alerts.render import describe_confidence, nearest_label
 from asmspotter.atomic_write import atomic_write
-from asmspotter.monitor import RunSummary
 
 if TYPE_CHECKING:
+    from asmspotter.monitor import RunSummary
     from asmspotter.storage import Store
-    from asmspotter.storage.store import DismissedSite, ObservationRecord, SiteRecord
+    from asmspotter.storage.records import DismissedSite, ObservationRecord, SiteRecord
 
 logger = logging.getLogger(__name__)
 

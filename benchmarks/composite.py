@@ -7,7 +7,7 @@ with the same size, dates, block and seed), each round times, in this order:
 - **read+decode**: every band and cloud mask of every scene read with rasterio in
   ``--chunk-px`` windows on 2 threads, into memory and dropped (the floor: any
   composite has to do this);
-- **composite**: :func:`asmspotter.composite.composite.build_composite` (what the
+- **composite**: :func:`asmspotter.composite.composite.composite_scenes` (what the
   pipeline runs: median, indices, valid count, staging GeoTIFF, COG with overviews,
   clear footprint);
 - **compute only**: the same lazy composite computed chunk by chunk and dropped;
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             decoded_bytes = sizes[0]
             row["composite"] = timed(
                 "composite",
-                lambda i=index: comp.build_composite(scenes, grid, work / f"ours{i}.tif"),
+                lambda i=index: comp.composite_scenes(scenes, grid, work / f"ours{i}.tif"),
                 sampler,
             )
             row["compute only"] = timed("compute only", lambda: compute_only(scenes, grid), sampler)

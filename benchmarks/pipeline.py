@@ -12,7 +12,7 @@ It then writes an AOI YAML (local provider) into a temporary AOI folder and time
 the plain stage functions of :mod:`asmspotter.monitor` (no Prefect): ``prepare_run``
 + ``search_scenes`` (search), ``download_scene`` per scene (download: links into
 the cache), ``composite_scenes`` (composite), ``detect_sites`` (detect) and
-``record_scenes`` + ``update_sites`` + ``finish_run`` (track). With ``--workers W``
+``record_scenes`` + ``track_sites`` + ``finish_run`` (track). With ``--workers W``
 the heavy stages run on a ``distributed.LocalCluster(n_workers=W,
 threads_per_worker=1)`` through ``ASMSPOTTER_DASK_SCHEDULER``; without it on the
 local threaded scheduler.
@@ -302,7 +302,7 @@ def run_pipeline(aoi_name: str, sampler: RssSampler) -> tuple[StageTimes, dict[s
         detection = monitor.detect_sites(ctx, composite.path)
     with timed("track", sampler, times):
         monitor.record_scenes(ctx, scenes, [])
-        events = monitor.update_sites(ctx, detection, composite)
+        events = monitor.track_sites(ctx, detection, composite)
         monitor.finish_run(
             ctx, "completed", n_scenes=len(scenes), composite=composite, detection=detection
         )

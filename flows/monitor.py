@@ -28,15 +28,16 @@ from asmspotter.monitor import (
     check_alerts_delivered,
     describe_error,
     hold_run_lock,
+    notify_run_failed,
 )
 from asmspotter.progress import progress_bar
 from asmspotter.scenes import LocalScene, SceneRef
 from asmspotter.schedule import today_utc
 from asmspotter.settings import get_settings
 from flows.logs import send_project_logs_to_prefect
-from tasks.alert import alert_if_stale, notify_run_failed, render_quicklooks, send_alerts
-from tasks.composite import build_composite
-from tasks.detect import detect_mines
+from tasks.alert import alert_if_stale, render_quicklooks, send_alerts
+from tasks.composite import composite_scenes
+from tasks.detect import detect_sites
 from tasks.download import download_scene, record_scenes
 from tasks.report import publish_report, run_tags, tag_flow_run
 from tasks.run import finish_run, plan_monitoring, prepare_run
@@ -137,7 +138,7 @@ def monitor_aoi(aoi_name: str, end_date: dt.date | None = None, alerts: bool = T
             if not used:
                 reason = f"no usable scene in {ctx.window.start}..{ctx.window.end}"
                 return _finish_without_data(ctx, used, skipped, reason)
-            composite = build_composite(ctx, used)
+            composite = composite_scenes(ctx, used)
             if composite.clear_fraction <= 0.0:
                 # Scenes were found but every pixel is cloud: not a look at the sites, so the
                 # run must not count as completed (that would reset the no-data alert clock).
@@ -146,7 +147,7 @@ def monitor_aoi(aoi_name: str, end_date: dt.date | None = None, alerts: bool = T
                     "but not one clear pixel (all cloud or shadow)"
                 )
                 return _finish_without_data(ctx, used, skipped, reason)
-            detection = detect_mines(ctx, composite.path)
+            detection = detect_sites(ctx, composite.path)
             events = track_sites(ctx, detection, composite)
             quicklook = render_quicklooks(ctx, events, composite.path)
             outcomes = send_alerts(ctx, events, quicklook) if alerts else []

@@ -13,7 +13,7 @@ from asmspotter.monitor import RunContext
 from asmspotter.scenes import LocalScene
 
 
-@task(name="build-composite", task_run_name="composite-{ctx.aoi.name}", cache_policy=NO_CACHE)
-def build_composite(ctx: RunContext, scenes: Sequence[LocalScene]) -> CompositeResult:
+@task(name="composite-scenes", task_run_name="composite-{ctx.aoi.name}", cache_policy=NO_CACHE)
+def composite_scenes(ctx: RunContext, scenes: Sequence[LocalScene]) -> CompositeResult:
     """Write the window's cloud-free composite COG into the run folder."""
     return monitor.composite_scenes(ctx, scenes)

@@ -21,11 +21,11 @@ INFERENCE_TAG = "unet-inference"
 
 
 @task(
-    name="detect-mines",
+    name="detect-sites",
     task_run_name="detect-{ctx.aoi.name}",
     tags=[INFERENCE_TAG],
     cache_policy=NO_CACHE,
 )
-def detect_mines(ctx: RunContext, composite_path: Path) -> DetectionResult:
+def detect_sites(ctx: RunContext, composite_path: Path) -> DetectionResult:
     """Probability COG and polygons for the composite."""
     return monitor.detect_sites(ctx, composite_path)

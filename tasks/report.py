@@ -15,9 +15,9 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from asmspotter import monitor
 from asmspotter.alerts.dispatch import DeliveryOutcome
-from asmspotter.monitor import RunContext, RunSummary, open_store
-from asmspotter.report import active_site_rows, render_run_markdown
+from asmspotter.monitor import RunContext, RunSummary
 
 logger = logging.getLogger(__name__)
 
@@ -66,24 +66,16 @@ def publish_report(
         ctx: The run context; with it the sites table lists every active site of the
             AOI with its area history, without it only this run's events.
     """
-    markdown = render_run_markdown(
-        summary, outcomes, labels=ctx.aoi.config.labels if ctx is not None else None
-    )
+    report = monitor.build_report(summary, outcomes, ctx)
     create_markdown_artifact(
         key=artifact_key(summary.aoi_name, "run-summary"),
-        markdown=markdown,
+        markdown=report.markdown,
         description=f"{summary.aoi_name} run for window ending {summary.window.end}",
     )
-    if ctx is not None:
-        rows = active_site_rows(open_store(ctx.settings.resolved_database_url), ctx.aoi.name)
-    else:
-        from asmspotter.report import site_table_rows
-
-        rows = site_table_rows(summary)
-    if rows:
+    if report.site_rows:
         create_table_artifact(
             key=artifact_key(summary.aoi_name, "sites"),
-            table=rows,
+            table=report.site_rows,
             description=f"Active sites of {summary.aoi_name} as of {summary.window.end}",
         )
-    return markdown
+    return report.markdown

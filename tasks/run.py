@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from asmspotter import monitor
 from asmspotter.composite.composite import CompositeResult
 from asmspotter.monitor import DetectionResult, MonitoringPlan, RunContext
+from asmspotter.storage.records import RunStatus
 
 
 @task(name="prepare-run", task_run_name="prepare-{aoi_name}", cache_policy=NO_CACHE)
@@ -21,14 +22,14 @@ def prepare_run(aoi_name: str, end_date: dt.date | None) -> RunContext:
 @task(name="finish-run", task_run_name="finish-{ctx.aoi.name}-{status}", cache_policy=NO_CACHE)
 def finish_run(
     ctx: RunContext,
-    status: str,
+    status: RunStatus,
     *,
     n_scenes: int = 0,
     composite: CompositeResult | None = None,
     detection: DetectionResult | None = None,
     message: str | None = None,
 ) -> None:
-    """Close the run record as completed or failed, with its outputs."""
+    """Close the run record as completed, failed or no_data, with its outputs."""
     monitor.finish_run(
         ctx, status, n_scenes=n_scenes, composite=composite, detection=detection, message=message
     )

@@ -16,4 +16,4 @@ def track_sites(
     ctx: RunContext, detection: DetectionResult, composite: CompositeResult
 ) -> list[SiteEvent]:
     """Classify each site as new, expanded, unchanged, shrunk or not seen."""
-    return monitor.update_sites(ctx, detection, composite)
+    return monitor.track_sites(ctx, detection, composite)

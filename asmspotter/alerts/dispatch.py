@@ -45,7 +45,7 @@ from asmspotter.aoi import AOI, AlertChannelConfig
 from asmspotter.errors import AOIConfigError
 from asmspotter.events import CONFIDENCE_LEVELS, DEFAULT_ALERT_LEVELS, SiteEvent
 from asmspotter.storage import Store
-from asmspotter.storage.store import FailedDelivery, ObservationRecord
+from asmspotter.storage.records import FailedDelivery, ObservationRecord
 
 _BODY_BYTES = 80_000
 """Room kept in an e-mail for the HTML and text bodies and MIME headers."""

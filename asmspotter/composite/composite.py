@@ -427,7 +427,7 @@ def _clear_statistics(path: Path, grid: AOIGrid) -> tuple[float, BaseGeometry]:
     return n_clear / size, footprint
 
 
-def build_composite(
+def composite_scenes(
     scenes: Sequence[LocalScene],
     grid: AOIGrid,
     out_path: Path,
@@ -437,7 +437,7 @@ def build_composite(
     """Build and write the composite of ``scenes`` on ``grid``.
 
     Example:
-        >>> result = build_composite(scenes, grid, Path("out/composite.tif"))  # doctest: +SKIP
+        >>> result = composite_scenes(scenes, grid, Path("out/composite.tif"))  # doctest: +SKIP
         >>> result.clear_fraction  # doctest: +SKIP
         0.97
 

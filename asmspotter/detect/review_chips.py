@@ -29,7 +29,7 @@ from asmspotter.detect.harmonise import l2a_to_gallery_rgb
 from asmspotter.detect.site_verification import RasterPatches, patch_origins
 from asmspotter.errors import AsmspotterError
 from asmspotter.storage import Store
-from asmspotter.storage.store import SiteRecord
+from asmspotter.storage.records import SiteRecord
 
 logger = logging.getLogger(__name__)
 

@@ -37,8 +37,8 @@ NAMING_CONVENTION = {
 }
 """Constraint names fixed by convention, so migrations can refer to them on every dialect."""
 
-RUN_STATUSES = ("running", "completed", "failed")
-"""Values of ``run.status``."""
+RUN_STATUSES = ("running", "completed", "failed", "no_data")
+"""Values of ``run.status`` (``no_data``: no usable scene or no clear pixel; migration 0007)."""
 
 SCENE_STATUSES = ("used", "skipped")
 """Values of ``scene.status``."""

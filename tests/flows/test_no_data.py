@@ -31,9 +31,8 @@ def test_all_cloud_window_is_no_data(tmp_path, monkeypatch):
     assert len(summary.scenes_used) == 2  # the scenes were there, only cloud
     store = open_store(get_settings().resolved_database_url)
     (run,) = store.runs("overcast")
-    # The store keeps running/completed/failed; a window without data is a failed run
-    # whose message starts "no data:", exactly as a window without any scene.
-    assert run.status == "failed", run.message
-    assert (run.message or "").startswith("no data: 2 scenes")
+    # Recorded as no_data with the reason, exactly as a window without any scene.
+    assert run.status == "no_data", run.message
+    assert (run.message or "").startswith("2 scenes")
     assert "not one clear pixel" in (run.message or "")
     assert store.last_successful_run("overcast") is None

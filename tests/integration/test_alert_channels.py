@@ -288,3 +288,15 @@ def test_no_data_for_too_long_is_stale(tmp_path):
     assert stale_data_reason(store, aoi, JAN + dt.timedelta(days=10)) is None  # 2 periods
     reason = stale_data_reason(store, aoi, JAN + dt.timedelta(days=15))  # 3 periods > 2
     assert reason and "max_periods_without_data" in reason and "2024-01-31" in reason
+
+
+def test_a_no_data_window_does_not_reset_the_stale_clock(tmp_path):
+    aoi = make_aoi(tmp_path, ["json://127.0.0.1:9/hook"])
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.upsert_aoi("tc", "Test creek", EPSG)
+    store.finish_run(store.start_run("tc", dt.date(2024, 1, 2), JAN), "completed")
+    later = JAN + dt.timedelta(days=15)
+    store.finish_run(store.start_run("tc", JAN, later), "no_data", message="all cloud")
+    assert store.runs("tc")[-1].status == "no_data"
+    reason = stale_data_reason(store, aoi, later)  # 3 periods since the last clear look
+    assert reason and "2024-01-31" in reason

@@ -20,7 +20,7 @@ import rasterio
 from rasterio.vrt import WarpedVRT
 from shapely.geometry import box
 
-from asmspotter.composite.composite import build_composite
+from asmspotter.composite.composite import composite_scenes
 from asmspotter.errors import (
     ProviderAuthError,
     ProviderNotConfiguredError,
@@ -452,11 +452,11 @@ def test_coarser_grid_reads_overviews(api, aoi_lonlat, scenes, tmp_path):
 
 @pytest.mark.filterwarnings("ignore:All-NaN slice encountered:RuntimeWarning")
 def test_downloaded_scene_composites(api, grid, aoi_lonlat, scenes, tmp_path):
-    """What monitor_aoi does next: the scene loads in build_composite; half is clear."""
+    """What monitor_aoi does next: the scene loads in composite_scenes; half is clear."""
     add_item(api, scenes["raw"], "composite")
     provider = make_provider(api, grid)
     local = provider.download(search_one(provider, aoi_lonlat), tmp_path)
-    result = build_composite([local], grid, tmp_path / "composite.tif")
+    result = composite_scenes([local], grid, tmp_path / "composite.tif")
     assert result.n_scenes == 1
     assert result.clear_fraction == pytest.approx(1 - MASKED_IN_AOI_PX / AOI_SIZE_PX**2)
     with rasterio.open(result.path) as src:

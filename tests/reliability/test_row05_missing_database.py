@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from asmspotter.cli import app
-from asmspotter.storage.store import DatabaseMissingError, check_database_present
+from asmspotter.storage.engine import check_database_present
+from asmspotter.storage.errors import DatabaseMissingError
 
 
 def _outputs_of_an_earlier_run(data_dir):

@@ -94,7 +94,7 @@ def test_reruns_of_one_window_advance_the_retry_clock(tmp_path):
 
     from asmspotter.events import SiteEvent
     from asmspotter.storage import Store
-    from asmspotter.storage.store import channel_id_for
+    from asmspotter.storage.deliveries import channel_id_for
 
     store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
     store.upsert_aoi("tiny", "Tiny", 32621)

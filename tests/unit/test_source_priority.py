@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import pickle
 import textwrap
 
 import numpy as np
 import pytest
 from shapely.geometry import box
 
+from asmspotter import monitor
 from asmspotter.errors import ProviderNotConfiguredError
 from asmspotter.grid import build_grid, to_lonlat
-from asmspotter.monitor import prepare_run, search_scenes
+from asmspotter.monitor import download_scene, prepare_run, search_scenes
 from asmspotter.scene_io import write_scene
 
 
@@ -90,3 +92,23 @@ def test_a_broken_source_is_skipped_but_all_broken_raises(aoi_dir, tmp_path):
     write_aoi(aoi_dir, "sources:\n  - {provider: local, path: missing}\n")
     with pytest.raises(ProviderNotConfiguredError, match="missing does not exist"):
         search_scenes(prepare_run("prio", dt.date(2024, 1, 31)))
+
+
+def test_a_run_builds_its_provider_once(aoi_dir, tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    lonlat = write_aoi(aoi_dir, "sources:\n  - {provider: local, path: a}\n")
+    for day in (5, 6):
+        add_scene(tmp_path / "a", lonlat, 10.0, day)
+    built = []
+    resolve = monitor.resolve_provider
+    monkeypatch.setattr(
+        monitor, "resolve_provider", lambda *args: built.append(args) or resolve(*args)
+    )
+    chosen, refs = search_scenes(prepare_run("prio", dt.date(2024, 1, 31)))
+    scenes = [download_scene(chosen, ref) for ref in refs]
+    assert [s.ref.scene_id for s in scenes] == ["S_5", "S_6"]
+    assert len(built) == 1 and chosen.provider is chosen.provider
+    # A pickled context (a Dask hop) leaves the provider behind and builds its own.
+    copy = pickle.loads(pickle.dumps(chosen))
+    assert "provider" not in vars(copy)
+    assert copy.provider is not chosen.provider and len(built) == 2

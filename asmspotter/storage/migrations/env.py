@@ -1,6 +1,6 @@
 """Alembic environment for the asmspotter database.
 
-Run by :func:`asmspotter.storage.store.upgrade_database` (no ``alembic.ini``): the
+Run by :func:`asmspotter.storage.engine.upgrade_database` (no ``alembic.ini``): the
 caller puts an open SQLAlchemy ``Connection`` in ``config.attributes["connection"]``;
 without one, an engine is made from the ``sqlalchemy.url`` main option. Offline mode
 (``--sql``) renders the SQL for the URL's dialect.

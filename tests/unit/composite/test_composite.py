@@ -10,7 +10,7 @@ import pytest
 import rasterio
 from shapely.geometry import box
 
-from asmspotter.composite.composite import COMPOSITE_BANDS, build_composite
+from asmspotter.composite.composite import COMPOSITE_BANDS, composite_scenes
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.errors import NoScenesError, SceneReadError
 from asmspotter.grid import AOIGrid
@@ -57,7 +57,7 @@ def test_median_ignores_clouds_and_counts_clear_observations(tmp_path):
         scene(tmp_path, 1, cloudy1, mask1),
         scene(tmp_path, 2, base, np.zeros((30, 40), bool)),
     ]
-    result = build_composite(scenes, GRID, tmp_path / "out" / "composite.tif")
+    result = composite_scenes(scenes, GRID, tmp_path / "out" / "composite.tif")
     with rasterio.open(result.path) as src:
         assert src.descriptions == COMPOSITE_BANDS
         assert src.crs.to_epsg() == 32621 and src.transform == GRID.transform
@@ -79,7 +79,7 @@ def test_never_clear_pixels_are_nan_with_zero_count(tmp_path):
     mask = np.zeros((30, 40), bool)
     mask[:, :10] = True  # 10 of 40 columns always cloudy
     scenes = [scene(tmp_path, i, base, mask) for i in range(2)]
-    result = build_composite(scenes, GRID, tmp_path / "composite.tif")
+    result = composite_scenes(scenes, GRID, tmp_path / "composite.tif")
     with rasterio.open(result.path) as src:
         red = src.read(3)
         valid = src.read(7)
@@ -105,12 +105,12 @@ def test_scene_with_wrong_band_count_is_named(tmp_path):
         dst.write(np.ones((3, 30, 40), np.uint16))
     ref = SceneRef("local", "bad", dt.datetime(2024, 1, 1, tzinfo=dt.UTC), box(0, 0, 1, 1))
     with pytest.raises(SceneReadError, match=r"scene bad: .* has 3 bands, expected 4"):
-        build_composite([LocalScene(ref, path, None)], GRID, tmp_path / "c.tif")
+        composite_scenes([LocalScene(ref, path, None)], GRID, tmp_path / "c.tif")
 
 
 def test_no_scenes_is_an_error(tmp_path):
     with pytest.raises(NoScenesError):
-        build_composite([], GRID, tmp_path / "c.tif")
+        composite_scenes([], GRID, tmp_path / "c.tif")
 
 
 def test_indices_on_known_values():

@@ -11,12 +11,14 @@ from collections.abc import Sequence
 
 import geopandas as gpd
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from asmspotter.errors import AsmspotterError
 from asmspotter.events import SiteEvent
@@ -32,6 +34,7 @@ from asmspotter.storage import (
     redact_database_url,
     upgrade_database,
 )
+from asmspotter.storage.engine import create_database_engine
 from asmspotter.storage.schema import Base
 from asmspotter.track import TrackingThresholds, track_sites
 
@@ -140,6 +143,63 @@ def test_migrations_create_every_table_and_are_idempotent(database_url: str):
         engine.dispose()
     Store(database_url).close()  # opening an up-to-date database works too
     assert row_counts(database_url) == dict.fromkeys(sorted(TABLES), 0)
+
+
+def migrate(url: str, revision: str, *, down: bool = False) -> None:
+    """Move the database to ``revision`` on the store's own engine (foreign keys on)."""
+    engine = create_database_engine(url)
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            (command.downgrade if down else command.upgrade)(config, revision)
+    finally:
+        engine.dispose()
+
+
+def test_migration_0007_turns_no_data_failures_into_no_data_runs(database_url: str):
+    migrate(database_url, "0006")
+    store = Store(database_url, upgrade=False)
+    try:
+        clear_run, _ = monitor(store, W1, [rect(0, 0, 200, 200)])
+        no_data_run = store.start_run(AOI, W2 - dt.timedelta(days=28), W2)
+        store.finish_run(no_data_run, "failed", message="no data: 2 scenes, all cloud")
+        failed_run = store.start_run(AOI, W3 - dt.timedelta(days=29), W3)
+        store.finish_run(failed_run, "failed", message="provider down (no data: said nothing)")
+        before = row_counts(database_url)
+        migrate(database_url, "0007")
+        assert row_counts(database_url) == before  # the rebuilt check dropped no row
+        assert [(r.status, r.message) for r in store.runs(AOI)] == [
+            ("completed", None),
+            ("no_data", "2 scenes, all cloud"),
+            ("failed", "provider down (no data: said nothing)"),
+        ]
+        assert [o.run_id for o in store.site_history("demo-0001")] == [clear_run]
+        store.finish_run(failed_run, "no_data", message="no usable scene")
+        assert store.run(failed_run).status == "no_data"
+        engine = create_engine(database_url)
+        try:
+            with pytest.raises(IntegrityError), engine.begin() as connection:
+                connection.execute(text("UPDATE run SET status = 'lost' WHERE id = :id"), {"id": 1})
+        finally:
+            engine.dispose()
+
+        migrate(database_url, "0006", down=True)
+        assert [(r.status, r.message) for r in store.runs(AOI)][1:] == [
+            ("failed", "no data: 2 scenes, all cloud"),
+            ("failed", "no data: no usable scene"),
+        ]
+        engine = create_engine(database_url)
+        try:
+            with pytest.raises(IntegrityError), engine.begin() as connection:
+                connection.execute(
+                    text("UPDATE run SET status = 'no_data' WHERE id = :id"), {"id": 1}
+                )
+        finally:
+            engine.dispose()
+        assert row_counts(database_url) == before
+    finally:
+        store.close()
 
 
 # -- idempotent re-runs ----------------------------------------------------------------

@@ -156,6 +156,7 @@ class ObservationRecord:
         clear_observations: Clear observations behind the outline.
         verifier_score: The verifier's score of the surroundings (None: not scored).
         confidence: Confidence level; None for observations recorded before levels.
+        outline_threshold: Model probability the outline was cut at; None if unknown.
         geometry_wkt: Outline, WKT in the AOI CRS.
         epsg: EPSG code of ``geometry_wkt``.
         centroid_lon: Centroid longitude (EPSG:4326).
@@ -178,6 +179,7 @@ class ObservationRecord:
     centroid_lat: float
     verifier_score: float | None = None
     confidence: str | None = None
+    outline_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -333,6 +335,7 @@ def observation_record(obs: ObservationRow, window_end: dt.date) -> ObservationR
         centroid_lat=obs.centroid_lat,
         verifier_score=obs.verifier_score,
         confidence=obs.confidence,
+        outline_threshold=obs.outline_threshold,
     )
 
 

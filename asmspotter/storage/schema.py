@@ -38,7 +38,7 @@ NAMING_CONVENTION = {
 """Constraint names fixed by convention, so migrations can refer to them on every dialect."""
 
 RUN_STATUSES = ("running", "completed", "failed", "no_data")
-"""Values of ``run.status`` (``no_data``: no usable scene or no clear pixel; migration 0007)."""
+"""Values of ``run.status`` (``no_data``: no usable scene or no clear pixel; migration 0008)."""
 
 SCENE_STATUSES = ("used", "skipped")
 """Values of ``scene.status``."""
@@ -226,6 +226,8 @@ class ObservationRow(Base):
     """The verifier's score of the site's surroundings (0..1)."""
     confidence: Mapped[str | None] = mapped_column(String(16))
     """Confidence level (``nominal``, ``high``, ``highest``); None before 0004."""
+    outline_threshold: Mapped[float | None] = mapped_column(Float)
+    """Model probability the outline was cut at; None before 0008."""
     clear_observations: Mapped[int] = mapped_column(Integer, default=0)
     """Clear observations behind the outline."""
     geometry_wkt: Mapped[str] = mapped_column(Text)

@@ -97,8 +97,8 @@ class SiteStore(StoreBase):
 
         Returns:
             Sites first seen before ``as_of`` (dismissed ones too), each with the
-            outline, area and confidence level of its latest observation in a run whose window ended
-            before ``as_of``, ordered by id.
+            outline, area, confidence level and outline cut of its latest observation in
+            a run whose window ended before ``as_of``, ordered by id.
         """
         ranked = (
             select(
@@ -106,6 +106,7 @@ class SiteStore(StoreBase):
                 ObservationRow.geometry_wkt,
                 ObservationRow.area_ha,
                 ObservationRow.confidence,
+                ObservationRow.outline_threshold,
                 func.row_number()
                 .over(partition_by=ObservationRow.site_id, order_by=RunRow.window_end.desc())
                 .label("rank"),
@@ -124,6 +125,7 @@ class SiteStore(StoreBase):
                 ranked.c.geometry_wkt,
                 ranked.c.area_ha,
                 ranked.c.confidence,
+                ranked.c.outline_threshold,
             )
             .outerjoin(ranked, and_(ranked.c.site_id == SiteRow.id, ranked.c.rank == 1))
             .where(SiteRow.aoi_name == aoi_name, SiteRow.first_seen < as_of)
@@ -132,7 +134,17 @@ class SiteStore(StoreBase):
         with self._transaction(read_only=True) as session:
             rows = session.execute(stmt).all()
         known = []
-        for site_id, first_seen, status, site_wkt, site_area, obs_wkt, obs_area, level in rows:
+        for (
+            site_id,
+            first_seen,
+            status,
+            site_wkt,
+            site_area,
+            obs_wkt,
+            obs_area,
+            level,
+            cut,
+        ) in rows:
             known.append(
                 KnownSite(
                     site_id=site_id,
@@ -141,6 +153,7 @@ class SiteStore(StoreBase):
                     first_seen=first_seen,
                     status=status,
                     last_confidence=level if level in CONFIDENCE_LEVELS else None,
+                    outline_threshold=None if cut is None else float(cut),
                 )
             )
         return known
@@ -254,6 +267,7 @@ class SiteStore(StoreBase):
                     "mean_probability": finite_or_none(e.mean_probability),
                     "verifier_score": finite_or_none(e.verifier_score),
                     "confidence": e.confidence,
+                    "outline_threshold": finite_or_none(e.outline_threshold),
                     "clear_observations": int(e.clear_observations),
                     "geometry_wkt": e.geometry.wkt,
                     "epsg": aoi.epsg,

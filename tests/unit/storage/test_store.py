@@ -83,6 +83,7 @@ def monitor(
     clear: BaseGeometry = EVERYWHERE,
     scenes: Sequence[SceneRef] = (scene(1), scene(2)),
     levels: Sequence[str] | None = None,
+    cuts: Sequence[float] | None = None,
 ) -> tuple[int, list[SiteEvent]]:
     """What the monitor flow does with the store for one window."""
     store.upsert_aoi(AOI, "Demo AOI", EPSG)
@@ -100,6 +101,7 @@ def monitor(
                 if levels is not None
                 else {}
             ),
+            **({"outline_threshold": list(cuts)} if cuts is not None else {}),
         },
         geometry=list(detections),
         crs=f"EPSG:{EPSG}",
@@ -157,8 +159,8 @@ def migrate(url: str, revision: str, *, down: bool = False) -> None:
         engine.dispose()
 
 
-def test_migration_0007_turns_no_data_failures_into_no_data_runs(database_url: str):
-    migrate(database_url, "0006")
+def test_migration_0008_turns_no_data_failures_into_no_data_runs(database_url: str):
+    migrate(database_url, "0007")
     store = Store(database_url, upgrade=False)
     try:
         clear_run, _ = monitor(store, W1, [rect(0, 0, 200, 200)])
@@ -167,7 +169,7 @@ def test_migration_0007_turns_no_data_failures_into_no_data_runs(database_url: s
         failed_run = store.start_run(AOI, W3 - dt.timedelta(days=29), W3)
         store.finish_run(failed_run, "failed", message="provider down (no data: said nothing)")
         before = row_counts(database_url)
-        migrate(database_url, "0007")
+        migrate(database_url, "0008")
         assert row_counts(database_url) == before  # the rebuilt check dropped no row
         assert [(r.status, r.message) for r in store.runs(AOI)] == [
             ("completed", None),
@@ -184,7 +186,7 @@ def test_migration_0007_turns_no_data_failures_into_no_data_runs(database_url: s
         finally:
             engine.dispose()
 
-        migrate(database_url, "0006", down=True)
+        migrate(database_url, "0007", down=True)
         assert [(r.status, r.message) for r in store.runs(AOI)][1:] == [
             ("failed", "no data: 2 scenes, all cloud"),
             ("failed", "no data: no usable scene"),
@@ -312,6 +314,22 @@ def test_confidence_round_trips_and_confirms_to_highest(store: Store):
         ("high", pytest.approx(0.8)),
         ("highest", pytest.approx(0.8)),
     ]
+
+
+def test_outline_cut_round_trips_so_a_lower_cut_is_not_growth(store: Store):
+    """A site outlined at 0.55, then seen only as a larger candidate cut at 0.25."""
+    monitor(store, W1, [rect(0, 0, 200, 200)], cuts=[0.55])
+    (site,) = store.known_sites(AOI, W2)
+    assert site.outline_threshold == pytest.approx(0.55)
+    _, (event,) = monitor(store, W2, [rect(0, 0, 300, 300)], cuts=[0.25])
+    assert (event.kind, event.growth_ha) == ("unchanged", None)
+    assert [h.outline_threshold for h in store.site_history("demo-0001")] == [
+        pytest.approx(0.55),
+        pytest.approx(0.25),
+    ]
+    # At the candidate's cut again, growth is measured.
+    _, (event,) = monitor(store, W3, [rect(0, 0, 400, 400)], cuts=[0.25])
+    assert event.kind == "expanded" and event.growth_ha == pytest.approx(7.0)
 
 
 # -- scenes ----------------------------------------------------------------------------

@@ -11,8 +11,8 @@ alert delivery of every run would go with it. Loosening a CHECK changes no store
 row, so the table's definition is rewritten in place, the procedure SQLite
 documents for it (https://www.sqlite.org/lang_altertable.html#otheralter).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-07
 """
 
@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0006"
+revision: str = "0008"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asmspotter.alerts.render import give_normal_mode
 from asmspotter.events import SiteEvent
-from asmspotter.exports import render_geojson, sites_from_events
+from asmspotter.exports import give_normal_mode, render_geojson, sites_from_events
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +87,9 @@ def _site_json(event: SiteEvent) -> dict[str, Any]:
         "centroid_lon": round(event.centroid_lon, 7),
         "first_seen": event.first_seen.isoformat(),
         "clear_observations": event.clear_observations,
+        "context_layers": [
+            {"layer": tag.layer, "features": list(tag.features)} for tag in event.context_tags
+        ],
     }
 
 
@@ -95,7 +97,8 @@ def _readme(aoi_title: str, window_start: dt.date, window_end: dt.date) -> str:
     return (
         f"asmspotter evidence packet: {aoi_title}, composite window {window_start} to "
         f"{window_end}.\n\n"
-        "alert.json      sites (area, growth, confidence, centroid), the model, and the\n"
+        "alert.json      sites (area, growth, confidence, centroid, context layers such as\n"
+        "                protected areas they lie in), the model, and the\n"
         "                scenes behind the before and after composites\n"
         "sites.geojson   site outlines, EPSG:4326 (RFC 7946)\n"
         "images/         quicklook and before/after images (true-colour composites)\n"

@@ -5,20 +5,19 @@ site, for handheld GPS units and navigation apps), CSV (one row per site, for
 spreadsheets) and GeoPackage (for QGIS) are rendered by :mod:`asmspotter.exports`,
 the same code as the review web app's downloads, so the two never disagree. The
 GeoJSON with every event attribute is written by
-:func:`asmspotter.alerts.render.write_events_geojson`.
+:func:`asmspotter.alerts.render.write_events_geojson`, through the same module's
+one GeoJSON writer.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from asmspotter.alerts.render import give_normal_mode, site_page_url
+from asmspotter.alerts.render import site_page_url
 from asmspotter.events import SiteEvent
-from asmspotter.exports import render_export, sites_from_events
+from asmspotter.exports import render_export, sites_from_events, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -26,19 +25,6 @@ __all__ = ["FIELD_FORMATS", "write_field_exports"]
 
 FIELD_FORMATS = ("kml", "gpx", "csv", "gpkg")
 """Formats written beside the events GeoJSON, in the order they are attached."""
-
-
-def _write_bytes_atomic(path: Path, content: bytes) -> None:
-    """Write to a temporary name beside ``path``, give it a normal mode, rename it in."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        give_normal_mode(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_field_exports(
@@ -62,7 +48,7 @@ def write_field_exports(
     for fmt in FIELD_FORMATS:
         content, _ = render_export(sites, fmt)
         path = folder / f"{stem}.{fmt}"
-        _write_bytes_atomic(path, content)
+        write_bytes_atomic(path, content)
         written.append(path)
     logger.debug("Wrote %d sites as %s to %s", len(sites), ", ".join(FIELD_FORMATS), folder)
     return written

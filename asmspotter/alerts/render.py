@@ -629,6 +629,14 @@ _TH_STYLE = (
 _TD_STYLE = "border:1px solid #999;padding:4px 8px;"
 _TD_NUM_STYLE = _TD_STYLE + "text-align:right;white-space:nowrap;"
 _P_STYLE = "font-family:Arial,Helvetica,sans-serif;font-size:14px;"
+_STYLES = {
+    "p": _P_STYLE,
+    "table": _TABLE_STYLE,
+    "th": _TH_STYLE,
+    "td": _TD_STYLE,
+    "td_num": _TD_NUM_STYLE,
+}
+"""Inline CSS of the e-mail templates (``s.td`` ...): mail clients drop ``<style>``."""
 
 
 def _render_html(
@@ -656,13 +664,7 @@ def _render_html(
         image_names=image_names,
         images_start=Markup(IMAGES_START),
         images_end=Markup(IMAGES_END),
-        s={
-            "p": _P_STYLE,
-            "table": _TABLE_STYLE,
-            "th": _TH_STYLE,
-            "td": _TD_STYLE,
-            "td_num": _TD_NUM_STYLE,
-        },
+        s=_STYLES,
     )
     return rendered.strip() + "\n"
 
@@ -933,13 +935,7 @@ def _render_digest(
             summary=summary,
             rows=rows,
             more=more,
-            s={
-                "p": _P_STYLE,
-                "table": _TABLE_STYLE,
-                "th": _TH_STYLE,
-                "td": _TD_STYLE,
-                "td_num": _TD_NUM_STYLE,
-            },
+            s=_STYLES,
         )
     )
     return AlertMessage(
@@ -960,6 +956,6 @@ def render_notice_html(title: str, paragraphs: Sequence[str]) -> str:
     rendered: str = (
         _template_environment()
         .get_template("notice.html.j2")
-        .render(title=title, paragraphs=[p for p in paragraphs if p], s={"p": _P_STYLE})
+        .render(title=title, paragraphs=[p for p in paragraphs if p], s=_STYLES)
     )
     return rendered.strip() + "\n"

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from shapely.geometry import box
 
 from asmspotter.alerts.deliver import channel_from_url, send_alert
@@ -140,6 +141,9 @@ def test_every_string_in_the_code_and_templates_is_in_the_catalogues() -> None:
         assert found <= ids, f"{language} lacks {sorted(found - ids)}"
 
 
+RING = [[-54.1, 5.05], [-54.08, 5.05], [-54.08, 5.07], [-54.1, 5.05]]
+"""The test AOI's outline, lon/lat."""
+
 NOTICES = {
     "en": ("test message for", "needs attention", "Reason: disk full", "weekly digest"),
     "es": ("mensaje de prueba para", "requiere atención", "Motivo: disk full", "resumen semanal"),
@@ -153,22 +157,22 @@ def test_test_failure_and_digest_messages_arrive_in_each_channel_language(tmp_pa
     from asmspotter.alerts.render import DigestSite, render_digest
 
     with serve_smtp() as (port, inbox):
-        channels = "".join(
-            f'\n  - url: "mailto://127.0.0.1:{port}/{lang}@example.org?from=a@example.org"'
-            f"\n    events: [run_failed]\n    language: {lang}"
-            for lang in LANGUAGES
-        )
-        (tmp_path / "tc.yaml").write_text(
-            textwrap.dedent("""\
-            name: tc
-            title: Test creek
-            geometry: {type: Polygon, coordinates: [[[-54.1, 5.05], [-54.08, 5.05], [-54.08, 5.07], [-54.1, 5.05]]]}
-            sources: [{provider: local, path: scenes}]
-            schedule: {revisit_days: 5, window_days: 30, start_date: 2024-01-01}
-            alerts:""")
-            + channels
-            + "\n"
-        )
+        aoi_file = {
+            "name": "tc",
+            "title": "Test creek",
+            "geometry": {"type": "Polygon", "coordinates": [RING]},
+            "sources": [{"provider": "local", "path": "scenes"}],
+            "schedule": {"revisit_days": 5, "window_days": 30, "start_date": "2024-01-01"},
+            "alerts": [
+                {
+                    "url": f"mailto://127.0.0.1:{port}/{lang}@example.org?from=a@example.org",
+                    "events": ["run_failed"],
+                    "language": lang,
+                }
+                for lang in LANGUAGES
+            ],
+        }
+        (tmp_path / "tc.yaml").write_text(yaml.safe_dump(aoi_file))
         aoi = load_aoi(tmp_path / "tc.yaml")
         assert all(ok for _, ok, _ in send_test_alert(aoi, tmp_path / "outbox"))
         failed = send_failure_alert(

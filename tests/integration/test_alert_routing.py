@@ -27,10 +27,12 @@ from asmspotter.alerts.dispatch import dispatch_alerts, send_weekly_digests
 from asmspotter.aoi import AOI, load_aoi
 from asmspotter.events import SiteEvent
 from asmspotter.storage import Store
+from asmspotter.testing.events import square_site
 from asmspotter.testing.smtp import serve_smtp
 
 EPSG = 32621
 JAN, FEB = dt.date(2024, 1, 31), dt.date(2024, 2, 29)
+FEB_START = FEB - dt.timedelta(days=29)
 PARK_UTM = box(599_000, 558_000, 601_000, 560_000)
 _TO_LONLAT = Transformer.from_crs(EPSG, 4326, always_xy=True)
 
@@ -43,24 +45,7 @@ def to_lonlat(geometry: BaseGeometry) -> BaseGeometry:
 
 def site(site_id: str, x: float) -> SiteEvent:
     """A new 200 m square site (4 ha) with its south-west corner at (x, 559 000)."""
-    geometry = box(x, 559_000, x + 200, 559_200)
-    centre = to_lonlat(geometry.centroid)
-    return SiteEvent(
-        site_id=site_id,
-        kind="new",
-        geometry=geometry,
-        area_ha=4.0,
-        previous_area_ha=None,
-        growth_ha=None,
-        growth_pct=None,
-        mean_probability=0.9,
-        centroid_lon=centre.x,
-        centroid_lat=centre.y,
-        first_seen=FEB,
-        clear_observations=3,
-        verifier_score=0.95,
-        confidence="highest",
-    )
+    return square_site(site_id, x, 559_000, 200, confidence="highest")
 
 
 def make_aoi(folder: Path, park_url: str, all_url: str) -> AOI:
@@ -114,13 +99,13 @@ def test_park_service_gets_only_park_sites_and_every_file_names_the_layer(tmp_pa
     with serve_smtp() as (port, inbox):
         base = f"mailto://127.0.0.1:{port}/{{}}@example.org?from=asmspotter@example.org"
         aoi = make_aoi(tmp_path, base.format("parks"), base.format("field"))
-        run_id = store.start_run("tc", FEB - dt.timedelta(days=29), FEB)
+        run_id = store.start_run("tc", FEB_START, FEB)
         store.record_events("tc", run_id, events)
         outcomes = dispatch_alerts(
             store,
             aoi,
             run_id,
-            FEB - dt.timedelta(days=29),
+            FEB_START,
             FEB,
             events,
             epsg=EPSG,

@@ -7,7 +7,6 @@ feature is known by construction.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import textwrap
 from pathlib import Path
@@ -26,6 +25,7 @@ from asmspotter.context_layers import ContextTag, tag_events, tag_sites
 from asmspotter.errors import AOIConfigError
 from asmspotter.events import SiteEvent
 from asmspotter.settings import PROJECT_ROOT
+from asmspotter.testing.events import square_site
 
 EPSG = 32621
 TO_LONLAT = Transformer.from_crs(EPSG, 4326, always_xy=True)
@@ -36,25 +36,9 @@ CONCESSION_UTM = box(600_500, 558_500, 603_000, 559_500)
 """Overlaps the park's east half: a site at 600 600 E lies in both."""
 
 
-def site(site_id: str, x: float, *, kind: str = "new", confidence: str = "high") -> SiteEvent:
+def site(site_id: str, x: float, *, confidence: str = "high") -> SiteEvent:
     """A 100 m square site (1 ha) with its south-west corner at (x, 559 000)."""
-    geometry = box(x, 559_000, x + 100, 559_100)
-    return SiteEvent(
-        site_id=site_id,
-        kind=kind,  # type: ignore[arg-type]
-        geometry=geometry,
-        area_ha=1.0,
-        previous_area_ha=None,
-        growth_ha=None,
-        growth_pct=None,
-        mean_probability=0.9,
-        centroid_lon=-54.09,
-        centroid_lat=5.06,
-        first_seen=dt.date(2024, 2, 29),
-        clear_observations=3,
-        verifier_score=0.9,
-        confidence=confidence,  # type: ignore[arg-type]
-    )
+    return square_site(site_id, x, 559_000, confidence=confidence)
 
 
 def to_lonlat(geometry: BaseGeometry) -> BaseGeometry:

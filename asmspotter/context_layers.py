@@ -157,12 +157,16 @@ def _read_layer(config: ContextLayerConfig, path: Path, aoi_path: Path, where: s
 
 
 def _labels(
-    config: ContextLayerConfig, meta: Mapping[str, Any], fields: Sequence[Any], where: str
+    config: ContextLayerConfig,
+    meta: Mapping[str, Any],
+    fields: Sequence[Any],
+    n_features: int,
+    where: str,
 ) -> list[str | None]:
     """The label of each feature (None where there is no label field or value)."""
     names = [str(n) for n in meta["fields"]]
     if config.label_field is None:
-        return [None] * (len(fields[0]) if len(fields) else 0)
+        return [None] * n_features
     if config.label_field not in names:
         raise ValueError(
             f"{where}: label_field {config.label_field!r} is not an attribute of the layer "
@@ -178,6 +182,7 @@ def _load_layer(
     """Read, reproject and clip one layer to the features that touch the AOI."""
     import shapely
     from pyproj import CRS, Transformer
+    from pyproj.exceptions import CRSError
 
     where = f"context_layers.{index} ({config.name})"
     path = _layer_path(config, aoi_path, where)
@@ -191,7 +196,7 @@ def _load_layer(
             "of polygons (protected areas, territories, concessions)."
         )
     try:
-        labels = _labels(config, meta, fields, where)
+        labels = _labels(config, meta, fields, len(geometries), where)
     except ValueError as exc:
         raise AOIConfigError(f"{aoi_path}: {exc}") from exc
     if not meta.get("crs"):
@@ -199,7 +204,13 @@ def _load_layer(
             f"{aoi_path}: {where}: {path.name} has no coordinate reference system; assign "
             "one in QGIS (Layer > Set CRS) or save it as GeoJSON (EPSG:4326)."
         )
-    to_lonlat = Transformer.from_crs(CRS.from_user_input(meta["crs"]), 4326, always_xy=True)
+    try:
+        to_lonlat = Transformer.from_crs(CRS.from_user_input(meta["crs"]), 4326, always_xy=True)
+    except CRSError as exc:
+        raise AOIConfigError(
+            f"{aoi_path}: {where}: {path.name} has a coordinate reference system PROJ does not "
+            f"know ({meta['crs']!r}); save it again in EPSG:4326 or a UTM zone."
+        ) from exc
     features = []
     for label, geometry in zip(labels, geometries, strict=True):
         if geometry is None or geometry.is_empty:

@@ -122,7 +122,11 @@ def test_geopackage_in_its_own_crs_and_two_layers(tmp_path: Path) -> None:
 
 
 def test_layer_without_label_field_tags_the_layer_only(tmp_path: Path) -> None:
-    write_geojson_layer(tmp_path / "parks.geojson", [("Park A", PARK_UTM)])
+    """A layer without any attribute at all, as a bare GeoJSON export gives."""
+    feature = {"type": "Feature", "properties": {}, "geometry": mapping(to_lonlat(PARK_UTM))}
+    (tmp_path / "parks.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": [feature]})
+    )
     aoi = load_aoi(write_aoi(tmp_path, "- name: protected_areas\n  path: parks.geojson\n"))
     (event,) = tag_events([site("s", 600_000)], EPSG, aoi.context_layers)
     assert event.context_tags == (ContextTag("protected_areas", ()),)

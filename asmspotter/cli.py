@@ -619,7 +619,7 @@ def model_train(
     ] = None,
 ) -> None:
     """Train a U-Net on a folder of scenes + labels (or generated chips); write weights + card."""
-    from asmspotter.detect.train import train_detector
+    from asmspotter.detect.train.config import TrainConfig
     from asmspotter.settings import get_settings
 
     out_dir = get_settings().models_dir / name
@@ -635,6 +635,26 @@ def model_train(
         except AsmspotterError as exc:
             raise _fail(str(exc)) from exc
 
+    try:
+        config = TrainConfig(
+            out_dir=out_dir,
+            name=name,
+            scene_dir=scenes,
+            labels_path=labels,
+            negatives_path=negatives,
+            resolution_m=resolution_m,
+            n_train=train_chips,
+            epochs=epochs,
+            seed=seed,
+            patch_px=patch_px,
+            block_px=block_px,
+            hard_fraction=1.0 if hard_lookalikes else 0.0,
+            resume=resume,
+            device=device,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    from asmspotter.detect.train.detector import train_detector
     from asmspotter.progress import progress_bar
 
     def progress(p: dict[str, float]) -> None:
@@ -646,23 +666,7 @@ def model_train(
 
     try:
         with _progress_bars(), progress_bar(f"train {name} (epochs)", total=epochs) as epochs_bar:
-            card = train_detector(
-                out_dir,
-                name=name,
-                scene_dir=scenes,
-                labels_path=labels,
-                negatives_path=negatives,
-                resolution_m=resolution_m,
-                n_train=train_chips,
-                epochs=epochs,
-                seed=seed,
-                patch_px=patch_px,
-                block_px=block_px,
-                hard_lookalikes=hard_lookalikes,
-                progress=progress,
-                resume=resume,
-                device=device,
-            )
+            card = train_detector(config, progress)
     except (AsmspotterError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     m = card.metrics

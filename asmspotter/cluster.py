@@ -2,7 +2,7 @@
 
 With the setting ``ASMSPOTTER_DASK_SCHEDULER`` (e.g. ``tcp://dask-scheduler:8786``)
 compositing (:mod:`asmspotter.composite.composite`) computes its chunks on that
-cluster and U-Net inference (:func:`asmspotter.detect.infer.detect_mines`) predicts
+cluster and U-Net inference (:func:`asmspotter.detect.stage.detect_sites`) predicts
 blocks of the composite on all its workers; without it both run on the local
 threaded scheduler. Memory per worker is bounded by the chunk size (1024 px
 composite chunks), a block (at most 3,072 px square) and GDAL's capped block cache

@@ -332,7 +332,7 @@ def composite_scenes(ctx: RunContext, scenes: Sequence[LocalScene]) -> Composite
 
 def detect_sites(ctx: RunContext, composite_path: Path) -> DetectionResult:
     """Run the AOI's model over the composite; write probability COG and polygons."""
-    from asmspotter.detect.infer import detect_mines
+    from asmspotter.detect import stage
 
     detection = ctx.aoi.config.detection
     model_dir = ctx.settings.models_dir / detection.model
@@ -345,7 +345,7 @@ def detect_sites(ctx: RunContext, composite_path: Path) -> DetectionResult:
         dask_client(ctx.settings.dask_scheduler) as client,
         progress_bar(f"{ctx.aoi.name}: U-Net inference (tiles)") as update,
     ):
-        detections = detect_mines(
+        detections = stage.detect_sites(
             composite_path,
             model_dir,
             probability_path,

@@ -3,7 +3,7 @@
 For every model under ``models/`` (or those named with ``--model``) it prints, in fp32
 and bf16 autocast:
 
-- end-to-end Mpx/s of :func:`asmspotter.detect.infer.predict_probabilities` on a
+- end-to-end Mpx/s of :func:`asmspotter.detect.predict.predict_probabilities` on a
   ``--image-px`` square (output pixels per second, tiles overlapping as the card says),
 - the network's own rate on batches of tiles (tile pixels per second),
 - the model's FLOPs per pixel (``torch.utils.flop_counter`` on one tile; a multiply-add
@@ -15,7 +15,7 @@ and bf16 autocast:
   over rounds is the result.
 
 ``--memory-px 20000`` also writes a synthetic 20,000 x 20,000 px composite COG tile by
-tile and runs :func:`asmspotter.detect.infer.detect_mines` on it, reporting wall time
+tile and runs :func:`asmspotter.detect.stage.detect_sites` on it, reporting wall time
 and the peak resident memory (``ru_maxrss``) of that child process.
 
 Usage::
@@ -43,11 +43,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from asmspotter.cluster import available_cpu_count
 from asmspotter.detect.evaluate import cpu_has_native_bf16
-from asmspotter.detect.infer import (
-    configure_torch_threads,
-    load_model,
-    predict_probabilities,
-)
+from asmspotter.detect.predict import predict_probabilities
+from asmspotter.detect.runtime import configure_torch_threads, load_model
 from asmspotter.detect.tiling import tile_windows
 from asmspotter.memory import reuse_freed_memory
 
@@ -203,7 +200,7 @@ def write_composite(
 
 
 def memory_run(model_dir: Path, size_px: int, precision: str) -> None:
-    """Write the composite, then run detect_mines in a child process; print peak RSS."""
+    """Write the composite, then run detect_sites in a child process; print peak RSS."""
     with tempfile.TemporaryDirectory(
         dir=REPO_ROOT / "data" if (REPO_ROOT / "data").is_dir() else None
     ) as tmp:
@@ -217,13 +214,13 @@ def memory_run(model_dir: Path, size_px: int, precision: str) -> None:
         code = (
             "import json, resource, time, sys\n"
             "from pathlib import Path\n"
-            "from asmspotter.detect.infer import detect_mines\n"
+            "from asmspotter.detect.stage import detect_sites\n"
             "from asmspotter.memory import limit_gdal_cache\n"
             "from asmspotter.settings import get_settings\n"
             # As the pipeline's detect stage does: GDAL's cache capped (256 MB default).
             "limit_gdal_cache(get_settings().gdal_cache_mb)\n"
             "t = time.perf_counter()\n"
-            f"d = detect_mines(Path({str(composite)!r}), Path({str(model_dir)!r}), "
+            f"d = detect_sites(Path({str(composite)!r}), Path({str(model_dir)!r}), "
             f"Path({str(Path(tmp) / 'probability.tif')!r}), min_area_ha=1.0, "
             f"precision={precision!r})\n"
             "print(json.dumps({'seconds': time.perf_counter() - t, 'polygons': len(d), "
@@ -231,11 +228,11 @@ def memory_run(model_dir: Path, size_px: int, precision: str) -> None:
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         if out.returncode:
-            raise RuntimeError(f"detect_mines failed:\n{out.stderr[-3000:]}")
+            raise RuntimeError(f"detect_sites failed:\n{out.stderr[-3000:]}")
         result = json.loads(out.stdout.strip().splitlines()[-1])
         mpx = size_px * size_px / 1e6
         print(
-            f"detect_mines on {size_px} x {size_px} px ({mpx:.0f} Mpx, {precision}): "
+            f"detect_sites on {size_px} x {size_px} px ({mpx:.0f} Mpx, {precision}): "
             f"{result['seconds']:.0f} s ({mpx / result['seconds']:.2f} Mpx/s end to end incl. "
             f"reading, COG writing and vectorising), {result['polygons']} polygons, peak RSS "
             f"{result['peak_rss_kib'] / 2**20:.2f} GiB (GDAL cache capped at "

@@ -5,7 +5,7 @@
 (``chips-<area id>``: search the STAC catalogue, download, composite, cut chips;
 retried while the catalogue is unavailable), writes the manifest, and, given a
 ``model_name``, trains ``models/<model_name>`` on the chips through the one training
-entry point (:func:`asmspotter.detect.train.train_detector`). An area whose task
+entry point (:func:`asmspotter.detect.train.detector.train_detector`). An area whose task
 fails is listed in the manifest's ``failed_areas`` and the others go on; the flow
 then fails naming them, after the manifest is written.
 
@@ -46,13 +46,14 @@ def train_on_chips_task(
     name: str, dataset_dir: Path, epochs: int, n_train: int, patch_px: int, seed: int
 ) -> str:
     """Train ``models/<name>`` on a built dataset; return the model folder."""
-    from asmspotter.detect.train import train_detector
+    from asmspotter.detect.train.config import TrainConfig
+    from asmspotter.detect.train.detector import train_detector
 
     logger = get_run_logger()
     scene_dir, labels = chip_training_inputs(dataset_dir)
     out_dir = get_settings().models_dir / name
-    card = train_detector(
-        out_dir,
+    config = TrainConfig(
+        out_dir=out_dir,
         name=name,
         scene_dir=scene_dir,
         labels_path=labels,
@@ -60,6 +61,9 @@ def train_on_chips_task(
         epochs=epochs,
         patch_px=patch_px,
         seed=seed,
+    )
+    card = train_detector(
+        config,
         progress=lambda record: logger.info(
             "epoch %d/%d: loss %.4f, val IoU %.3f",
             record["epoch"],

@@ -2,7 +2,8 @@
 
 ``train_model_flow`` wires three steps of the core library
 (:mod:`asmspotter.detect.train`, :mod:`asmspotter.detect.evaluate`): train (on a folder
-of scenes + label polygons, or on generated chips when no folder is given), evaluate
+of scenes + label polygons, or on generated chips when no folder is given; the flow's
+parameters become one validated :class:`~asmspotter.detect.train.config.TrainConfig`), evaluate
 the model and the spectral baseline on the held-out split, and measure bf16 against
 fp32 to choose the default precision. Progress is visible in the Prefect UI: one log
 line per epoch (loss, validation IoU) and a progress artifact ``train-<name>``.
@@ -22,6 +23,7 @@ from uuid import UUID
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from asmspotter.detect.train.config import TrainConfig
 from asmspotter.settings import get_settings
 from flows.logs import send_project_logs_to_prefect
 
@@ -53,35 +55,12 @@ def _progress_reporter(name: str, epochs: int) -> Any:
     return report
 
 
-@task(task_run_name="train-{name}", persist_result=False)
-def train_task(
-    name: str,
-    out_dir: Path,
-    scene_dir: Path | None,
-    labels: Path | None,
-    negatives: Path | None,
-    resolution_m: float,
-    epochs: int,
-    n_train: int,
-    seed: int,
-    resume: bool,
-) -> str:
+@task(task_run_name="train-{config.name}", persist_result=False)
+def train_task(config: TrainConfig) -> str:
     """Train and write the model; return the card's JSON summary of metrics."""
-    from asmspotter.detect.train import train_detector
+    from asmspotter.detect.train.detector import train_detector
 
-    card = train_detector(
-        out_dir,
-        name=name,
-        scene_dir=scene_dir,
-        labels_path=labels,
-        negatives_path=negatives,
-        resolution_m=resolution_m,
-        n_train=n_train,
-        epochs=epochs,
-        seed=seed,
-        progress=_progress_reporter(name, epochs),
-        resume=resume,
-    )
+    card = train_detector(config, progress=_progress_reporter(config.name, config.epochs))
     return card.metrics.model_dump_json()
 
 
@@ -132,18 +111,19 @@ def train_model_flow(
     """
     logger = get_run_logger()
     out_dir = get_settings().models_dir / name
-    metrics = train_task(
-        name,
-        out_dir,
-        Path(scene_dir) if scene_dir else None,
-        Path(labels) if labels else None,
-        Path(negatives) if negatives else None,
-        resolution_m,
-        epochs,
-        n_train,
-        seed,
-        resume,
+    config = TrainConfig(
+        out_dir=out_dir,
+        name=name,
+        scene_dir=Path(scene_dir) if scene_dir else None,
+        labels_path=Path(labels) if labels else None,
+        negatives_path=Path(negatives) if negatives else None,
+        resolution_m=resolution_m,
+        n_train=n_train,
+        epochs=epochs,
+        seed=seed,
+        resume=resume,
     )
+    metrics = train_task(config)
     logger.info("trained %s: %s", name, metrics)
     if scene_dir is None:
         logger.info("evaluation: %s", evaluate_task(out_dir, "generated-hard"))

@@ -29,7 +29,8 @@ import sys
 from pathlib import Path
 
 from asmspotter.detect.model_card import DEFAULT_ARCHITECTURE, Architecture
-from asmspotter.detect.train import train_model
+from asmspotter.detect.train.config import TrainConfig
+from asmspotter.detect.train.detector import train_detector
 
 logger = logging.getLogger("train_default_model")
 
@@ -102,30 +103,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Train and write the model; return the exit status."""
-    args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _config(args: argparse.Namespace, hard_fraction: float) -> TrainConfig:
+    """The validated run the command line asks for."""
     name = args.name or PRESETS[args.preset][0]
-    out_dir = args.out_dir or REPO_ROOT / "models" / name
-    card = train_model(
-        out_dir,
+    return TrainConfig(
+        out_dir=args.out_dir or REPO_ROOT / "models" / name,
         name=name,
         version=args.version,
         resolution_m=args.resolution_m or PRESETS[args.preset][1],
-        hard_lookalikes=args.hard_lookalikes,
-        hard_fraction=args.hard_fraction,
+        hard_fraction=hard_fraction,
         render_workers=args.render_workers,
         device=args.device,
         bf16=args.bf16,
-        n_train_chips=args.n_train_chips,
-        n_val_chips=args.n_val_chips,
-        n_test_chips=args.n_test_chips,
-        chip_px=args.chip_px,
+        n_train=args.n_train_chips,
+        n_val=args.n_val_chips,
+        n_test=args.n_test_chips,
+        patch_px=args.chip_px,
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
@@ -138,6 +131,32 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         resume=args.resume,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train and write the model; return the exit status."""
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.hard_lookalikes and args.hard_fraction not in (None, 1.0):
+        logger.error(
+            "--hard-lookalikes means --hard-fraction 1, got --hard-fraction %s; give one of them.",
+            args.hard_fraction,
+        )
+        return 2
+    if args.hard_fraction is not None:
+        hard_fraction = args.hard_fraction
+    else:
+        hard_fraction = 1.0 if args.hard_lookalikes else 0.0
+    try:
+        config = _config(args, hard_fraction)
+    except ValueError as exc:
+        logger.error("%s", exc)
+        return 2
+    card = train_detector(config)
     logger.info("model card: %s", card.model_dump_json(include={"metrics", "threshold"}))
     if card.metrics.pixel_iou < 0.8:
         logger.warning(

@@ -34,8 +34,10 @@ from numpy.typing import NDArray
 from rasterio.features import rasterize
 
 from asmspotter.composite.composite import clear_footprint_from_valid
-from asmspotter.detect.infer import build_features, load_model, predict_probabilities
+from asmspotter.detect.features import build_features
 from asmspotter.detect.model_card import check_model_fits
+from asmspotter.detect.predict import predict_probabilities
+from asmspotter.detect.runtime import load_model
 from asmspotter.detect.site_verification import ArrayPatches, verified_sites, verifier_for
 from asmspotter.detect.vectorize import vectorize_detections
 from asmspotter.events import DEFAULT_ALERT_LEVELS, ConfidenceLevel, SiteEvent

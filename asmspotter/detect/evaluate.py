@@ -2,9 +2,10 @@
 
 ``asmspotter model evaluate MODEL DATA`` calls :func:`evaluate_model`. DATA is either
 ``generated[:<resolution_m>]`` (the model's held-out generated test split: the third
-``SeedSequence(seed).spawn(3)`` stream of :func:`asmspotter.detect.train.train_model`,
-re-rendered with the current generator) or a folder of scenes with ``labels.geojson``
-or ``labels.ndjson`` (LabelBox) and optional ``negatives.geojson`` beside them
+``SeedSequence(seed).spawn(3)`` stream of
+:func:`asmspotter.detect.train.data.generated_chips`, re-rendered with the current
+generator) or a folder of scenes with ``labels.geojson`` or ``labels.ndjson``
+(LabelBox) and optional ``negatives.geojson`` beside them
 (:mod:`asmspotter.detect.datasets`; scenes are predicted whole with tiled inference).
 
 Reported, for the U-Net at the card's threshold and at the threshold that maximises
@@ -30,7 +31,7 @@ from numpy.typing import NDArray
 
 import asmspotter
 from asmspotter.detect.baseline import BASELINE_NAME, baseline_score
-from asmspotter.detect.infer import LoadedModel, build_features, load_model, predict_probabilities
+from asmspotter.detect.features import build_features
 from asmspotter.detect.metrics import object_metrics, object_params, pr_curve_from_histograms
 from asmspotter.detect.model_card import (
     Evaluation,
@@ -41,6 +42,8 @@ from asmspotter.detect.model_card import (
     SoftwareVersions,
     save_card,
 )
+from asmspotter.detect.predict import predict_probabilities
+from asmspotter.detect.runtime import LoadedModel, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +163,8 @@ def generated_test_split(
 ) -> Iterator[tuple[NDArray[np.float32], NDArray[np.bool_]]]:
     """Yield the card's held-out generated test chips (reflectance (4, P, P), mask).
 
-    The same stream :func:`asmspotter.detect.train.train_model` used for its test split
-    (seed, chip size and count from the card), rendered with the current generator.
+    The same stream :func:`asmspotter.detect.train.data.generated_chips` used for its test
+    split (seed, chip size and count from the card), rendered with the current generator.
     """
     from asmspotter.synthetic import render_training_pair
 

@@ -6,7 +6,7 @@ normalisation, the pixel size it was trained at, the probability threshold, tili
 for inference, metrics on its held-out split and how it was trained. The pipeline
 calls :func:`check_model_fits` before inference and refuses a model whose bands or
 resolution do not fit the composite. :mod:`asmspotter.detect.train` writes cards;
-:mod:`asmspotter.detect.infer` reads them.
+:mod:`asmspotter.detect.runtime` reads them.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ local UTM grid), builds the cloud-free median composite
 (:func:`~asmspotter.composite.composite.build_composite_dataset`) and writes each chip
 as a float32 GeoTIFF with the model's six bands (:data:`DEFAULT_BANDS`, NaN = never
 clear) plus a uint8 mask. The chip folder and ``labels.geojson`` are what
-:func:`asmspotter.detect.train.train_from_scenes` reads (``asmspotter model train
+:func:`asmspotter.detect.train.data.labelled_scene_patches` reads (``asmspotter model train
 --chips DIR``). A manifest (JSON + CSV) lists every chip, written or skipped with its
 reason, with source scenes, dates, bounds, label pixel counts and licences.
 
@@ -917,7 +917,7 @@ def build_dataset(
 
 
 def chip_training_inputs(dataset_dir: Path) -> tuple[Path, Path]:
-    """(chip folder, labels file) of a built dataset, for :func:`train_from_scenes`.
+    """(chip folder, labels file) of a built dataset: a ``TrainConfig``'s scene folder and labels.
 
     Raises:
         DatasetBuildError: ``dataset_dir`` is not a built dataset or has no chip.

@@ -23,9 +23,9 @@ import rasterio.errors
 from numpy.typing import NDArray
 from shapely import wkt
 
+from asmspotter.detect.features import band_indexes
 from asmspotter.detect.gallery import CHIP_PX
 from asmspotter.detect.harmonise import l2a_to_gallery_rgb
-from asmspotter.detect.infer import band_indexes
 from asmspotter.detect.site_verification import RasterPatches, patch_origins
 from asmspotter.errors import AsmspotterError
 from asmspotter.storage import Store

@@ -1,7 +1,7 @@
 """Overlapping tiles over an image and the weights that blend them without seams.
 
 A probability map of a large AOI is predicted tile by tile
-(:func:`asmspotter.detect.infer.predict_probabilities`): :func:`tile_windows` lays
+(:func:`asmspotter.detect.predict.predict_probabilities`): :func:`tile_windows` lays
 tiles of ``tile_px`` with ``overlap_px`` overlap over the image, shifting the last
 row and column of tiles inward so no tile reaches past the image;
 :func:`blend_weights` down-weights tile margins, where the net sees less context,

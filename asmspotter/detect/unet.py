@@ -3,7 +3,7 @@
 A classic encoder-decoder U-Net (Ronneberger et al. 2015, https://arxiv.org/abs/1505.04597)
 with BatchNorm + ReLU double convolutions and ``same`` padding, so the output has the
 input's height and width. The input height and width must be multiples of
-``2 ** depth``; :mod:`asmspotter.detect.infer` pads tiles to that.
+``2 ** depth``; :mod:`asmspotter.detect.predict` pads tiles to that.
 
 With ``space_to_depth=2`` the net first folds each 2x2 block of pixels into channels
 (:func:`torch.nn.functional.pixel_unshuffle`, lossless: 6 bands become 24 channels at
@@ -16,7 +16,7 @@ at 75-86 % of the machine's bf16 GEMM rate (``benchmarks/inference.py``).
 
 The architecture is described in the model card (:mod:`asmspotter.detect.model_card`)
 by ``base_channels``, ``depth``, ``upsampling`` and ``space_to_depth``;
-:mod:`asmspotter.detect.infer` builds the net from the card and loads its weights.
+:mod:`asmspotter.detect.runtime` builds the net from the card and loads its weights.
 """
 
 from __future__ import annotations

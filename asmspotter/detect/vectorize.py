@@ -3,7 +3,7 @@
 :func:`vectorize_detections` thresholds the map, removes single-pixel speckle with a
 small morphological opening, labels 4-connected regions, polygonises them with
 ``rasterio.features.shapes`` and keeps those of at least ``min_area_ha``. The
-polygons are in the grid's CRS (a UTM zone, metres); :mod:`asmspotter.detect.infer`
+polygons are in the grid's CRS (a UTM zone, metres); :mod:`asmspotter.detect.stage`
 calls this after prediction and ``asmspotter.track`` matches the polygons to sites.
 """
 
@@ -214,7 +214,7 @@ def vectorize_probability_file(
 
     Args:
         path: Single-band probability GeoTIFF (e.g. from
-            :func:`asmspotter.detect.infer.write_probability_cog_by_strips`).
+            :func:`asmspotter.detect.stage.write_probability_cog_by_strips`).
         epsg: EPSG code of its CRS.
         threshold: Probability at or above which a pixel is mining.
         min_area_ha: Smallest polygon kept, hectares.

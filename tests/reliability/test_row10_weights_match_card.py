@@ -12,8 +12,8 @@ import shutil
 
 import pytest
 
-from asmspotter.detect.infer import load_model
 from asmspotter.detect.model_card import load_card, weights_digest
+from asmspotter.detect.runtime import load_model
 from asmspotter.errors import ModelMismatchError
 from asmspotter.settings import PROJECT_ROOT
 

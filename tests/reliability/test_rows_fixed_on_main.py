@@ -102,7 +102,7 @@ def test_local_eight_bit_scene_is_refused_naming_it(tmp_path, monkeypatch):
 
 
 def test_truncated_weights_name_the_file(tmp_path):
-    from asmspotter.detect.infer import load_model
+    from asmspotter.detect.runtime import load_model
 
     model = tmp_path / "s2-unet-v1"
     shutil.copytree(PROJECT_ROOT / "models" / "s2-unet-v1", model)

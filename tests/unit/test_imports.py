@@ -24,6 +24,13 @@ def test_core_imports_without_prefect_or_torch():
 
 
 def test_detect_loads_torch_but_not_prefect():
-    modules = loaded_after("import asmspotter.detect.infer")
+    modules = loaded_after("import asmspotter.detect.stage")
     assert "torch" in modules
+    assert "prefect" not in modules
+
+
+def test_train_config_validates_without_torch():
+    """Flows build a TrainConfig at their edge before any task loads the net."""
+    modules = loaded_after("import asmspotter.detect.train.config")
+    assert "torch" not in modules
     assert "prefect" not in modules

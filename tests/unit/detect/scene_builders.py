@@ -13,8 +13,8 @@ import torch
 from affine import Affine
 from shapely.geometry import shape
 
-from asmspotter.detect.infer import WEIGHTS_FILENAME, build_model
-from asmspotter.detect.model_card import ModelCard, save_card
+from asmspotter.detect.model_card import WEIGHTS_FILENAME, ModelCard, save_card
+from asmspotter.detect.runtime import build_model
 from asmspotter.grid import AOIGrid
 from asmspotter.scene_io import write_scene
 from asmspotter.synthetic import render_labelled_chip

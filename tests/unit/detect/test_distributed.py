@@ -20,13 +20,10 @@ import torch
 from scene_builders import save_random_unet, write_composite_bands
 
 from asmspotter.composite.indices import ndvi, ndwi
-from asmspotter.detect.infer import (
-    _predict_strips,
-    detect_mines,
-    load_model,
-    predict_probabilities,
-)
 from asmspotter.detect.model_card import Architecture, ModelCard
+from asmspotter.detect.predict import predict_probabilities, predict_strips
+from asmspotter.detect.runtime import load_model
+from asmspotter.detect.stage import detect_sites
 from asmspotter.detect.tiling import split_axis, tile_windows
 
 
@@ -68,7 +65,7 @@ def test_blocks_predicted_apart_equal_the_whole_image(
     joined = np.full(whole.shape, np.nan, np.float32)
     # Arbitrary cuts, not only split_axis's, in both directions.
     for rows, cols in itertools.product([(0, 1), (1, 61), (61, 150)], [(0, 29), (29, 70)]):
-        for row, col, prob, _ in _predict_strips(
+        for row, col, prob, _ in predict_strips(
             features,
             model,
             valid_mask=None,
@@ -87,7 +84,7 @@ def test_blocks_predicted_apart_equal_the_whole_image(
     for bad_range in ({"row_range": (10, 151)}, {"col_range": (5, 5)}):
         with pytest.raises(ValueError, match=next(iter(bad_range))):
             next(
-                _predict_strips(
+                predict_strips(
                     features,
                     model,
                     valid_mask=None,
@@ -135,19 +132,19 @@ def _reference_run(
     model_dir = save_random_unet(tmp_path / "model", card)
     composite = tmp_path / "composite.tif"
     _write_composite(composite, height=height, width=width)
-    detect_mines(composite, model_dir, tmp_path / "local.tif", min_area_ha=0.0)
+    detect_sites(composite, model_dir, tmp_path / "local.tif", min_area_ha=0.0)
     with rasterio.open(tmp_path / "local.tif") as src:
         probability = src.read(1)
     # An untrained net: threshold at its top decile so that there are polygons to compare.
     threshold = float(np.quantile(probability[probability >= 0], 0.9))
-    local = detect_mines(
+    local = detect_sites(
         composite, model_dir, tmp_path / "local.tif", threshold=threshold, min_area_ha=0.0
     )
     return model_dir, composite, threshold, local
 
 
 @pytest.mark.slow
-def test_detect_mines_on_a_local_cluster_equals_one_process(
+def test_detect_sites_on_a_local_cluster_equals_one_process(
     tmp_path: Path, card_factory: Callable[..., ModelCard]
 ) -> None:
     from distributed import Client, LocalCluster
@@ -162,7 +159,7 @@ def test_detect_mines_on_a_local_cluster_equals_one_process(
         ) as cluster,
         Client(cluster, set_as_default=False) as client,  # as dask_client() makes it
     ):
-        distributed = detect_mines(
+        distributed = detect_sites(
             composite,
             model_dir,
             tmp_path / "cluster.tif",
@@ -187,16 +184,16 @@ def test_detect_mines_on_a_local_cluster_equals_one_process(
     assert progress[-1][0] == progress[-1][1] >= len(tile_windows(300, 120, 32, 8))
 
 
-def test_detect_mines_in_column_blocks_equals_one_pass(
+def test_detect_sites_in_column_blocks_equals_one_pass(
     tmp_path: Path, card_factory: Callable[..., ModelCard], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A wide AOI predicted in column blocks writes the map one full-width pass writes."""
     model_dir, composite, threshold, one_pass = _reference_run(
         tmp_path, card_factory, height=70, width=300
     )
-    monkeypatch.setattr("asmspotter.detect.infer.BLOCK_PX", 64)
+    monkeypatch.setattr("asmspotter.detect.blocks.BLOCK_PX", 64)
     progress: list[tuple[int, int]] = []
-    blocked = detect_mines(
+    blocked = detect_sites(
         composite,
         model_dir,
         tmp_path / "blocked.tif",

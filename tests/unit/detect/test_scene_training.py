@@ -18,10 +18,12 @@ from typer.testing import CliRunner
 from asmspotter.cli import app
 from asmspotter.detect.baseline import baseline_score
 from asmspotter.detect.evaluate import check_bf16, evaluate_model, parse_data_spec
-from asmspotter.detect.infer import load_model, predict_probabilities
 from asmspotter.detect.metrics import pixel_metrics
 from asmspotter.detect.model_card import Architecture, load_card
-from asmspotter.detect.train import train_from_scenes
+from asmspotter.detect.predict import predict_probabilities
+from asmspotter.detect.runtime import load_model
+from asmspotter.detect.train.config import TrainConfig
+from asmspotter.detect.train.detector import train_detector
 from asmspotter.synthetic import render_training_pair
 
 torch.set_num_threads(2)
@@ -32,14 +34,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     scenes = tmp_path_factory.mktemp("scenes")
     build_scene_folder(scenes, seed=2, n_scenes=2)
     model_dir = tmp_path_factory.mktemp("models") / "tiny-scenes"
-    train_from_scenes(
-        model_dir,
+    config = TrainConfig(
+        out_dir=model_dir,
         name="tiny-scenes",
         scene_dir=scenes,
         labels_path=scenes / "labels.geojson",
         patch_px=32,
         block_px=64,
-        n_train_patches=48,
+        n_train=48,
         epochs=2,
         batch_size=16,
         architecture=Architecture(
@@ -47,6 +49,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         ),
         seed=0,
     )
+    train_detector(config)
     return scenes, model_dir
 
 
@@ -152,8 +155,6 @@ def test_evaluate_generated_split(trained: tuple[Path, Path], tmp_path: Path) ->
 
 
 def test_scene_folder_without_labels_is_refused_before_any_work(tmp_path):
-    from asmspotter.detect.train import train_detector
-
     with pytest.raises(ValueError, match="needs labels: give a GeoJSON or LabelBox NDJSON"):
-        train_detector(tmp_path / "model", name="x", scene_dir=tmp_path)
+        TrainConfig(out_dir=tmp_path / "model", name="x", scene_dir=tmp_path)
     assert not (tmp_path / "model").exists()

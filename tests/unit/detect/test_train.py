@@ -1,4 +1,4 @@
-"""Tests of asmspotter.detect.train: a CI-sized run, the files it writes, resuming."""
+"""Tests of asmspotter.detect.train: a CI-sized run, the files it writes, resuming, the config."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ import pytest
 import torch
 
 from asmspotter.composite.indices import ndvi, ndwi
-from asmspotter.detect.infer import load_model, predict_probabilities
 from asmspotter.detect.model_card import CARD_FILENAME, WEIGHTS_FILENAME, Architecture, load_card
-from asmspotter.detect.train import CHECKPOINT_FILENAME, reflectance_to_features, train_model
+from asmspotter.detect.predict import predict_probabilities
+from asmspotter.detect.runtime import load_model
+from asmspotter.detect.train.config import TrainConfig
+from asmspotter.detect.train.detector import train_detector
+from asmspotter.detect.train.inputs import reflectance_to_features
+from asmspotter.detect.train.loop import CHECKPOINT_FILENAME
 
 torch.set_num_threads(2)
 
@@ -20,14 +24,15 @@ torch.set_num_threads(2)
 TINY_NET = Architecture(base_channels=8, depth=2, upsampling="transpose", space_to_depth=2)
 TINY: dict[str, Any] = {
     "name": "tiny",
-    "n_train_chips": 16,
-    "n_val_chips": 4,
-    "n_test_chips": 4,
-    "chip_px": 64,
+    "n_train": 16,
+    "n_val": 4,
+    "n_test": 4,
+    "patch_px": 64,
     "epochs": 2,
     "batch_size": 8,
     "architecture": TINY_NET,
     "seed": 3,
+    "hard_fraction": 0.0,
 }
 
 
@@ -37,7 +42,7 @@ class Interrupt(Exception):
 
 def test_tiny_training_writes_weights_and_card(tmp_path: Path) -> None:
     records: list[dict[str, Any]] = []
-    card = train_model(tmp_path, progress=records.append, **TINY)
+    card = train_detector(TrainConfig(out_dir=tmp_path, **TINY), records.append)
     assert (tmp_path / WEIGHTS_FILENAME).is_file()
     assert not (tmp_path / CHECKPOINT_FILENAME).exists()
     assert load_card(tmp_path) == card
@@ -63,12 +68,13 @@ def test_interrupted_training_resumes_from_checkpoint(tmp_path: Path) -> None:
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train_model(tmp_path, progress=stop_after_first_epoch, **TINY)
+        train_detector(TrainConfig(out_dir=tmp_path, **TINY), stop_after_first_epoch)
     assert (tmp_path / CHECKPOINT_FILENAME).is_file()
     assert not (tmp_path / WEIGHTS_FILENAME).exists()
 
     records: list[dict[str, Any]] = []
-    card = train_model(tmp_path, progress=records.append, keep_checkpoint=True, **TINY)
+    config = TrainConfig(out_dir=tmp_path, keep_checkpoint=True, **TINY)
+    card = train_detector(config, records.append)
     assert [r["epoch"] for r in records] == [2]
     assert card.training.epochs == 2
     checkpoint = torch.load(tmp_path / CHECKPOINT_FILENAME, weights_only=True)
@@ -77,7 +83,7 @@ def test_interrupted_training_resumes_from_checkpoint(tmp_path: Path) -> None:
 
     # Other settings never silently continue an old run.
     with pytest.raises(ValueError, match="resume=False"):
-        train_model(tmp_path, **{**TINY, "lr": 1e-2})
+        train_detector(TrainConfig(out_dir=tmp_path, **{**TINY, "lr": 1e-2}))
 
 
 def test_features_match_the_composite_indices() -> None:
@@ -96,9 +102,10 @@ def test_features_match_the_composite_indices() -> None:
     ("override", "match"),
     [
         ({"epochs": 0}, "epochs must be >= 1"),
-        ({"chip_px": 60}, "multiple of the net's size multiple 8"),
+        ({"patch_px": 60}, "multiple of the net's size multiple 8"),
+        ({"n_val": 0}, "n_val must be >= 1"),
     ],
 )
 def test_bad_arguments(tmp_path: Path, override: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        train_model(tmp_path, **{**TINY, **override})
+        TrainConfig(out_dir=tmp_path, **{**TINY, **override})

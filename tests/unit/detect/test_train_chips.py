@@ -18,7 +18,10 @@ import torch
 from asmspotter.detect.chips import chip_seed, hard_chip_flags, render_chips
 from asmspotter.detect.evaluate import generated_test_split
 from asmspotter.detect.model_card import Architecture
-from asmspotter.detect.train import _augment, resolve_training_device, train_model
+from asmspotter.detect.train.augment import augment
+from asmspotter.detect.train.config import TrainConfig
+from asmspotter.detect.train.detector import train_detector
+from asmspotter.detect.train.loop import resolve_training_device
 from asmspotter.synthetic import render_training_pair
 
 torch.set_num_threads(2)
@@ -27,10 +30,10 @@ CHIP = {"chip_px": 32, "resolution_m": 10.0, "mining_probability": 0.6}
 
 TINY: dict[str, Any] = {
     "name": "tiny",
-    "n_train_chips": 8,
-    "n_val_chips": 4,
-    "n_test_chips": 3,
-    "chip_px": 32,
+    "n_train": 8,
+    "n_val": 4,
+    "n_test": 3,
+    "patch_px": 32,
     "epochs": 1,
     "batch_size": 8,
     "architecture": Architecture(
@@ -113,7 +116,7 @@ def test_augment_transforms_each_chip_with_its_mask() -> None:
     rng = np.random.default_rng(0)
     refl = torch.from_numpy(rng.uniform(0.1, 0.5, (16, 4, 8, 8)).astype(np.float32))
     masks = refl[:, :1] > 0.3
-    out, out_masks = _augment(refl, masks.float(), torch.Generator().manual_seed(1))
+    out, out_masks = augment(refl, masks.float(), torch.Generator().manual_seed(1))
     assert out.shape == refl.shape and out_masks.shape == masks.shape
     gen = torch.Generator().manual_seed(1)
     ks = torch.randint(0, 4, (16,), generator=gen).tolist()
@@ -127,7 +130,7 @@ def test_augment_transforms_each_chip_with_its_mask() -> None:
 
 
 def test_mixed_training_tests_on_both_evaluation_splits(tmp_path: Path) -> None:
-    card = train_model(tmp_path, hard_fraction=0.5, device=None, **TINY)
+    card = train_detector(TrainConfig(out_dir=tmp_path, **{**TINY, "hard_fraction": 0.5}))
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert card.training.device is not None and card.training.device.startswith(expected)
     # The card's test split is both evaluation splits: 3 standard + 3 hard chips.
@@ -139,8 +142,9 @@ def test_mixed_training_tests_on_both_evaluation_splits(tmp_path: Path) -> None:
     assert len(chips) == 3 and chips[0][0].shape == (4, 32, 32)
 
 
-def test_hard_lookalikes_contradicting_hard_fraction_is_refused(tmp_path: Path) -> None:
+def test_bad_hard_fraction_and_bf16_off_cuda_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="hard_fraction"):
-        train_model(tmp_path, hard_lookalikes=True, hard_fraction=0.5, **TINY)
+        TrainConfig(out_dir=tmp_path, **{**TINY, "hard_fraction": 1.5})
     with pytest.raises(ValueError, match="bf16"):
-        train_model(tmp_path, device="cpu", bf16=True, **TINY)
+        train_detector(TrainConfig(out_dir=tmp_path, **{**TINY, "device": "cpu", "bf16": True}))
+    assert not any(tmp_path.iterdir())  # refused before rendering or writing anything

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from asmspotter.detect.infer import build_network
 from asmspotter.detect.model_card import DEFAULT_ARCHITECTURE, Architecture
+from asmspotter.detect.runtime import build_network
 from asmspotter.detect.unet import UNet, fold_space_to_depth
 
 torch.set_num_threads(2)

@@ -10,7 +10,7 @@ import rasterio
 from affine import Affine
 from scipy import ndimage
 
-from asmspotter.detect.infer import PROBABILITY_NODATA, write_probability_cog_by_strips
+from asmspotter.detect.stage import PROBABILITY_NODATA, write_probability_cog_by_strips
 from asmspotter.detect.vectorize import vectorize_detections, vectorize_probability_file
 
 TRANSFORM = Affine(10.0, 0.0, 500_000.0, 0.0, -10.0, 600_000.0)
@@ -105,7 +105,7 @@ class _CountingDataset:
 
 
 def test_row_reader_reads_each_row_once_going_down(tmp_path: Path) -> None:
-    from asmspotter.detect.infer import RowReader
+    from asmspotter.detect.features import RowReader
 
     data = np.arange(3 * 50 * 20, dtype=np.float32).reshape(3, 50, 20)
     data[1, 5, 5] = -9999.0

@@ -1,4 +1,4 @@
-"""Tests of asmspotter.detect.infer: features, tiled prediction, loading, detect_mines."""
+"""Tests of the detect stage's modules: features, tiled prediction, loading, detect_sites."""
 
 from __future__ import annotations
 
@@ -15,21 +15,17 @@ from scene_builders import save_random_unet, write_composite_bands
 from torch import nn
 
 from asmspotter.composite.indices import ndvi, ndwi
-from asmspotter.detect import infer
-from asmspotter.detect.infer import (
-    PROBABILITY_BAND,
-    LoadedModel,
-    build_features,
-    detect_mines,
-    load_model,
-    predict_probabilities,
-)
+from asmspotter.detect import stage
+from asmspotter.detect.features import build_features
 from asmspotter.detect.model_card import (
     Architecture,
     ModelCard,
     Normalisation,
     save_card,
 )
+from asmspotter.detect.predict import predict_probabilities
+from asmspotter.detect.runtime import LoadedModel, load_model
+from asmspotter.detect.stage import PROBABILITY_BAND, detect_sites
 from asmspotter.detect.tiling import tile_windows
 from asmspotter.errors import ModelMismatchError, ModelNotFoundError
 
@@ -223,16 +219,16 @@ def _ndwi_model(card: ModelCard) -> LoadedModel:
     return _pixelwise_model(card, [0, 0, 0, 0, 40.0, 0])
 
 
-def test_detect_mines_end_to_end(
+def test_detect_sites_end_to_end(
     tmp_path: Path, card_factory: Callable[..., ModelCard], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The 6x6 pond = 36 px at 10 m = 0.36 ha becomes one polygon; no-data rows are -1."""
     composite = tmp_path / "composite.tif"
     _write_composite(composite)
     card = card_factory(tile_px=16, overlap_px=4)
-    monkeypatch.setattr(infer, "load_model", lambda *a, **k: _ndwi_model(card))
+    monkeypatch.setattr(stage, "load_model", lambda *a, **k: _ndwi_model(card))
     out = tmp_path / "out" / "probability.tif"
-    sites = detect_mines(composite, tmp_path / "model", out, min_area_ha=0.1)
+    sites = detect_sites(composite, tmp_path / "model", out, min_area_ha=0.1)
     assert len(sites) == 1
     assert sites.iloc[0]["area_ha"] == pytest.approx(0.36)
     assert sites.crs.to_epsg() == 32621
@@ -252,17 +248,17 @@ def test_detect_mines_end_to_end(
     # The threshold argument overrides the card's: above every probability, nothing.
     assert prob.max() < 0.99999
     model_dir = tmp_path / "model"
-    assert len(detect_mines(composite, model_dir, out, threshold=0.99999, min_area_ha=0.1)) == 0
+    assert len(detect_sites(composite, model_dir, out, threshold=0.99999, min_area_ha=0.1)) == 0
     # The default minimum area, 1 ha, drops the 0.36 ha pond.
-    assert len(detect_mines(composite, model_dir, out)) == 0
+    assert len(detect_sites(composite, model_dir, out)) == 0
 
 
-def test_detect_mines_refuses_another_resolution(
+def test_detect_sites_refuses_another_resolution(
     tmp_path: Path, card_factory: Callable[..., ModelCard], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     composite = tmp_path / "composite.tif"
     _write_composite(composite, resolution_m=30.0)
     card = card_factory()
-    monkeypatch.setattr(infer, "load_model", lambda *a, **k: _ndwi_model(card))
+    monkeypatch.setattr(stage, "load_model", lambda *a, **k: _ndwi_model(card))
     with pytest.raises(ModelMismatchError, match="train one at 30 m"):
-        detect_mines(composite, tmp_path / "model", tmp_path / "p.tif")
+        detect_sites(composite, tmp_path / "model", tmp_path / "p.tif")

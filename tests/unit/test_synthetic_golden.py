@@ -1,0 +1,59 @@
+"""Golden hashes of generated chips and a scene series: the generator's output is frozen.
+
+Models, their cards' IoU figures and every seeded test are built on generated data, so
+a refactor of :mod:`asmspotter.synthetic` must give the same bytes for the same seed.
+If a change to the generator is meant, re-train the models and update these hashes in
+the same commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from asmspotter.grid import AOIGrid
+from asmspotter.synthetic import generate_scene_series, render_labelled_chip, render_training_pair
+
+# Hashes of the output before the module became the synthetic/ package.
+PAIR_SEED_1 = "28cf905470015e413c12d2608cf8d4e37331f5d2832eb76746e3634de0064b4d"
+CHIP_SEED_107 = "a887356fd44a79885cda42f28be7bcdf8ff93998cacc05ea953c295a30f9bdfb"
+SERIES_SEED_3 = "adcd6d70aa486ad4ba1a5186a655fb9d996279b92c5e6c0ed612f9e331103688"
+SITES_JSON_SEED_3 = "85109c420d75f9ce07d81d4726bf33c9c029845518d66dd4d83803d28b403128"
+
+
+def _sha256(*arrays: np.ndarray) -> str:
+    """Hash of the arrays' dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def test_training_pair_of_a_seed_is_unchanged() -> None:
+    reflectance, mask = render_training_pair(np.random.default_rng(1), 128, 10.0, 1.0)
+    assert _sha256(reflectance, mask) == PAIR_SEED_1
+
+
+def test_labelled_chip_with_hard_lookalikes_is_unchanged() -> None:
+    chip = render_labelled_chip(np.random.default_rng(107), 96, 3.0, 0.5, hard_lookalikes=True)
+    assert _sha256(chip.reflectance, chip.mining_mask, chip.land_cover) == CHIP_SEED_107
+
+
+def test_scene_series_of_a_seed_is_unchanged(tmp_path: Path) -> None:
+    grid = AOIGrid(32621, 10.0, 500000.0, 600000.0, 256, 256)
+    days = [dt.date(2024, 1, 5), dt.date(2024, 2, 5), dt.date(2024, 3, 5)]
+    series = generate_scene_series(tmp_path, grid, days, seed=3, n_static=1, n_growing=1, n_new=1)
+    arrays = []
+    for scene in series.scenes:
+        for path in (scene.reflectance_path, scene.cloud_mask_path, scene.truth_path):
+            with rasterio.open(path) as src:
+                arrays.append(src.read())
+    assert _sha256(*arrays) == SERIES_SEED_3
+    truth = hashlib.sha256(series.truth_json_path.read_bytes()).hexdigest()
+    assert truth == SITES_JSON_SEED_3

@@ -27,10 +27,17 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from asmspotter.context_layers import (
+    ContextLayer,
+    ContextLayerConfig,
+    LayerTag,
+    load_context_layers,
+)
 from asmspotter.errors import AOIConfigError
 from asmspotter.events import DEFAULT_ALERT_LEVELS, ConfidenceLevel
 from asmspotter.sources import SourceConfig
@@ -113,6 +120,12 @@ class AlertChannelConfig(StrictModel):
     language: Literal["en", "es", "pt", "nl"] = Field(
         default="en",
         description="Language of this channel's alerts: en, es, pt or nl.",
+    )
+    tags: list[LayerTag] | None = Field(
+        default=None,
+        min_length=1,
+        description="Only sites in one of these context layers (names from the AOI's "
+        "context_layers), e.g. [protected_areas] for the park service; default: every site.",
     )
 
     @field_validator("url")
@@ -209,6 +222,11 @@ class AOIConfig(StrictModel):
         default_factory=dict,
         description="Optional named places {name: [lon, lat]} to describe sites in alerts.",
     )
+    context_layers: list[ContextLayerConfig] = Field(
+        default_factory=list,
+        description="Protected areas, territories, concessions (GeoPackage/GeoJSON beside "
+        "the file); sites are tagged with the layers they intersect.",
+    )
 
     @field_validator("geometry")
     @classmethod
@@ -216,6 +234,26 @@ class AOIConfig(StrictModel):
         if isinstance(geometry, dict):
             _geometry_from_mapping(geometry)
         return geometry
+
+    @model_validator(mode="after")
+    def _channel_tags_name_layers(self) -> AOIConfig:
+        """A channel may only subscribe to tags a context layer gives, each layer named once."""
+        names = [layer.name for layer in self.context_layers]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(
+                f"context_layers: the names {repeated} are used twice; give each layer its "
+                "own name (it is the tag its sites get)."
+            )
+        for index, channel in enumerate(self.alerts):
+            unknown = sorted(set(channel.tags or ()) - set(names))
+            if unknown:
+                raise ValueError(
+                    f"alerts.{index}.tags: {unknown} is not the name of a context layer "
+                    f"(context_layers: {', '.join(names) or 'none'}); add the layer or fix "
+                    "the tag."
+                )
+        return self
 
 
 def _check_rings(geometry: dict[str, Any]) -> None:
@@ -282,11 +320,13 @@ class AOI:
         config: The validated YAML content.
         path: The YAML file it came from.
         geometry_lonlat: The AOI polygon in EPSG:4326.
+        context_layers: The ``context_layers`` files, read (features touching the AOI).
     """
 
     config: AOIConfig
     path: Path
     geometry_lonlat: BaseGeometry
+    context_layers: tuple[ContextLayer, ...] = ()
 
     @property
     def name(self) -> str:
@@ -410,7 +450,8 @@ def load_aoi(path: Path) -> AOI:
     _check_area(geometry, path)
     for message in warn_plaintext_secrets(config, path):
         warnings.warn(message, UserWarning, stacklevel=2)
-    return AOI(config=config, path=path, geometry_lonlat=geometry)
+    layers = load_context_layers(config.context_layers, path, geometry)
+    return AOI(config=config, path=path, geometry_lonlat=geometry, context_layers=layers)
 
 
 def geodesic_area_km2(geometry_lonlat: BaseGeometry) -> float:

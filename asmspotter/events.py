@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from shapely.geometry.base import BaseGeometry
+
+if TYPE_CHECKING:
+    from asmspotter.context_layers import ContextTag
 
 EventKind = Literal["new", "expanded", "unchanged", "shrunk", "not_seen"]
 """new: first detection of a site. expanded: grew by more than the AOI's thresholds,
@@ -61,6 +64,9 @@ class SiteEvent:
             ``threshold``, or its lower ``candidate_threshold`` for a verifier-confirmed
             candidate); growth is only measured between outlines cut at the same one.
             None when unknown (recorded before it was kept).
+        context_tags: The AOI's context layers the outline intersects (protected
+            areas, territories, concessions), set by the alerts from the AOI file's
+            ``context_layers`` (``asmspotter.context_layers.tag_sites``), not by tracking.
     """
 
     site_id: str
@@ -78,6 +84,7 @@ class SiteEvent:
     verifier_score: float | None = None
     confidence: ConfidenceLevel = "nominal"
     outline_threshold: float | None = None
+    context_tags: tuple[ContextTag, ...] = ()
 
     @property
     def is_alertable(self) -> bool:

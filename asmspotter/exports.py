@@ -21,6 +21,7 @@ import csv
 import datetime as dt
 import io
 import json
+import logging
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,23 +31,34 @@ from xml.sax.saxutils import escape as xml_escape
 
 import numpy as np
 import shapely
-from pyproj import Transformer
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
 from shapely.geometry import MultiPolygon, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
 
+from asmspotter.atomic_write import atomic_write
+from asmspotter.context_layers import ContextTag
 from asmspotter.events import SiteEvent
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "EXPORT_FORMATS",
     "ExportSite",
+    "format_context_tags",
+    "geojson_feature",
+    "lonlat_reprojector",
     "render_csv",
     "render_export",
+    "render_feature_collection",
     "render_geojson",
     "render_geopackage",
     "render_gpx",
     "render_kml",
     "sites_from_events",
     "sites_from_records",
+    "write_bytes_atomic",
+    "write_geojson",
 ]
 
 # 7 decimals of a degree is about 1 cm: RFC 7946 section 11.2 asks for no more
@@ -76,6 +88,7 @@ _CSV_COLUMNS = (
     "first_seen",
     "last_seen",
     "reason",
+    "context_layers",
     "url",
 )
 
@@ -95,6 +108,8 @@ class ExportSite:
         last_seen: Window end of the latest run that detected it.
         reason: The reviewer's reason (dismissals and confirmations).
         url: A link for the site (its review page or a map), if any.
+        context_tags: The AOI's context layers the site lies in (protected areas,
+            territories, concessions), with the names of the features.
     """
 
     site_id: str
@@ -107,6 +122,7 @@ class ExportSite:
     last_seen: dt.date | None = None
     reason: str | None = None
     url: str | None = None
+    context_tags: tuple[ContextTag, ...] = ()
 
     @property
     def centroid_lonlat(self) -> tuple[float, float]:
@@ -135,13 +151,36 @@ class ExportSite:
             "first_seen": self.first_seen.isoformat() if self.first_seen else None,
             "last_seen": self.last_seen.isoformat() if self.last_seen else None,
             "reason": self.reason,
+            "context_layers": format_context_tags(self.context_tags) or None,
             "url": self.url,
         }
 
 
-def _lonlat_transformer(epsg: int) -> Callable[[BaseGeometry], BaseGeometry]:
-    """A function reprojecting shapely geometries from ``EPSG:<epsg>`` to lon/lat."""
-    transformer = Transformer.from_crs(epsg, 4326, always_xy=True)
+def format_context_tags(tags: Sequence[ContextTag]) -> str:
+    """Tags as one text cell: ``protected_areas (Park A, Park B); concessions``.
+
+    Layer names stay the AOI file's tags (what channels subscribe to), untranslated,
+    so a spreadsheet filter or a GIS query matches them in every language.
+    """
+    return "; ".join(
+        f"{tag.layer} ({', '.join(tag.features)})" if tag.features else tag.layer for tag in tags
+    )
+
+
+def lonlat_reprojector(epsg: int) -> Callable[[BaseGeometry], BaseGeometry]:
+    """A function reprojecting shapely geometries from ``EPSG:<epsg>`` to lon/lat.
+
+    Raises:
+        ValueError: ``epsg`` is not a known EPSG code.
+    """
+    try:
+        source = CRS.from_epsg(epsg)
+    except CRSError as exc:
+        raise ValueError(
+            f"epsg={epsg} is not a known EPSG code; pass the AOI grid's CRS code, e.g. "
+            "32621 for UTM zone 21N."
+        ) from exc
+    transformer = Transformer.from_crs(source, 4326, always_xy=True)
 
     def reproject(geometry: BaseGeometry) -> BaseGeometry:
         return shapely.transform(
@@ -171,7 +210,7 @@ def sites_from_records(
     rows = []
     for site in sites:
         if site.epsg not in transformers:
-            transformers[site.epsg] = _lonlat_transformer(site.epsg)
+            transformers[site.epsg] = lonlat_reprojector(site.epsg)
         obs = (latest or {}).get(site.site_id)
         reason = site.dismissed_reason if site.status == "dismissed" else None
         rows.append(
@@ -197,7 +236,7 @@ def sites_from_events(
     url_for: Callable[[str], str | None] | None = None,
 ) -> list[ExportSite]:
     """Build export rows from tracking events (outlines in ``EPSG:<epsg>``), e.g. for alerts."""
-    reproject = _lonlat_transformer(epsg)
+    reproject = lonlat_reprojector(epsg)
     return [
         ExportSite(
             site_id=e.site_id,
@@ -207,6 +246,7 @@ def sites_from_events(
             confidence=e.confidence,
             first_seen=e.first_seen,
             url=url_for(e.site_id) if url_for else None,
+            context_tags=e.context_tags,
         )
         for e in events
     ]
@@ -230,18 +270,55 @@ def _rounded(geometry: BaseGeometry) -> dict[str, Any]:
     return rounded
 
 
+def geojson_feature(
+    feature_id: str, geometry_lonlat: BaseGeometry, properties: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One RFC 7946 feature: lon/lat geometry at :data:`_DECIMALS` decimals (about 1 cm)."""
+    return {
+        "type": "Feature",
+        "id": feature_id,
+        "properties": dict(properties),
+        "geometry": _rounded(geometry_lonlat),
+    }
+
+
+def render_feature_collection(features: Sequence[Mapping[str, Any]]) -> str:
+    """The text of a FeatureCollection (UTF-8 kept readable, one indent per level)."""
+    collection = {"type": "FeatureCollection", "features": list(features)}
+    return json.dumps(collection, indent=1, ensure_ascii=False) + "\n"
+
+
 def render_geojson(sites: Sequence[ExportSite]) -> str:
     """An RFC 7946 FeatureCollection (EPSG:4326): outlines with every attribute."""
-    features = [
-        {
-            "type": "Feature",
-            "id": s.site_id,
-            "properties": s.properties(),
-            "geometry": _rounded(s.geometry_lonlat),
-        }
-        for s in sites
-    ]
-    return json.dumps({"type": "FeatureCollection", "features": features}, indent=1) + "\n"
+    return render_feature_collection(
+        [geojson_feature(s.site_id, s.geometry_lonlat, s.properties()) for s in sites]
+    )
+
+
+def write_bytes_atomic(path: Path, content: bytes) -> Path:
+    """Write ``content`` through :func:`asmspotter.atomic_write.atomic_write`.
+
+    A reader never sees half a file, parents are created and the file gets the mode of
+    any other output.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as scratch:
+        scratch.write_bytes(content)
+    return path
+
+
+def write_geojson(features: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """Write features (from :func:`geojson_feature`) as one GeoJSON file, atomically.
+
+    The one GeoJSON writer of the project: alert attachments, the run's
+    ``sites.geojson`` and the training examples all go through it.
+
+    Returns:
+        ``path``.
+    """
+    write_bytes_atomic(path, render_feature_collection(features).encode("utf-8"))
+    logger.debug("Wrote %d features to %s", len(features), path)
+    return path
 
 
 def _kml_colour(hex_rgb: str, alpha: int) -> str:
@@ -336,7 +413,13 @@ def render_gpx(sites: Sequence[ExportSite], *, creator: str = "asmspotter") -> s
         lon, lat = site.centroid_lonlat
         what = ", ".join(
             str(v)
-            for v in (site.event, f"{site.area_ha:.1f} ha", site.confidence, site.review)
+            for v in (
+                site.event,
+                f"{site.area_ha:.1f} ha",
+                site.confidence,
+                site.review,
+                format_context_tags(site.context_tags),
+            )
             if v
         )
         link = (

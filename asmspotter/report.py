@@ -9,7 +9,6 @@ file every dismissal refreshes) write files for people and for training.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from asmspotter.alerts.dispatch import DeliveryOutcome
 from asmspotter.alerts.render import describe_confidence, nearest_label
-from asmspotter.atomic_write import atomic_write
+from asmspotter.exports import geojson_feature, lonlat_reprojector, write_geojson
 
 if TYPE_CHECKING:
     from asmspotter.monitor import RunSummary
@@ -251,31 +250,7 @@ def write_site_timeline(
 
 def _site_feature_lonlat(site: SiteRecord, properties: dict[str, Any]) -> dict[str, Any]:
     """A GeoJSON feature of a site's latest outline in EPSG:4326."""
-    import numpy as np
-    import shapely
-    from pyproj import Transformer
-    from shapely.geometry import mapping
-
-    to_lonlat = Transformer.from_crs(site.epsg, 4326, always_xy=True)
-    geometry = shapely.transform(
-        site.geometry, lambda xy: np.column_stack(to_lonlat.transform(xy[:, 0], xy[:, 1]))
-    )
-    return {
-        "type": "Feature",
-        "id": site.site_id,
-        "geometry": mapping(geometry),
-        "properties": properties,
-    }
-
-
-def _write_feature_collection(features: list[dict[str, Any]], path: Path) -> Path:
-    """Write a FeatureCollection atomically (a scratch file, then a rename)."""
-    with atomic_write(path) as scratch:
-        scratch.write_text(
-            json.dumps({"type": "FeatureCollection", "features": features}, indent=1) + "\n",
-            encoding="utf-8",
-        )
-    return path
+    return geojson_feature(site.site_id, lonlat_reprojector(site.epsg)(site.geometry), properties)
 
 
 def write_negatives_geojson(dismissed: Sequence[DismissedSite], path: Path) -> Path:
@@ -302,7 +277,7 @@ def write_negatives_geojson(dismissed: Sequence[DismissedSite], path: Path) -> P
         )
         for item in dismissed
     ]
-    _write_feature_collection(features, path)
+    write_geojson(features, path)
     logger.info("Wrote %d negative areas to %s", len(features), path)
     return path
 
@@ -330,7 +305,7 @@ def write_positives_geojson(confirmed: Sequence[SiteRecord], path: Path) -> Path
         )
         for site in confirmed
     ]
-    _write_feature_collection(features, path)
+    write_geojson(features, path)
     logger.info("Wrote %d confirmed mining areas to %s", len(features), path)
     return path
 

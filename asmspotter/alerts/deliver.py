@@ -37,6 +37,7 @@ import apprise
 from asmspotter.alerts.render import IMAGES_END, IMAGES_START, AlertMessage
 from asmspotter.atomic_write import atomic_write
 from asmspotter.errors import AlertDeliveryError
+from asmspotter.exports import write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -502,10 +503,9 @@ def _outbox_folder_name(message: AlertMessage) -> str:
     return f"alert-{digest}"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write text to a scratch file beside ``path`` and rename it into place."""
-    with atomic_write(path) as scratch:
-        scratch.write_text(text, encoding="utf-8")
+def _write_text(path: Path, text: str) -> None:
+    """Write UTF-8 text atomically, with a normal file mode."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def _html_with_file_links(body_html: str, names: dict[str, str]) -> str:
@@ -560,17 +560,15 @@ def write_outbox(message: AlertMessage, attachments: Sequence[Path], outbox_dir:
                 shutil.copy2(src, scratch)
         copied.append(name)
 
-    _write_atomic(folder / "message.html", _html_with_file_links(message.body_html, renamed))
-    _write_atomic(folder / "message.txt", f"{message.title}\n\n{message.body_text}")
-    _write_atomic(folder / "message.md", f"# {message.title}\n\n{message.body_markdown}")
+    _write_text(folder / "message.html", _html_with_file_links(message.body_html, renamed))
+    _write_text(folder / "message.txt", f"{message.title}\n\n{message.body_text}")
+    _write_text(folder / "message.md", f"# {message.title}\n\n{message.body_markdown}")
     manifest = {
         "title": message.title,
         "event_keys": list(message.event_keys),
         "attachments": copied,
         "missing_attachments": missing,
     }
-    _write_atomic(
-        folder / "message.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-    )
+    _write_text(folder / "message.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     logger.info("Wrote alert %r to outbox %s (%d file(s))", message.title, folder, len(copied))
     return folder

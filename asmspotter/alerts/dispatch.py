@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import html
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,9 +38,11 @@ from asmspotter.alerts.render import (
     event_key,
     render_alert,
     render_digest,
+    render_notice_html,
     write_events_geojson,
 )
 from asmspotter.aoi import AOI, AlertChannelConfig
+from asmspotter.context_layers import ContextTag, tag_events, tag_sites
 from asmspotter.errors import AOIConfigError
 from asmspotter.events import CONFIDENCE_LEVELS, DEFAULT_ALERT_LEVELS, SiteEvent
 from asmspotter.storage import Store
@@ -88,11 +89,13 @@ def outbox_channel(outbox_dir: Path) -> Channel:
 def events_for_channel(
     events: Sequence[SiteEvent], config: AlertChannelConfig | None
 ) -> list[SiteEvent]:
-    """The alertable events a channel subscribed to, at its levels and minimum area.
+    """The alertable events a channel subscribed to, at its levels, minimum area and tags.
 
     Without a channel (the outbox) the default levels apply. Events no verifier scored
     (a model without one, such as ``ps-unet-v1``) pass the level filter: they have no
-    level to judge them by, and dropping them would silence that model's AOIs.
+    level to judge them by, and dropping them would silence that model's AOIs. A
+    channel with ``tags`` gets only sites in one of those context layers (the events
+    must carry their ``context_tags``, :func:`asmspotter.context_layers.tag_events`).
     """
     wanted = set(config.events) if config else {"new", "expanded"}
     min_area = config.min_area_ha if config else 0.0
@@ -104,7 +107,15 @@ def events_for_channel(
         and e.kind in wanted
         and e.area_ha >= min_area
         and (e.confidence in levels or e.verifier_score is None)
+        and has_channel_tag(e.context_tags, config)
     ]
+
+
+def has_channel_tag(tags: Sequence[ContextTag], config: AlertChannelConfig | None) -> bool:
+    """True if a site with these tags goes to the channel: it has no ``tags``, or one matches."""
+    if config is None or config.tags is None:
+        return True
+    return any(tag.layer in config.tags for tag in tags)
 
 
 def is_dismissal_overridden(area_ha: float, dismissed_area_ha: float | None, aoi: AOI) -> bool:
@@ -200,7 +211,7 @@ def dispatch_alerts(
     Returns:
         One outcome per channel; a failing channel never stops the others.
     """
-    events = drop_dismissed(store, aoi, events)
+    events = tag_events(drop_dismissed(store, aoi, events), epsg, aoi.context_layers)
     targets: list[tuple[AlertChannelConfig | None, Channel | None, str | None]] = []
     if aoi.config.alerts:
         for channel_config in aoi.config.alerts:
@@ -250,8 +261,9 @@ def send_weekly_digests(
     """Send each ``weekly_digest`` channel the AOI's active sites, once per ISO week.
 
     The first run of an ISO week sends the digest; later runs in the same week send
-    nothing to a channel that got it, and retry one that did not. The run's
-    ``sites.geojson`` is attached where it exists.
+    nothing to a channel that got it, and retry one that did not. Each channel gets
+    it in its language, and a channel with ``tags`` only the sites in those context
+    layers. The run's ``sites.geojson`` is attached where it exists.
 
     Returns:
         One outcome per subscribed channel that was due.
@@ -260,11 +272,24 @@ def send_weekly_digests(
     if not subscribed:
         return []
     key = digest_key(aoi.name, window_end)
+    records = store.sites(aoi.name, status="active")
+    tags = (
+        tag_sites({s.site_id: s.geometry for s in records}, records[0].epsg, aoi.context_layers)
+        if records and aoi.context_layers
+        else {}
+    )
     sites = [
-        DigestSite(s.site_id, s.area_ha, s.centroid_lat, s.centroid_lon, s.first_seen, s.last_seen)
-        for s in store.sites(aoi.name, status="active")
+        DigestSite(
+            s.site_id,
+            s.area_ha,
+            s.centroid_lat,
+            s.centroid_lon,
+            s.first_seen,
+            s.last_seen,
+            tags.get(s.site_id, ()),
+        )
+        for s in records
     ]
-    message = render_digest(aoi.name, aoi.title, window_end, sites)
     sites_geojson = run_dir / "sites.geojson"
     attachments = [sites_geojson] if sites_geojson.exists() else []
     outcomes = []
@@ -276,6 +301,15 @@ def send_weekly_digests(
             continue
         if store.is_digest_delivered(key, channel.channel_id):
             continue
+        listed = [s for s in sites if has_channel_tag(s.context_tags, config)]
+        message = render_digest(
+            aoi.name,
+            aoi.title,
+            window_end,
+            listed,
+            max_sites=aoi.config.alerts_policy.max_sites_listed,
+            language=config.language,
+        )
         result = send_alert(message, channel, attachments)
         status = "delivered" if result.ok else "failed"
         store.record_digest(
@@ -283,7 +317,7 @@ def send_weekly_digests(
         )
         logger.info("Weekly digest %s -> %s: %s", key, channel.label, status)
         detail = f"weekly digest {key}" + (f": {result.error}" if result.error else "")
-        outcomes.append(DeliveryOutcome(channel.label, status, len(sites), detail))
+        outcomes.append(DeliveryOutcome(channel.label, status, len(listed), detail))
     return outcomes
 
 
@@ -296,6 +330,7 @@ def _due_retries(
     *,
     window_end: dt.date,
     current_channel_ids: Sequence[str] = (),
+    epsg: int,
 ) -> tuple[list[tuple[SiteEvent, dt.date, str, int, int]], int]:
     """Failed deliveries due for a retry on this channel now, and how many must wait.
 
@@ -341,6 +376,7 @@ def _due_retries(
             continue
         obs = item.observation
         event = _event_from_observation(obs, first_seen.get(obs.site_id, obs.window_end))
+        (event,) = tag_events([event], epsg, aoi.context_layers)
         if not events_for_channel([event], config):
             continue
         if obs.site_id in dismissed and not is_dismissal_overridden(
@@ -400,6 +436,7 @@ def _deliver_to_channel(
             pending_keys | already,
             window_end=window_end,
             current_channel_ids=current_channel_ids,
+            epsg=epsg,
         )
     if not pending and not retries:
         return DeliveryOutcome(channel.label, "nothing-new", 0, n_waiting=n_waiting)
@@ -542,28 +579,38 @@ def _attached_note(files: Sequence[Path], left_out: Sequence[Path] = ()) -> str:
     return note
 
 
-def render_failure_message(aoi: AOI, window_end: dt.date | None, reason: str) -> AlertMessage:
-    """Build the ``run_failed`` message: what failed, why, and where to look."""
-    when = f" (window ending {window_end})" if window_end else ""
-    title = f"asmspotter: monitoring of {aoi.title} needs attention{when}"
-    lines = [
-        f"Area of interest: {aoi.title} ({aoi.name}){when}.",
-        f"Reason: {reason}",
-        "",
-        "Sites are not being updated for this AOI until this is fixed. Check the run in "
-        f"the Prefect UI (flow run {aoi.name}/{window_end or '…'}) and the AOI file {aoi.path}.",
-    ]
-    text = "\n".join(lines) + "\n"
-    body_html = (
-        f"<!DOCTYPE html><html><body><h2>{html.escape(title)}</h2>"
-        + "".join(f"<p>{html.escape(line)}</p>" for line in lines if line)
-        + "</body></html>\n"
-    )
+def render_failure_message(
+    aoi: AOI, window_end: dt.date | None, reason: str, *, language: str = "en"
+) -> AlertMessage:
+    """Build the ``run_failed`` message: what failed, why, and where to look.
+
+    The sentences are in ``language`` (the channel's); ``reason`` is the error as the
+    run recorded it (names of files, fields and fixes), quoted as it is.
+    """
+    with use_language(language):
+        when = (
+            " " + gettext_("(window ending {date})").format(date=window_end.isoformat())
+            if window_end
+            else ""
+        )
+        title = gettext_("asmspotter: monitoring of {aoi} needs attention").format(aoi=aoi.title)
+        title += when
+        lines = [
+            gettext_("Area of interest: {title} ({name}){when}.").format(
+                title=aoi.title, name=aoi.name, when=when
+            ),
+            gettext_("Reason: {reason}").format(reason=reason),
+            gettext_(
+                "Sites are not being updated for this AOI until this is fixed. Check the run "
+                "in the Prefect UI (flow run {run}) and the AOI file {path}."
+            ).format(run=f"{aoi.name}/{window_end or '…'}", path=aoi.path),
+        ]
+    text = "\n".join([lines[0], lines[1], "", lines[2]]) + "\n"
     key_hash = hashlib.sha256(f"{aoi.name}|{window_end}|{reason}".encode()).hexdigest()[:12]
     return AlertMessage(
         title=title,
         body_text=text,
-        body_html=body_html,
+        body_html=render_notice_html(title, lines),
         body_markdown=text,
         event_keys=(f"{aoi.name}:run_failed:{key_hash}",),
         body_compact=f"{reason}\n",
@@ -582,10 +629,9 @@ def send_failure_alert(
     Returns:
         One outcome per channel that received (or failed to receive) the message.
     """
-    message = render_failure_message(aoi, window_end, reason)
     outcomes: list[DeliveryOutcome] = []
     if not aoi.config.alerts:
-        folder = write_outbox(message, [], outbox_dir)
+        folder = write_outbox(render_failure_message(aoi, window_end, reason), [], outbox_dir)
         return [DeliveryOutcome(f"outbox:{outbox_dir}", "outbox", 0, str(folder))]
     for config in aoi.config.alerts:
         if "run_failed" not in config.events:
@@ -595,6 +641,7 @@ def send_failure_alert(
         except AOIConfigError as exc:
             outcomes.append(DeliveryOutcome(config.url, "failed", 0, str(exc)))
             continue
+        message = render_failure_message(aoi, window_end, reason, language=config.language)
         result = send_alert(message, channel, [])
         outcomes.append(
             DeliveryOutcome(channel.label, "delivered" if result.ok else "failed", 0, result.error)
@@ -629,29 +676,38 @@ def stale_data_reason(store: Store, aoi: AOI, window_end: dt.date) -> str | None
     )
 
 
-def send_test_alert(aoi: AOI, outbox_dir: Path) -> list[tuple[str, bool, str | None]]:
-    """Send a short test message to every alert channel of an AOI (or the outbox).
-
-    Nothing is recorded in the store. Used by ``asmspotter alerts test AOI``.
-
-    Returns:
-        One (channel label, ok, error) per channel, in the AOI file's order.
-    """
-    title = f"asmspotter: test message for {aoi.title}"
-    text = (
-        f"This is a test of the alert channels of {aoi.title} ({aoi.name}). "
-        "If you read it, alerts about new and expanding mining sites will reach you here.\n"
-    )
-    message = AlertMessage(
+def render_test_message(aoi: AOI, *, language: str = "en") -> AlertMessage:
+    """The short message ``asmspotter alerts test`` sends, in a channel's language."""
+    with use_language(language):
+        title = gettext_("asmspotter: test message for {aoi}").format(aoi=aoi.title)
+        text = (
+            gettext_(
+                "This is a test of the alert channels of {title} ({name}). If you read it, "
+                "alerts about new and expanding mining sites will reach you here."
+            ).format(title=aoi.title, name=aoi.name)
+            + "\n"
+        )
+    return AlertMessage(
         title=title,
         body_text=text,
-        body_html=f"<!DOCTYPE html><html><body><p>{html.escape(text)}</p></body></html>\n",
+        body_html=render_notice_html(title, [text.strip()]),
         body_markdown=text,
         event_keys=(),
         body_compact=text,
     )
+
+
+def send_test_alert(aoi: AOI, outbox_dir: Path) -> list[tuple[str, bool, str | None]]:
+    """Send a short test message to every alert channel of an AOI (or the outbox).
+
+    Each channel gets it in its own language. Nothing is recorded in the store. Used
+    by ``asmspotter alerts test AOI``.
+
+    Returns:
+        One (channel label, ok, error) per channel, in the AOI file's order.
+    """
     if not aoi.config.alerts:
-        folder = write_outbox(message, [], outbox_dir)
+        folder = write_outbox(render_test_message(aoi), [], outbox_dir)
         return [(f"outbox:{folder}", True, None)]
     results: list[tuple[str, bool, str | None]] = []
     for config in aoi.config.alerts:
@@ -660,6 +716,6 @@ def send_test_alert(aoi: AOI, outbox_dir: Path) -> list[tuple[str, bool, str | N
         except AOIConfigError as exc:
             results.append((config.url, False, str(exc)))
             continue
-        result = send_alert(message, channel, [])
+        result = send_alert(render_test_message(aoi, language=config.language), channel, [])
         results.append((channel.label, result.ok, result.error))
     return results

@@ -86,6 +86,9 @@ def _site_json(event: SiteEvent) -> dict[str, Any]:
         "centroid_lon": round(event.centroid_lon, 7),
         "first_seen": event.first_seen.isoformat(),
         "clear_observations": event.clear_observations,
+        "context_layers": [
+            {"layer": tag.layer, "features": list(tag.features)} for tag in event.context_tags
+        ],
     }
 
 
@@ -93,7 +96,8 @@ def _readme(aoi_title: str, window_start: dt.date, window_end: dt.date) -> str:
     return (
         f"asmspotter evidence packet: {aoi_title}, composite window {window_start} to "
         f"{window_end}.\n\n"
-        "alert.json      sites (area, growth, confidence, centroid), the model, and the\n"
+        "alert.json      sites (area, growth, confidence, centroid, context layers such as\n"
+        "                protected areas they lie in), the model, and the\n"
         "                scenes behind the before and after composites\n"
         "sites.geojson   site outlines, EPSG:4326 (RFC 7946)\n"
         "images/         quicklook and before/after images (true-colour composites)\n"

@@ -5,7 +5,8 @@ site, for handheld GPS units and navigation apps), CSV (one row per site, for
 spreadsheets) and GeoPackage (for QGIS) are rendered by :mod:`asmspotter.exports`,
 the same code as the review web app's downloads, so the two never disagree. The
 GeoJSON with every event attribute is written by
-:func:`asmspotter.alerts.render.write_events_geojson`.
+:func:`asmspotter.alerts.render.write_events_geojson`, through the same module's
+one GeoJSON writer.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from asmspotter.alerts.render import site_page_url
-from asmspotter.atomic_write import atomic_write
 from asmspotter.events import SiteEvent
-from asmspotter.exports import render_export, sites_from_events
+from asmspotter.exports import render_export, sites_from_events, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,7 @@ def write_field_exports(
     for fmt in FIELD_FORMATS:
         content, _ = render_export(sites, fmt)
         path = folder / f"{stem}.{fmt}"
-        with atomic_write(path) as scratch:
-            scratch.write_bytes(content)
+        write_bytes_atomic(path, content)
         written.append(path)
     logger.debug("Wrote %d sites as %s to %s", len(sites), ", ".join(FIELD_FORMATS), folder)
     return written

@@ -24,6 +24,7 @@ from pyproj import Transformer
 from rasterio.windows import Window, from_bounds
 
 from asmspotter.events import SiteEvent
+from asmspotter.exports import EVENT_COLOURS
 
 logger = logging.getLogger(__name__)
 
@@ -35,15 +36,6 @@ __all__ = [
     "render_before_after",
     "render_quicklook",
 ]
-
-EVENT_COLOURS: dict[str, str] = {
-    "new": "#ff2020",
-    "expanded": "#ffa000",
-    "unchanged": "#00d8ff",
-    "shrunk": "#b070ff",
-    "not_seen": "#c8c8c8",
-}
-"""Outline colour per event kind (hex RGB); new and expanded are warm, the rest cool."""
 
 # Stretch each band between these percentiles of its clear pixels: robust to the
 # few very bright cloud remnants and dark water pixels a median composite keeps.

@@ -11,39 +11,41 @@ and records each delivery in the store, so nothing is sent twice.
 
 from __future__ import annotations
 
-import html
-import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import shapely
-from numpy.typing import NDArray
-from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError
-from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
 
 from asmspotter.alerts.facts import dismiss_command, format_dms, nearest_places
 from asmspotter.alerts.i18n import gettext_ as _
 from asmspotter.alerts.i18n import ngettext_, use_language
-from asmspotter.atomic_write import atomic_write
+from asmspotter.context_layers import ContextTag
 from asmspotter.events import ALERT_KINDS, SiteEvent
+from asmspotter.exports import (
+    format_context_tags,
+    geojson_feature,
+    lonlat_reprojector,
+    write_geojson,
+)
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "AlertMessage",
+    "describe_context",
     "event_key",
     "nearest_label",
     "osm_url",
     "render_alert",
+    "render_digest",
+    "render_notice_html",
     "site_page_url",
     "write_events_geojson",
 ]
@@ -153,6 +155,7 @@ class _Row:
     imagery_before: str = ""
     imagery_after: str = ""
     dismiss: str = ""
+    context: str = ""
 
 
 CONFIDENCE_NOTE = (
@@ -170,6 +173,26 @@ def describe_confidence(event: SiteEvent) -> str:
         return _(event.confidence)
     return _("{level} (verifier {score})").format(
         level=_(event.confidence), score=f"{event.verifier_score:.2f}"
+    )
+
+
+def _layer_label(layer: str) -> str:
+    """A context layer's name for readers: translated for the usual tags, else the tag itself."""
+    known = {
+        "protected_areas": _("protected area"),
+        "indigenous_territories": _("indigenous territory"),
+        "concessions": _("mining concession"),
+    }
+    return known.get(layer, layer)
+
+
+def describe_context(tags: Sequence[ContextTag]) -> str:
+    """``protected area (Park A); concessions``: the layers a site lies in, for people."""
+    return "; ".join(
+        f"{_layer_label(tag.layer)} ({', '.join(tag.features)})"
+        if tag.features
+        else _layer_label(tag.layer)
+        for tag in tags
     )
 
 
@@ -250,12 +273,8 @@ def _row(
         imagery_before=before.isoformat() if before else "",
         imagery_after=after.isoformat() if after else "",
         dismiss=dismiss_command(event.site_id),
+        context=describe_context(event.context_tags),
     )
-
-
-def _plural(n: int, word: str) -> str:
-    """``1 site``, ``2 sites``."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _build_title(aoi_title: str, window: str, counts: Counter[str]) -> str:
@@ -292,11 +311,6 @@ def _other_counts_sentence(counts: Counter[str]) -> str | None:
 def _md(text: str) -> str:
     """Escape a user-supplied string for Markdown."""
     return text.translate(_MD_SPECIAL)
-
-
-def _esc(text: str) -> str:
-    """Escape a string for HTML text and attribute values."""
-    return html.escape(text, quote=True)
 
 
 def render_alert(
@@ -474,6 +488,8 @@ def _text_site_block(r: _Row) -> list[str]:
             event=r.event, area=r.area, confidence=r.confidence
         )
     ]
+    if r.context:
+        lines.append("  " + _("inside: {layers}").format(layers=r.context))
     lines.append("  " + _("location: {lat}, {lon} ({dms})").format(lat=r.lat, lon=r.lon, dms=r.dms))
     if r.imagery_after:
         before = r.imagery_before or _("none")
@@ -537,9 +553,10 @@ def _render_compact(
     lines = []
     for r in rows[:max_sites]:
         near = f", {_md(r.nearest)}" if r.nearest else ""
+        inside = ", " + _md(_("inside: {layers}").format(layers=r.context)) if r.context else ""
         site = f"[{_md(r.site_id)}]({r.page})" if r.page else _md(r.site_id)
         lines.append(
-            f"- **{site}** {_md(r.event)}, {r.area}, {_md(r.confidence)}, "
+            f"- **{site}** {_md(r.event)}, {r.area}, {_md(r.confidence)}{inside}, "
             f"[{r.lat}, {r.lon}]({r.url}){near}; " + _("dismiss:") + f" `{r.dismiss}`"
         )
     if len(rows) > max_sites:
@@ -569,7 +586,8 @@ def _render_markdown(
         lines.append(
             f"- **{f'[{_md(r.site_id)}]({r.page})' if r.page else _md(r.site_id)}** "
             f"{_md(r.event)}, {r.area}, "
-            f"[{r.lat}, {r.lon}]({r.url}) ({_md(r.dms)}), "
+            + (_md(_("inside: {layers}").format(layers=r.context)) + ", " if r.context else "")
+            + f"[{r.lat}, {r.lon}]({r.url}) ({_md(r.dms)}), "
             + _("confidence {confidence}").format(confidence=r.confidence)
             + ", "
             + _("first seen {date}, {n} clear observations").format(
@@ -611,6 +629,14 @@ _TH_STYLE = (
 _TD_STYLE = "border:1px solid #999;padding:4px 8px;"
 _TD_NUM_STYLE = _TD_STYLE + "text-align:right;white-space:nowrap;"
 _P_STYLE = "font-family:Arial,Helvetica,sans-serif;font-size:14px;"
+_STYLES = {
+    "p": _P_STYLE,
+    "table": _TABLE_STYLE,
+    "th": _TH_STYLE,
+    "td": _TD_STYLE,
+    "td_num": _TD_NUM_STYLE,
+}
+"""Inline CSS of the e-mail templates (``s.td`` ...): mail clients drop ``<style>``."""
 
 
 def _render_html(
@@ -638,13 +664,7 @@ def _render_html(
         image_names=image_names,
         images_start=Markup(IMAGES_START),
         images_end=Markup(IMAGES_END),
-        s={
-            "p": _P_STYLE,
-            "table": _TABLE_STYLE,
-            "th": _TH_STYLE,
-            "td": _TD_STYLE,
-            "td_num": _TD_NUM_STYLE,
-        },
+        s=_STYLES,
     )
     return rendered.strip() + "\n"
 
@@ -668,33 +688,12 @@ def _template_environment() -> Any:
     return env
 
 
-def _to_lonlat(epsg: int) -> Transformer:
-    """Build a transformer from ``EPSG:<epsg>`` to lon/lat (EPSG:4326, x=lon)."""
-    try:
-        src = CRS.from_epsg(epsg)
-    except CRSError as exc:
-        raise ValueError(
-            f"write_events_geojson: epsg={epsg} is not a known EPSG code; pass the "
-            "AOI grid's CRS code, e.g. 32621 for UTM zone 21N."
-        ) from exc
-    return Transformer.from_crs(src, CRS.from_epsg(4326), always_xy=True)
-
-
-def _feature(event: SiteEvent, transformer: Transformer) -> dict[str, Any]:
-    """One GeoJSON feature, geometry reprojected to lon/lat."""
-
-    def reproject(xy: NDArray[np.float64]) -> NDArray[np.float64]:
-        lon, lat = transformer.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([lon, lat])
-
-    geometry = shapely.set_precision(
-        shapely.transform(event.geometry, reproject), 10.0**-_GEOJSON_DECIMALS
-    )
-    return {
-        "type": "Feature",
-        "id": event.site_id,
-        "geometry": mapping(geometry),
-        "properties": {
+def _event_feature(event: SiteEvent, reproject: Callable[[BaseGeometry], BaseGeometry]) -> Any:
+    """One GeoJSON feature of an event: every attribute a GIS user may filter on."""
+    return geojson_feature(
+        event.site_id,
+        reproject(event.geometry),
+        {
             "site_id": event.site_id,
             "event": event.kind,
             "area_ha": round(event.area_ha, 4),
@@ -711,17 +710,18 @@ def _feature(event: SiteEvent, transformer: Transformer) -> dict[str, Any]:
             "centroid_lat": round(event.centroid_lat, _GEOJSON_DECIMALS),
             "first_seen": event.first_seen.isoformat(),
             "clear_observations": event.clear_observations,
+            "context_layers": format_context_tags(event.context_tags) or None,
         },
-    }
+    )
 
 
 def write_events_geojson(events: Sequence[SiteEvent], epsg: int, path: Path) -> Path:
     """Write events as a GeoJSON FeatureCollection in EPSG:4326, to attach to an alert.
 
     Geometries are reprojected from the AOI grid's CRS to lon/lat (RFC 7946, no
-    ``crs`` member). Every given event is written; pass the alertable ones to
-    match the message body. The file is written to a temporary name and renamed,
-    so a reader never sees half a file.
+    ``crs`` member) and written by the project's one GeoJSON writer
+    (:func:`asmspotter.exports.write_geojson`: atomic, normal file mode). Every
+    given event is written; pass the alertable ones to match the message body.
 
     Args:
         events: The events to write; each geometry is in ``EPSG:<epsg>``.
@@ -734,14 +734,8 @@ def write_events_geojson(events: Sequence[SiteEvent], epsg: int, path: Path) -> 
     Raises:
         ValueError: If ``epsg`` is not a known EPSG code.
     """
-    transformer = _to_lonlat(epsg)
-    collection = {
-        "type": "FeatureCollection",
-        "features": [_feature(e, transformer) for e in events],
-    }
-    with atomic_write(path) as scratch, scratch.open("w", encoding="utf-8") as f:
-        json.dump(collection, f, ensure_ascii=False, indent=1)
-        f.write("\n")
+    reproject = lonlat_reprojector(epsg)
+    write_geojson([_event_feature(e, reproject) for e in events], path)
     logger.info("Wrote %d site events to %s (EPSG:4326)", len(events), path)
     return path
 
@@ -757,6 +751,7 @@ class DigestSite:
         centroid_lon: Centroid longitude, decimal degrees.
         first_seen: Window end of the run that first detected it.
         last_seen: Window end of the latest run that detected it.
+        context_tags: The AOI's context layers its outline intersects.
     """
 
     site_id: str
@@ -765,11 +760,12 @@ class DigestSite:
     centroid_lon: float
     first_seen: date
     last_seen: date
+    context_tags: tuple[ContextTag, ...] = ()
 
 
 def digest_key(aoi_name: str, window_end: date) -> str:
     """``<aoi>:digest:<ISO year>-W<ISO week>``: one digest per AOI and ISO week."""
-    year, week, _ = window_end.isocalendar()
+    year, week, _weekday = window_end.isocalendar()
     return f"{aoi_name}:digest:{year}-W{week:02d}"
 
 
@@ -779,6 +775,55 @@ def iso_week_range(day: date) -> tuple[date, date]:
     return monday, monday + timedelta(days=6)
 
 
+@dataclass(frozen=True)
+class _DigestRow:
+    """The formatted cells of one digest site."""
+
+    site_id: str
+    area: str
+    lat: str
+    lon: str
+    url: str
+    first_seen: str
+    seen: str
+    context: str
+    line: str
+
+
+def _digest_row(site: DigestSite, window_end: date) -> _DigestRow:
+    """Format one digest site (inside the active language)."""
+    # An active site missing from the latest composite was hidden (cloud): a site
+    # seen clear without mining would have shrunk or closed instead.
+    if site.last_seen < window_end:
+        seen = _("not seen since {date} (cloud)").format(date=site.last_seen.isoformat())
+    else:
+        seen = _("last seen {date}").format(date=site.last_seen.isoformat())
+    lat, lon = f"{site.centroid_lat:.5f}", f"{site.centroid_lon:.5f}"
+    url = osm_url(site.centroid_lat, site.centroid_lon)
+    context = describe_context(site.context_tags)
+    line = _("{site}: {area} ha at {lat}, {lon} (first seen {first}, {seen})").format(
+        site=site.site_id,
+        area=f"{site.area_ha:.1f}",
+        lat=lat,
+        lon=lon,
+        first=site.first_seen.isoformat(),
+        seen=seen,
+    )
+    if context:
+        line += " " + _("inside: {layers}").format(layers=context)
+    return _DigestRow(
+        site.site_id,
+        f"{site.area_ha:.1f}",
+        lat,
+        lon,
+        url,
+        site.first_seen.isoformat(),
+        seen,
+        context,
+        f"{line} {url}",
+    )
+
+
 def render_digest(
     aoi_name: str,
     aoi_title: str,
@@ -786,92 +831,131 @@ def render_digest(
     sites: Sequence[DigestSite],
     *,
     max_sites: int = 25,
+    language: str = "en",
 ) -> AlertMessage:
     """The weekly digest: every active site of an AOI, largest first, and this week's news.
 
     "This week" is the ISO week (Monday to Sunday) that holds ``window_end``, the
     same week the label names (``2024-W09`` = 2024-02-26 to 2024-03-03); long lists
     are cut with a count of what was left out (all sites are in the attached GeoJSON).
+    Sites not in the latest composite are listed as observation gaps (cloud).
+
+    Args:
+        aoi_name: AOI slug.
+        aoi_title: AOI name for people.
+        window_end: Last day of the run's window; picks the ISO week.
+        sites: The AOI's active sites (a channel with ``tags``: only its sites).
+        max_sites: Most sites listed; the rest are counted.
+        language: ``en``, ``es``, ``pt`` or ``nl``, the channel's language.
     """
+    with use_language(language):
+        return _render_digest(aoi_name, aoi_title, window_end, sites, max_sites=max_sites)
+
+
+def _render_digest(
+    aoi_name: str, aoi_title: str, window_end: date, sites: Sequence[DigestSite], *, max_sites: int
+) -> AlertMessage:
+    """:func:`render_digest` inside its language."""
     week_start, week_end = iso_week_range(window_end)
     ordered = sorted(sites, key=lambda s: (-s.area_ha, s.site_id))
-    new_this_week = [s for s in ordered if week_start <= s.first_seen <= week_end]
-    total_ha = sum(s.area_ha for s in ordered)
+    n_new = sum(1 for s in ordered if week_start <= s.first_seen <= week_end)
+    total_ha = f"{sum(s.area_ha for s in ordered):.1f}"
     key = digest_key(aoi_name, window_end)
     week = key.split(":")[-1]
-    title = (
-        f"asmspotter weekly digest {week}: {_plural(len(ordered), 'active mining site')} "
-        f"({total_ha:.1f} ha) in {aoi_title}"
+    title = _("asmspotter weekly digest {week}: {sites} ({ha} ha) in {aoi}").format(
+        week=week,
+        sites=ngettext_("{n} active mining site", "{n} active mining sites", len(ordered)).format(
+            n=len(ordered)
+        ),
+        ha=total_ha,
+        aoi=aoi_title,
     )
-    summary = (
-        f"{_plural(len(new_this_week), 'site')} first seen in {week} ({week_start} – {week_end}); "
-        f"{_plural(len(ordered), 'active site')} in all, {total_ha:.1f} ha mapped."
+    summary = _(
+        "{first_seen} first seen in {week} ({start} – {end}); {active} in all, {ha} ha mapped."
+    ).format(
+        first_seen=ngettext_("{n} site", "{n} sites", n_new).format(n=n_new),
+        week=week,
+        start=week_start.isoformat(),
+        end=week_end.isoformat(),
+        active=ngettext_("{n} active site", "{n} active sites", len(ordered)).format(
+            n=len(ordered)
+        ),
+        ha=total_ha,
     )
-    # An active site missing from the latest composite was hidden (cloud): a site
-    # seen clear without mining would have shrunk or closed instead.
     gaps = sorted((s for s in ordered if s.last_seen < window_end), key=lambda s: s.last_seen)
     if gaps:
-        summary += " " + (
-            f"Observation gaps: {_plural(len(gaps), 'site')} not seen in the latest composite "
-            "(cloud): " + ", ".join(f"{s.site_id} not seen since {s.last_seen}" for s in gaps) + "."
+        summary += " " + _(
+            "Observation gaps: {sites} not seen in the latest composite (cloud): {list}."
+        ).format(
+            sites=ngettext_("{n} site", "{n} sites", len(gaps)).format(n=len(gaps)),
+            list=", ".join(
+                _("{site} not seen since {date}").format(
+                    site=s.site_id, date=s.last_seen.isoformat()
+                )
+                for s in gaps
+            ),
         )
-    shown = ordered[:max_sites]
-    cut = len(ordered) - len(shown)
-
-    def seen(site: DigestSite) -> str:
-        if site.last_seen < window_end:
-            return f"not seen since {site.last_seen} (cloud)"
-        return f"last seen {site.last_seen}"
-
-    lines = [
-        f"{s.site_id}: {s.area_ha:.1f} ha at {s.centroid_lat:.5f}, {s.centroid_lon:.5f} "
-        f"(first seen {s.first_seen}, {seen(s)}) "
-        f"{osm_url(s.centroid_lat, s.centroid_lon)}"
-        for s in shown
-    ]
-    more = f"… and {_plural(cut, 'more site')}, see the attached GeoJSON." if cut else ""
-    text = "\n".join([summary, "", *lines, *([more] if more else [])]) + "\n"
+    rows = [_digest_row(s, window_end) for s in ordered[:max_sites]]
+    cut = len(ordered) - len(rows)
+    more = (
+        ngettext_(
+            "… and {n} more site, see the attached GeoJSON.",
+            "… and {n} more sites, see the attached GeoJSON.",
+            cut,
+        ).format(n=cut)
+        if cut
+        else ""
+    )
+    text = "\n".join([summary, "", *(r.line for r in rows), *([more] if more else [])]) + "\n"
     markdown = "\n".join(
         [
             _md(summary),
             "",
             *(
-                f"- **{_md(s.site_id)}**: {s.area_ha:.1f} ha, "
-                f"[{s.centroid_lat:.5f}, {s.centroid_lon:.5f}]"
-                f"({osm_url(s.centroid_lat, s.centroid_lon)}), {seen(s)}"
-                for s in shown
+                f"- **{_md(r.site_id)}**: {r.area} ha, [{r.lat}, {r.lon}]({r.url}), {_md(r.seen)}"
+                + (", " + _md(_("inside: {layers}").format(layers=r.context)) if r.context else "")
+                for r in rows
             ),
             *([_md(more)] if more else []),
         ]
     )
-    rows = "".join(
-        f'<tr><td style="{_TD_STYLE}">{_esc(s.site_id)}</td>'
-        f'<td style="{_TD_NUM_STYLE}">{s.area_ha:.1f}</td>'
-        f'<td style="{_TD_NUM_STYLE}"><a href="{_esc(osm_url(s.centroid_lat, s.centroid_lon))}">'
-        f"{s.centroid_lat:.5f}, {s.centroid_lon:.5f}</a></td>"
-        f'<td style="{_TD_STYLE}">{s.first_seen}</td><td style="{_TD_STYLE}">{_esc(seen(s))}</td>'
-        "</tr>"
-        for s in shown
-    )
-    headers = "".join(
-        f'<th style="{_TH_STYLE}">{h}</th>'
-        for h in ("Site", "Area (ha)", "Lat, lon", "First seen", "Last seen")
-    )
+    compact = "\n".join([_md(summary), *(f"- {_md(r.line)}" for r in rows[:8])])
+    n_not_compact = len(ordered) - min(8, len(rows))
+    if n_not_compact:
+        compact += "\n" + ngettext_(
+            "… and {n} more site; see the email or GeoJSON.",
+            "… and {n} more sites; see the email or GeoJSON.",
+            n_not_compact,
+        ).format(n=n_not_compact)
     body_html = (
-        f"<!DOCTYPE html><html><body><h2>{_esc(title)}</h2>"
-        f'<p style="{_P_STYLE}">{_esc(summary)}</p>'
-        f'<table style="{_TABLE_STYLE}"><tr>{headers}</tr>{rows}</table>'
-        + (f'<p style="{_P_STYLE}">{_esc(more)}</p>' if more else "")
-        + "</body></html>\n"
+        _template_environment()
+        .get_template("digest.html.j2")
+        .render(
+            title=title,
+            summary=summary,
+            rows=rows,
+            more=more,
+            s=_STYLES,
+        )
     )
-    compact = "\n".join([_md(summary), *(f"- {_md(line)}" for line in lines[:8])])
-    if len(lines) > 8 or cut:
-        compact += f"\n… and {_plural(len(ordered) - min(8, len(shown)), 'more site')}"
     return AlertMessage(
         title=title,
         body_text=text,
-        body_html=body_html,
+        body_html=body_html.strip() + "\n",
         body_markdown=markdown,
         event_keys=(key,),
         body_compact=compact + "\n",
     )
+
+
+def render_notice_html(title: str, paragraphs: Sequence[str]) -> str:
+    """A short HTML e-mail (``templates/notice.html.j2``): a heading and paragraphs.
+
+    For the messages that carry no site table: run failures and channel tests.
+    """
+    rendered: str = (
+        _template_environment()
+        .get_template("notice.html.j2")
+        .render(title=title, paragraphs=[p for p in paragraphs if p], s=_STYLES)
+    )
+    return rendered.strip() + "\n"

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from shapely.geometry import box
 
 from asmspotter.alerts.deliver import channel_from_url, send_alert
@@ -138,3 +139,60 @@ def test_every_string_in_the_code_and_templates_is_in_the_catalogues() -> None:
         with open(root / "locale" / language / "LC_MESSAGES" / "asmspotter.po", "rb") as f:
             ids = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(f) if m.id}
         assert found <= ids, f"{language} lacks {sorted(found - ids)}"
+
+
+RING = [[-54.1, 5.05], [-54.08, 5.05], [-54.08, 5.07], [-54.1, 5.05]]
+"""The test AOI's outline, lon/lat."""
+
+NOTICES = {
+    "en": ("test message for", "needs attention", "Reason: disk full", "weekly digest"),
+    "es": ("mensaje de prueba para", "requiere atención", "Motivo: disk full", "resumen semanal"),
+    "pt": ("mensagem de teste para", "precisa de atenção", "Motivo: disk full", "resumo semanal"),
+    "nl": ("testbericht voor", "vraagt aandacht", "Reden: disk full", "weekoverzicht"),
+}
+
+
+def test_test_failure_and_digest_messages_arrive_in_each_channel_language(tmp_path: Path) -> None:
+    from asmspotter.alerts.dispatch import send_failure_alert, send_test_alert
+    from asmspotter.alerts.render import DigestSite, render_digest
+
+    with serve_smtp() as (port, inbox):
+        aoi_file = {
+            "name": "tc",
+            "title": "Test creek",
+            "geometry": {"type": "Polygon", "coordinates": [RING]},
+            "sources": [{"provider": "local", "path": "scenes"}],
+            "schedule": {"revisit_days": 5, "window_days": 30, "start_date": "2024-01-01"},
+            "alerts": [
+                {
+                    "url": f"mailto://127.0.0.1:{port}/{lang}@example.org?from=a@example.org",
+                    "events": ["run_failed"],
+                    "language": lang,
+                }
+                for lang in LANGUAGES
+            ],
+        }
+        (tmp_path / "tc.yaml").write_text(yaml.safe_dump(aoi_file))
+        aoi = load_aoi(tmp_path / "tc.yaml")
+        assert all(ok for _, ok, _ in send_test_alert(aoi, tmp_path / "outbox"))
+        failed = send_failure_alert(
+            aoi, "disk full", window_end=dt.date(2024, 2, 29), outbox_dir=tmp_path / "outbox"
+        )
+        assert [o.status for o in failed] == ["delivered"] * 4
+    mails = {(m["To"].split("@")[0], i // 4): m for i, m in enumerate(inbox.messages)}
+    gap = DigestSite("tc-0001", 4.0, 5.06, -54.09, dt.date(2024, 1, 31), dt.date(2024, 1, 31))
+    for language in LANGUAGES:
+        test_title, failure_title, reason, digest_title = NOTICES[language]
+        assert test_title in mails[(language, 0)]["Subject"]
+        failure = mails[(language, 1)]
+        assert failure_title in failure["Subject"]
+        assert reason in failure.get_body(("plain",)).get_content()
+        assert reason in failure.get_body(("html",)).get_content()
+        digest = render_digest("tc", "Test creek", dt.date(2024, 2, 29), [gap], language=language)
+        assert digest.title.startswith(f"asmspotter {digest_title} 2024-W09")
+        assert "2024-01-31" in digest.body_text and "tc-0001" in digest.body_html
+        if language != "en":
+            for english in ("first seen", "not seen since", "Observation gaps", "active site"):
+                assert english not in digest.body_text, f"{language}: {english!r} left in English"
+            assert "This is a test" not in mails[(language, 0)].get_body(("plain",)).get_content()
+            assert "Sites are not being updated" not in failure.get_body(("plain",)).get_content()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import textwrap
 
-from shapely.geometry import box
-
 from asmspotter.alerts.dispatch import send_weekly_digests
 from asmspotter.alerts.render import DigestSite, digest_key, render_digest
 from asmspotter.aoi import load_aoi
 from asmspotter.events import SiteEvent
 from asmspotter.storage import Store
+from fakes.events import square_site
 from fakes.smtp import free_port
 from fakes.webhook import serve_json_webhook
 
@@ -21,20 +20,8 @@ WED_W09, THU_W09, MON_W10 = dt.date(2024, 2, 28), dt.date(2024, 2, 29), dt.date(
 
 def new_site(site_id: str, size_m: float, offset_m: float) -> SiteEvent:
     """A square site of ``size_m`` metres: 200 m is 4 ha."""
-    geometry = box(600_000 + offset_m, 559_000, 600_000 + offset_m + size_m, 559_000 + size_m)
-    return SiteEvent(
-        site_id=site_id,
-        kind="new",
-        geometry=geometry,
-        area_ha=geometry.area / 1e4,
-        previous_area_ha=None,
-        growth_ha=None,
-        growth_pct=None,
-        mean_probability=0.9,
-        centroid_lon=-54.1,
-        centroid_lat=5.06,
-        first_seen=dt.date(2024, 1, 31),
-        clear_observations=3,
+    return square_site(
+        site_id, 600_000 + offset_m, 559_000, size_m, first_seen=dt.date(2024, 1, 31)
     )
 
 

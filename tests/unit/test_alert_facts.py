@@ -7,7 +7,6 @@ import shlex
 
 import pytest
 from pyproj import Geod
-from shapely.geometry import box
 
 from asmspotter.alerts.facts import (
     dismiss_command,
@@ -18,27 +17,15 @@ from asmspotter.alerts.facts import (
 )
 from asmspotter.alerts.render import render_alert
 from asmspotter.events import SiteEvent
+from fakes.events import square_site
 
 ALBINA = (-54.0520, 5.4970)  # lon, lat
 MAROWIJNE = (-54.0300, 5.4500)
 
 
 def _event(lat: float, lon: float) -> SiteEvent:
-    return SiteEvent(
-        site_id="ne-suriname-0007",
-        kind="new",
-        geometry=box(0, 0, 100, 100),
-        area_ha=1.0,
-        previous_area_ha=None,
-        growth_ha=None,
-        growth_pct=None,
-        mean_probability=0.8,
-        centroid_lon=lon,
-        centroid_lat=lat,
-        first_seen=dt.date(2024, 2, 29),
-        clear_observations=3,
-        verifier_score=0.91,
-        confidence="high",
+    return square_site(
+        "ne-suriname-0007", 0, 0, centroid_lat=lat, centroid_lon=lon, verifier_score=0.91
     )
 
 

@@ -253,6 +253,7 @@ def test_geojson_is_epsg4326_with_properties(tmp_path: Path) -> None:
         "centroid_lat",
         "first_seen",
         "clear_observations",
+        "context_layers",
     }
     assert props["site_id"] == "demo-0003"
     assert props["event"] == "expanded"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -12,8 +13,14 @@ from asmspotter.settings import PROJECT_ROOT
 runner = CliRunner()
 
 
+def copy_demo_aoi(folder: Path) -> None:
+    """The bundled demo AOI file and the context layer it names."""
+    for name in ("demo.yaml", "demo-protected-areas.geojson"):
+        shutil.copy(PROJECT_ROOT / "aoi_definitions" / name, folder / name)
+
+
 def test_validate_reports_every_bad_file_and_exits_1(tmp_path, monkeypatch):
-    shutil.copy(PROJECT_ROOT / "aoi_definitions" / "demo.yaml", tmp_path / "demo.yaml")
+    copy_demo_aoi(tmp_path)
     (tmp_path / "bad.yaml").write_text("name: bad\ntitle: x\nsources: []\n")
     (tmp_path / "worse.yaml").write_text(": : :\n")
     monkeypatch.setenv("ASMSPOTTER_AOI_DIR", str(tmp_path))
@@ -26,7 +33,7 @@ def test_validate_reports_every_bad_file_and_exits_1(tmp_path, monkeypatch):
 
 
 def test_validate_refuses_a_model_that_does_not_exist(tmp_path, monkeypatch):
-    shutil.copy(PROJECT_ROOT / "aoi_definitions" / "demo.yaml", tmp_path / "demo.yaml")
+    copy_demo_aoi(tmp_path)
     text = (PROJECT_ROOT / "aoi_definitions" / "demo.yaml").read_text()
     assert "model: s2-unet-v1" in text
     other = text.replace("name: demo", "name: other").replace("s2-unet-v1", "s2-unet-v9")
@@ -46,7 +53,7 @@ def test_validate_bundled_aois_passes():
 
 
 def test_aoi_list_shows_schedule_and_never_run(tmp_path, monkeypatch):
-    shutil.copy(PROJECT_ROOT / "aoi_definitions" / "demo.yaml", tmp_path / "demo.yaml")
+    copy_demo_aoi(tmp_path)
     monkeypatch.setenv("ASMSPOTTER_AOI_DIR", str(tmp_path))
     result = runner.invoke(app, ["aoi", "list"])
     assert result.exit_code == 0, result.output

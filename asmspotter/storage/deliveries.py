@@ -151,21 +151,17 @@ class DeliveryStore(StoreBase):
 
     def deliveries(self, run_id: int) -> list[DeliveryRecord]:
         """Return the deliveries recorded for a run's events, in recording order."""
-        with self._transaction(read_only=True) as session:
-            rows = session.scalars(
-                select(AlertDeliveryRow)
-                .where(AlertDeliveryRow.run_id == run_id)
-                .order_by(AlertDeliveryRow.id)
-            )
-            return [delivery_record(row) for row in rows]
+        return self._deliveries_where(AlertDeliveryRow.run_id == run_id)
 
     def site_deliveries(self, site_id: str) -> list[DeliveryRecord]:
         """Return every alert delivery of a site's events, in recording order."""
+        return self._deliveries_where(AlertDeliveryRow.site_id == site_id)
+
+    def _deliveries_where(self, condition: ColumnElement[bool]) -> list[DeliveryRecord]:
+        """The delivery records matching ``condition``, in recording order."""
         with self._transaction(read_only=True) as session:
             rows = session.scalars(
-                select(AlertDeliveryRow)
-                .where(AlertDeliveryRow.site_id == site_id)
-                .order_by(AlertDeliveryRow.id)
+                select(AlertDeliveryRow).where(condition).order_by(AlertDeliveryRow.id)
             )
             return [delivery_record(row) for row in rows]
 

@@ -33,7 +33,7 @@ from asmspotter.storage.errors import (
     DatabaseURLError,
     RecordNotFoundError,
 )
-from asmspotter.storage.schema import AOIRow, Base
+from asmspotter.storage.schema import AOIRow, Base, RunRow, SiteRow
 
 logger = logging.getLogger(__name__)
 
@@ -378,3 +378,17 @@ class StoreBase:
                 "title, epsg) before recording runs, scenes or sites for it."
             )
         return aoi
+
+    def _require_run(self, session: Session, run_id: int) -> RunRow:
+        """Return the run row or raise naming the store."""
+        run = session.get(RunRow, run_id)
+        if run is None:
+            raise RecordNotFoundError(f"run {run_id} is not in the store ({self.url}).")
+        return run
+
+    def _require_site(self, session: Session, site_id: str, *, for_update: bool = False) -> SiteRow:
+        """Return the site row (locked for update when asked) or raise naming the store."""
+        site = session.get(SiteRow, site_id, with_for_update=for_update)
+        if site is None:
+            raise RecordNotFoundError(f"site {site_id!r} is not in the store ({self.url}).")
+        return site

@@ -12,14 +12,13 @@ import logging
 from sqlalchemy import select
 
 from asmspotter.storage.engine import StoreBase, check_choice, utcnow
-from asmspotter.storage.errors import RecordNotFoundError
 from asmspotter.storage.records import (
     DismissedSite,
     SiteRecord,
     SiteReview,
-    as_utc,
     as_utc_or_none,
     site_record,
+    site_review_record,
 )
 from asmspotter.storage.schema import REVIEW_DECISIONS, SiteReviewRow, SiteRow
 
@@ -109,9 +108,7 @@ class ReviewStore(StoreBase):
         note = note.strip() if note and note.strip() else None
         now = utcnow()
         with self._transaction() as session:
-            row = session.get(SiteRow, site_id, with_for_update=True)
-            if row is None:
-                raise RecordNotFoundError(f"site {site_id!r} is not in the store ({self.url}).")
+            row = self._require_site(session, site_id, for_update=True)
             if decision == "dismissed":
                 row.status = "dismissed"
                 row.dismissed_reason = reason
@@ -146,18 +143,7 @@ class ReviewStore(StoreBase):
             select(SiteReviewRow).where(SiteReviewRow.site_id == site_id).order_by(SiteReviewRow.id)
         )
         with self._transaction(read_only=True) as session:
-            return [
-                SiteReview(
-                    site_id=row.site_id,
-                    decision=row.decision,
-                    reason=row.reason,
-                    note=row.note,
-                    area_ha=row.area_ha,
-                    source=row.source,
-                    reviewed_at=as_utc(row.reviewed_at),
-                )
-                for row in session.scalars(stmt)
-            ]
+            return [site_review_record(row) for row in session.scalars(stmt)]
 
     def confirmed_sites(self, aoi_name: str | None = None) -> list[SiteRecord]:
         """Return the sites a person confirmed as mines (of one AOI, or all), by id."""

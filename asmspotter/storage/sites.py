@@ -388,10 +388,7 @@ class SiteStore(StoreBase):
             RecordNotFoundError: No site has this id.
         """
         with self._transaction(read_only=True) as session:
-            row = session.get(SiteRow, site_id)
-            if row is None:
-                raise RecordNotFoundError(f"site {site_id!r} is not in the store ({self.url}).")
-            return site_record(row)
+            return site_record(self._require_site(session, site_id))
 
     def site_history(self, site_id: str) -> list[ObservationRecord]:
         """Return every observation of a site, oldest window first.
@@ -406,8 +403,7 @@ class SiteStore(StoreBase):
             .order_by(RunRow.window_end)
         )
         with self._transaction(read_only=True) as session:
-            if session.get(SiteRow, site_id) is None:
-                raise RecordNotFoundError(f"site {site_id!r} is not in the store ({self.url}).")
+            self._require_site(session, site_id)
             return [
                 observation_record(obs, window_end) for obs, window_end in session.execute(stmt)
             ]

@@ -34,20 +34,9 @@ class ReviewStore(StoreBase):
         """Mark a site as dismissed (e.g. a false positive); it keeps being tracked.
 
         Its alerts stop until it outgrows its area at dismissal (see
-        ``asmspotter.alerts.dispatch``); it becomes a training negative.
-
-        Args:
-            site_id: Site id.
-            reason: Why, for the record (``river bar``, ``town``, ...).
-            note: Optional comment.
-            source: Where the decision was made (``cli`` or ``web``).
-
-        Returns:
-            The site as it is now.
-
-        Raises:
-            ValueError: ``reason`` is empty.
-            RecordNotFoundError: No site has this id.
+        ``asmspotter.alerts.dispatch``); it becomes a training negative. ``reason`` says
+        why, for the record (``river bar``, ``town``, ...); the arguments, the returned
+        site and the errors are those of :meth:`review_site`.
         """
         return self.review_site(site_id, "dismissed", reason, note=note, source=source)
 
@@ -56,20 +45,9 @@ class ReviewStore(StoreBase):
     ) -> SiteRecord:
         """Mark a site as a confirmed mine; it stays active and becomes a training positive.
 
-        A confirmation lifts an earlier dismissal, so the site alerts again.
-
-        Args:
-            site_id: Site id.
-            reason: What settled it (``field visit``, ``high-resolution image``, ...).
-            note: Optional comment.
-            source: Where the decision was made (``cli`` or ``web``).
-
-        Returns:
-            The site as it is now.
-
-        Raises:
-            ValueError: ``reason`` is empty.
-            RecordNotFoundError: No site has this id.
+        A confirmation lifts an earlier dismissal, so the site alerts again. ``reason``
+        says what settled it (``field visit``, ``high-resolution image``, ...); the
+        arguments, the returned site and the errors are those of :meth:`review_site`.
         """
         return self.review_site(site_id, "confirmed", reason, note=note, source=source)
 

@@ -218,11 +218,8 @@ def upgrade_database(url: str) -> None:
         DatabaseURLError: The URL is unusable.
         DatabaseUnavailableError: The database cannot be reached.
     """
-    engine = create_database_engine(url)
-    try:
+    with _short_lived_engine(url) as engine:
         upgrade_engine(engine)
-    finally:
-        engine.dispose()
 
 
 def schema_revision(url: str) -> str | None:
@@ -237,12 +234,20 @@ def schema_revision(url: str) -> str | None:
     """
     from alembic.runtime.migration import MigrationContext
 
+    with _short_lived_engine(url) as engine:
+        try:
+            with engine.connect() as connection:
+                return MigrationContext.configure(connection).get_current_revision()
+        except (OperationalError, InterfaceError) as exc:
+            raise unavailable_error(redact_database_url(url), exc) from exc
+
+
+@contextmanager
+def _short_lived_engine(url: str) -> Iterator[Engine]:
+    """An engine for one call on ``url``, its pooled connections closed afterwards."""
     engine = create_database_engine(url)
     try:
-        with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
-    except (OperationalError, InterfaceError) as exc:
-        raise unavailable_error(redact_database_url(url), exc) from exc
+        yield engine
     finally:
         engine.dispose()
 

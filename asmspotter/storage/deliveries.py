@@ -7,6 +7,7 @@ never downgrades a delivery; failed rows are what the next run retries.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from collections.abc import Sequence
@@ -48,6 +49,20 @@ def channel_id_for(channel_url: str) -> str:
         64 lowercase hex characters.
     """
     return hashlib.sha256(channel_url.encode("utf-8")).hexdigest()
+
+
+def _first_attempt(status: str, error: str | None, now: dt.datetime) -> dict[str, Any]:
+    """Insert values of a delivery's first attempt; a delivered one keeps no error.
+
+    :func:`_attempt_updates` turns a repeated attempt into the update of these columns.
+    """
+    delivered = status == "delivered"
+    return {
+        "status": status,
+        "attempts": 1,
+        "last_error": None if delivered else error,
+        "delivered_at": now if delivered else None,
+    }
 
 
 def _attempt_updates(
@@ -117,7 +132,6 @@ class DeliveryStore(StoreBase):
                 f"hex characters, see channel_id_for); got a {len(channel_id)}-character value."
             )
         now = utcnow()
-        delivered = status == "delivered"
         stmt = self._insert(AlertDeliveryRow).values(
             run_id=run_id,
             site_id=event.site_id,
@@ -125,10 +139,7 @@ class DeliveryStore(StoreBase):
             event_key=event_key,
             channel_id=channel_id,
             channel_label=channel_label,
-            status=status,
-            attempts=1,
-            last_error=None if delivered else error,
-            delivered_at=now if delivered else None,
+            **_first_attempt(status, error, now),
             last_attempt_at=now,
             aoi_run_attempts=(
                 select(AOIRow.run_attempts)
@@ -151,21 +162,17 @@ class DeliveryStore(StoreBase):
 
     def deliveries(self, run_id: int) -> list[DeliveryRecord]:
         """Return the deliveries recorded for a run's events, in recording order."""
-        with self._transaction(read_only=True) as session:
-            rows = session.scalars(
-                select(AlertDeliveryRow)
-                .where(AlertDeliveryRow.run_id == run_id)
-                .order_by(AlertDeliveryRow.id)
-            )
-            return [delivery_record(row) for row in rows]
+        return self._deliveries_where(AlertDeliveryRow.run_id == run_id)
 
     def site_deliveries(self, site_id: str) -> list[DeliveryRecord]:
         """Return every alert delivery of a site's events, in recording order."""
+        return self._deliveries_where(AlertDeliveryRow.site_id == site_id)
+
+    def _deliveries_where(self, condition: ColumnElement[bool]) -> list[DeliveryRecord]:
+        """The delivery records matching ``condition``, in recording order."""
         with self._transaction(read_only=True) as session:
             rows = session.scalars(
-                select(AlertDeliveryRow)
-                .where(AlertDeliveryRow.site_id == site_id)
-                .order_by(AlertDeliveryRow.id)
+                select(AlertDeliveryRow).where(condition).order_by(AlertDeliveryRow.id)
             )
             return [delivery_record(row) for row in rows]
 
@@ -269,17 +276,12 @@ class DeliveryStore(StoreBase):
             error: Error message of a failed attempt.
         """
         check_choice("status", status, DELIVERY_STATUSES)
-        delivered = status == "delivered"
-        now = utcnow()
         stmt = self._insert(DigestDeliveryRow).values(
             aoi_name=aoi_name,
             digest_key=digest_key,
             channel_id=channel_id,
             channel_label=channel_label,
-            status=status,
-            attempts=1,
-            last_error=None if delivered else error,
-            delivered_at=now if delivered else None,
+            **_first_attempt(status, error, utcnow()),
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=["digest_key", "channel_id"],

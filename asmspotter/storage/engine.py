@@ -33,7 +33,7 @@ from asmspotter.storage.errors import (
     DatabaseURLError,
     RecordNotFoundError,
 )
-from asmspotter.storage.schema import AOIRow, Base
+from asmspotter.storage.schema import AOIRow, Base, RunRow, SiteRow
 
 logger = logging.getLogger(__name__)
 
@@ -218,11 +218,8 @@ def upgrade_database(url: str) -> None:
         DatabaseURLError: The URL is unusable.
         DatabaseUnavailableError: The database cannot be reached.
     """
-    engine = create_database_engine(url)
-    try:
+    with _short_lived_engine(url) as engine:
         upgrade_engine(engine)
-    finally:
-        engine.dispose()
 
 
 def schema_revision(url: str) -> str | None:
@@ -237,12 +234,20 @@ def schema_revision(url: str) -> str | None:
     """
     from alembic.runtime.migration import MigrationContext
 
+    with _short_lived_engine(url) as engine:
+        try:
+            with engine.connect() as connection:
+                return MigrationContext.configure(connection).get_current_revision()
+        except (OperationalError, InterfaceError) as exc:
+            raise unavailable_error(redact_database_url(url), exc) from exc
+
+
+@contextmanager
+def _short_lived_engine(url: str) -> Iterator[Engine]:
+    """An engine for one call on ``url``, its pooled connections closed afterwards."""
     engine = create_database_engine(url)
     try:
-        with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
-    except (OperationalError, InterfaceError) as exc:
-        raise unavailable_error(redact_database_url(url), exc) from exc
+        yield engine
     finally:
         engine.dispose()
 
@@ -378,3 +383,17 @@ class StoreBase:
                 "title, epsg) before recording runs, scenes or sites for it."
             )
         return aoi
+
+    def _require_run(self, session: Session, run_id: int) -> RunRow:
+        """Return the run row or raise naming the store."""
+        run = session.get(RunRow, run_id)
+        if run is None:
+            raise RecordNotFoundError(f"run {run_id} is not in the store ({self.url}).")
+        return run
+
+    def _require_site(self, session: Session, site_id: str, *, for_update: bool = False) -> SiteRow:
+        """Return the site row (locked for update when asked) or raise naming the store."""
+        site = session.get(SiteRow, site_id, with_for_update=for_update)
+        if site is None:
+            raise RecordNotFoundError(f"site {site_id!r} is not in the store ({self.url}).")
+        return site

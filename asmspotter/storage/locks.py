@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from asmspotter.errors import RunInProgressError
@@ -110,15 +110,7 @@ class StoreLocks(StoreBase):
         try:
             yield
         finally:
-            try:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                connection.commit()
-            except Exception:
-                # Drop the session rather than pool it: PostgreSQL then frees the lock.
-                connection.invalidate()
-                raise
-            finally:
-                connection.close()
+            _release_advisory_lock(connection, key, held=True)
 
     @contextmanager
     def run_lock(
@@ -206,13 +198,21 @@ class StoreLocks(StoreBase):
         try:
             yield acquired
         finally:
-            try:
-                if acquired:
-                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                    connection.commit()
-            except Exception:
-                # Drop the session rather than pool it: PostgreSQL then frees the lock.
-                connection.invalidate()
-                raise
-            finally:
-                connection.close()
+            _release_advisory_lock(connection, key, held=acquired)
+
+
+def _release_advisory_lock(connection: Connection, key: int, *, held: bool) -> None:
+    """Unlock ``key`` if ``held`` and close the lock's dedicated connection.
+
+    If unlocking fails the connection is invalidated rather than pooled, so that
+    PostgreSQL ends the session and frees the lock with it.
+    """
+    try:
+        if held:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()
+    except Exception:
+        connection.invalidate()
+        raise
+    finally:
+        connection.close()

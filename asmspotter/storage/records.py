@@ -7,13 +7,24 @@ timezone-aware UTC (SQLite hands them back naive).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from shapely import wkt as shapely_wkt
 from shapely.geometry.base import BaseGeometry
 
-from asmspotter.storage.schema import AlertDeliveryRow, ObservationRow, RunRow, SiteRow
+from asmspotter.storage.schema import (
+    AlertDeliveryRow,
+    ObservationRow,
+    RunRow,
+    SiteReviewRow,
+    SiteRow,
+)
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_Record = TypeVar("_Record", bound="DataclassInstance")
 
 RunStatus = Literal["running", "completed", "failed", "no_data"]
 SceneStatus = Literal["used", "skipped"]
@@ -295,80 +306,46 @@ def as_utc_or_none(value: dt.datetime | None) -> dt.datetime | None:
     return None if value is None else as_utc(value)
 
 
+def copy_row(record_type: type[_Record], row: object, **converted: Any) -> _Record:
+    """Build ``record_type`` from the row attributes of the same names.
+
+    Fields given in ``converted`` (renamed or converted values) are taken from there;
+    every other dataclass field is read from ``row`` under its own name, so a field
+    added to a record and its table is copied without touching the copy functions.
+    """
+    copied = {
+        field.name: getattr(row, field.name)
+        for field in fields(record_type)
+        if field.name not in converted
+    }
+    return record_type(**copied, **converted)
+
+
 def run_record(row: RunRow) -> RunRecord:
     """Copy a run row into its dataclass."""
-    return RunRecord(
-        id=row.id,
-        aoi_name=row.aoi_name,
-        window_start=row.window_start,
-        window_end=row.window_end,
-        status=row.status,
-        attempts=row.attempts,
+    return copy_row(
+        RunRecord,
+        row,
         started_at=as_utc(row.started_at),
         finished_at=as_utc_or_none(row.finished_at),
-        n_scenes=row.n_scenes,
-        composite_path=row.composite_path,
-        probability_path=row.probability_path,
-        sites_path=row.sites_path,
-        clear_wkt=row.clear_wkt,
-        epsg=row.epsg,
-        message=row.message,
     )
 
 
 def observation_record(obs: ObservationRow, window_end: dt.date) -> ObservationRecord:
     """Copy an observation row, with its run's window end, into its dataclass."""
-    return ObservationRecord(
-        site_id=obs.site_id,
-        run_id=obs.run_id,
-        window_end=window_end,
-        kind=obs.kind,
-        area_ha=obs.area_ha,
-        previous_area_ha=obs.previous_area_ha,
-        growth_ha=obs.growth_ha,
-        growth_pct=obs.growth_pct,
-        mean_probability=obs.mean_probability,
-        clear_observations=obs.clear_observations,
-        geometry_wkt=obs.geometry_wkt,
-        epsg=obs.epsg,
-        centroid_lon=obs.centroid_lon,
-        centroid_lat=obs.centroid_lat,
-        verifier_score=obs.verifier_score,
-        confidence=obs.confidence,
-        outline_threshold=obs.outline_threshold,
-    )
+    return copy_row(ObservationRecord, obs, window_end=window_end)
 
 
 def site_record(row: SiteRow) -> SiteRecord:
     """Copy a site row into its dataclass."""
-    return SiteRecord(
-        site_id=row.id,
-        aoi_name=row.aoi_name,
-        first_seen=row.first_seen,
-        last_seen=row.last_seen,
-        status=row.status,
-        dismissed_reason=row.dismissed_reason,
-        geometry_wkt=row.geometry_wkt,
-        epsg=row.epsg,
-        area_ha=row.area_ha,
-        centroid_lon=row.centroid_lon,
-        centroid_lat=row.centroid_lat,
-        confirmed_at=as_utc_or_none(row.confirmed_at),
-    )
+    return copy_row(SiteRecord, row, site_id=row.id, confirmed_at=as_utc_or_none(row.confirmed_at))
 
 
 def delivery_record(row: AlertDeliveryRow) -> DeliveryRecord:
     """Copy a delivery row into its dataclass."""
-    return DeliveryRecord(
-        id=row.id,
-        run_id=row.run_id,
-        site_id=row.site_id,
-        kind=row.kind,
-        event_key=row.event_key,
-        channel_id=row.channel_id,
-        channel_label=row.channel_label,
-        status=row.status,
-        attempts=row.attempts,
-        last_error=row.last_error,
-        delivered_at=as_utc_or_none(row.delivered_at),
-    )
+    return copy_row(DeliveryRecord, row, delivered_at=as_utc_or_none(row.delivered_at))
+
+
+def site_review_record(row: SiteReviewRow) -> SiteReview:
+    """Copy a site review row into its dataclass."""
+    return copy_row(SiteReview, row, reviewed_at=as_utc(row.reviewed_at))

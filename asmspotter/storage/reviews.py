@@ -12,14 +12,13 @@ import logging
 from sqlalchemy import select
 
 from asmspotter.storage.engine import StoreBase, check_choice, utcnow
-from asmspotter.storage.errors import RecordNotFoundError
 from asmspotter.storage.records import (
     DismissedSite,
     SiteRecord,
     SiteReview,
-    as_utc,
     as_utc_or_none,
     site_record,
+    site_review_record,
 )
 from asmspotter.storage.schema import REVIEW_DECISIONS, SiteReviewRow, SiteRow
 
@@ -35,20 +34,9 @@ class ReviewStore(StoreBase):
         """Mark a site as dismissed (e.g. a false positive); it keeps being tracked.
 
         Its alerts stop until it outgrows its area at dismissal (see
-        ``asmspotter.alerts.dispatch``); it becomes a training negative.
-
-        Args:
-            site_id: Site id.
-            reason: Why, for the record (``river bar``, ``town``, ...).
-            note: Optional comment.
-            source: Where the decision was made (``cli`` or ``web``).
-
-        Returns:
-            The site as it is now.
-
-        Raises:
-            ValueError: ``reason`` is empty.
-            RecordNotFoundError: No site has this id.
+        ``asmspotter.alerts.dispatch``); it becomes a training negative. ``reason`` says
+        why, for the record (``river bar``, ``town``, ...); the arguments, the returned
+        site and the errors are those of :meth:`review_site`.
         """
         return self.review_site(site_id, "dismissed", reason, note=note, source=source)
 
@@ -57,20 +45,9 @@ class ReviewStore(StoreBase):
     ) -> SiteRecord:
         """Mark a site as a confirmed mine; it stays active and becomes a training positive.
 
-        A confirmation lifts an earlier dismissal, so the site alerts again.
-
-        Args:
-            site_id: Site id.
-            reason: What settled it (``field visit``, ``high-resolution image``, ...).
-            note: Optional comment.
-            source: Where the decision was made (``cli`` or ``web``).
-
-        Returns:
-            The site as it is now.
-
-        Raises:
-            ValueError: ``reason`` is empty.
-            RecordNotFoundError: No site has this id.
+        A confirmation lifts an earlier dismissal, so the site alerts again. ``reason``
+        says what settled it (``field visit``, ``high-resolution image``, ...); the
+        arguments, the returned site and the errors are those of :meth:`review_site`.
         """
         return self.review_site(site_id, "confirmed", reason, note=note, source=source)
 
@@ -109,9 +86,7 @@ class ReviewStore(StoreBase):
         note = note.strip() if note and note.strip() else None
         now = utcnow()
         with self._transaction() as session:
-            row = session.get(SiteRow, site_id, with_for_update=True)
-            if row is None:
-                raise RecordNotFoundError(f"site {site_id!r} is not in the store ({self.url}).")
+            row = self._require_site(session, site_id, for_update=True)
             if decision == "dismissed":
                 row.status = "dismissed"
                 row.dismissed_reason = reason
@@ -146,18 +121,7 @@ class ReviewStore(StoreBase):
             select(SiteReviewRow).where(SiteReviewRow.site_id == site_id).order_by(SiteReviewRow.id)
         )
         with self._transaction(read_only=True) as session:
-            return [
-                SiteReview(
-                    site_id=row.site_id,
-                    decision=row.decision,
-                    reason=row.reason,
-                    note=row.note,
-                    area_ha=row.area_ha,
-                    source=row.source,
-                    reviewed_at=as_utc(row.reviewed_at),
-                )
-                for row in session.scalars(stmt)
-            ]
+            return [site_review_record(row) for row in session.scalars(stmt)]
 
     def confirmed_sites(self, aoi_name: str | None = None) -> list[SiteRecord]:
         """Return the sites a person confirmed as mines (of one AOI, or all), by id."""

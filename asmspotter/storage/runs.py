@@ -20,7 +20,6 @@ from sqlalchemy import func, select, update
 
 from asmspotter.scenes import SceneRef
 from asmspotter.storage.engine import StoreBase, check_choice, chunks, finite_or_none, utcnow
-from asmspotter.storage.errors import RecordNotFoundError
 from asmspotter.storage.records import (
     AOIRecord,
     RunRecord,
@@ -174,9 +173,7 @@ class RunStore(StoreBase):
         else:
             clear_text = None
         with self._transaction() as session:
-            run = session.get(RunRow, run_id)
-            if run is None:
-                raise RecordNotFoundError(f"run {run_id} is not in the store ({self.url}).")
+            run = self._require_run(session, run_id)
             aoi = session.get(AOIRow, run.aoi_name)
             run.status = status
             run.finished_at = utcnow()
@@ -196,10 +193,7 @@ class RunStore(StoreBase):
             RecordNotFoundError: No run has this id.
         """
         with self._transaction(read_only=True) as session:
-            row = session.get(RunRow, run_id)
-            if row is None:
-                raise RecordNotFoundError(f"run {run_id} is not in the store ({self.url}).")
-            return run_record(row)
+            return run_record(self._require_run(session, run_id))
 
     def runs(self, aoi_name: str) -> list[RunRecord]:
         """Return every run of an AOI, oldest window first."""

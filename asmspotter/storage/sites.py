@@ -15,7 +15,8 @@ from typing import Any
 
 from shapely import wkt as shapely_wkt
 from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql import Subquery
 
 from asmspotter.events import CONFIDENCE_LEVELS, SiteEvent
 from asmspotter.storage.engine import StoreBase, chunks, finite_or_none
@@ -100,20 +101,16 @@ class SiteStore(StoreBase):
             outline, area, confidence level and outline cut of its latest observation in
             a run whose window ended before ``as_of``, ordered by id.
         """
-        ranked = (
-            select(
+        ranked = _ranked_observations(
+            (
                 ObservationRow.site_id,
                 ObservationRow.geometry_wkt,
                 ObservationRow.area_ha,
                 ObservationRow.confidence,
                 ObservationRow.outline_threshold,
-                func.row_number()
-                .over(partition_by=ObservationRow.site_id, order_by=RunRow.window_end.desc())
-                .label("rank"),
-            )
-            .join(RunRow, RunRow.id == ObservationRow.run_id)
-            .where(RunRow.aoi_name == aoi_name, RunRow.window_end < as_of)
-            .subquery()
+            ),
+            RunRow.aoi_name == aoi_name,
+            RunRow.window_end < as_of,
         )
         stmt = (
             select(
@@ -327,21 +324,16 @@ class SiteStore(StoreBase):
     def _refresh_sites(session: Session, site_ids: Sequence[str]) -> None:
         """Recompute the denormalised summary of sites from their observations."""
         for chunk in chunks(site_ids):
-            ranked = (
-                select(
+            ranked = _ranked_observations(
+                (
                     ObservationRow.site_id,
                     ObservationRow.geometry_wkt,
                     ObservationRow.epsg,
                     ObservationRow.area_ha,
                     ObservationRow.centroid_lon,
                     ObservationRow.centroid_lat,
-                    func.row_number()
-                    .over(partition_by=ObservationRow.site_id, order_by=RunRow.window_end.desc())
-                    .label("rank"),
-                )
-                .join(RunRow, RunRow.id == ObservationRow.run_id)
-                .where(ObservationRow.site_id.in_(chunk))
-                .subquery()
+                ),
+                ObservationRow.site_id.in_(chunk),
             )
             latest = {
                 row.site_id: row
@@ -388,10 +380,7 @@ class SiteStore(StoreBase):
             RecordNotFoundError: No site has this id.
         """
         with self._transaction(read_only=True) as session:
-            row = session.get(SiteRow, site_id)
-            if row is None:
-                raise RecordNotFoundError(f"site {site_id!r} is not in the store ({self.url}).")
-            return site_record(row)
+            return site_record(self._require_site(session, site_id))
 
     def site_history(self, site_id: str) -> list[ObservationRecord]:
         """Return every observation of a site, oldest window first.
@@ -406,25 +395,15 @@ class SiteStore(StoreBase):
             .order_by(RunRow.window_end)
         )
         with self._transaction(read_only=True) as session:
-            if session.get(SiteRow, site_id) is None:
-                raise RecordNotFoundError(f"site {site_id!r} is not in the store ({self.url}).")
+            self._require_site(session, site_id)
             return [
                 observation_record(obs, window_end) for obs, window_end in session.execute(stmt)
             ]
 
     def latest_observations(self, aoi_name: str) -> dict[str, ObservationRecord]:
         """Return each site's latest observation (last event, confidence), by site id."""
-        ranked = (
-            select(
-                ObservationRow.id,
-                RunRow.window_end,
-                func.row_number()
-                .over(partition_by=ObservationRow.site_id, order_by=RunRow.window_end.desc())
-                .label("rank"),
-            )
-            .join(RunRow, RunRow.id == ObservationRow.run_id)
-            .where(RunRow.aoi_name == aoi_name)
-            .subquery()
+        ranked = _ranked_observations(
+            (ObservationRow.id, RunRow.window_end), RunRow.aoi_name == aoi_name
         )
         stmt = select(ObservationRow, ranked.c.window_end).join(
             ranked, and_(ranked.c.id == ObservationRow.id, ranked.c.rank == 1)
@@ -453,3 +432,24 @@ class SiteStore(StoreBase):
             for site_id, window_end, kind, area_ha in session.execute(stmt):
                 histories.setdefault(site_id, []).append((window_end, kind, float(area_ha)))
         return histories
+
+
+def _ranked_observations(
+    columns: Sequence[InstrumentedAttribute[Any]], *conditions: ColumnElement[bool]
+) -> Subquery:
+    """Observations matching ``conditions`` with a ``rank`` column, 1 for each site's newest.
+
+    "Newest" is by the window end of the observation's run; select ``rank == 1`` from
+    the subquery for each site's latest observation.
+    """
+    return (
+        select(
+            *columns,
+            func.row_number()
+            .over(partition_by=ObservationRow.site_id, order_by=RunRow.window_end.desc())
+            .label("rank"),
+        )
+        .join(RunRow, RunRow.id == ObservationRow.run_id)
+        .where(*conditions)
+        .subquery()
+    )

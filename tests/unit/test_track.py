@@ -32,9 +32,14 @@ def rect(dx: float, dy: float, width: float, height: float) -> BaseGeometry:
     return box(X0 + dx, Y0 + dy, X0 + dx + width, Y0 + dy + height)
 
 
-def frame(geometries: Sequence[BaseGeometry], probs: Sequence[float] | None = None):
+def frame(
+    geometries: Sequence[BaseGeometry],
+    probs: Sequence[float] | None = None,
+    cuts: Sequence[float] | None = None,
+):
+    """Detections as the detector hands them over; ``cuts`` adds each outline's threshold."""
     probs = list(probs) if probs is not None else [0.9] * len(geometries)
-    return gpd.GeoDataFrame(
+    detections = gpd.GeoDataFrame(
         {
             "area_ha": [g.area / 10_000 for g in geometries],
             "mean_probability": probs,
@@ -42,6 +47,9 @@ def frame(geometries: Sequence[BaseGeometry], probs: Sequence[float] | None = No
         geometry=list(geometries),
         crs=f"EPSG:{EPSG}",
     )
+    if cuts is not None:
+        detections["outline_threshold"] = list(cuts)
+    return detections
 
 
 def known(site_id: str, geometry: BaseGeometry, status: str = "active") -> KnownSite:
@@ -62,11 +70,12 @@ def track(
     clear_before: BaseGeometry | None = EVERYWHERE,
     ids: Sequence[str] = ("demo-0101", "demo-0102", "demo-0103"),
     probs: Sequence[float] | None = None,
+    cuts: Sequence[float] | None = None,
     thresholds: TrackingThresholds = THRESHOLDS,
     **kwargs,
 ) -> dict[str, SiteEvent]:
     events = track_sites(
-        frame(detections, probs),
+        frame(detections, probs, cuts),
         sites,
         clear_now=clear_now,
         clear_before=clear_before,
@@ -349,23 +358,9 @@ def test_growth_of_a_stretched_square(side_m: int, extra_m: int):
     assert event.kind == ("expanded" if expanded else "unchanged")
 
 
-def cut_frame(geometries: Sequence[BaseGeometry], cuts: Sequence[float]):
-    detections = frame(geometries)
-    detections["outline_threshold"] = list(cuts)
-    return detections
-
-
 def track_cuts(geometries, cuts, site: KnownSite) -> SiteEvent:
-    (event,) = track_sites(
-        cut_frame(geometries, cuts),
-        [site],
-        clear_now=EVERYWHERE,
-        clear_before=EVERYWHERE,
-        window_end=W2,
-        epsg=EPSG,
-        new_site_ids=iter(["demo-0101"]),
-        thresholds=THRESHOLDS,
-    )
+    """The one event of ``site`` when the detections carry their outline cuts."""
+    (event,) = track(geometries, [site], cuts=cuts).values()
     return event
 
 

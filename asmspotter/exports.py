@@ -194,6 +194,7 @@ def sites_from_records(
     sites: Sequence[Any],
     latest: Mapping[str, Any] | None = None,
     url_for: Callable[[str], str | None] | None = None,
+    tags: Mapping[str, tuple[ContextTag, ...]] | None = None,
 ) -> list[ExportSite]:
     """Build export rows from store sites (:class:`asmspotter.storage.SiteRecord`).
 
@@ -202,6 +203,8 @@ def sites_from_records(
         latest: Site id -> latest :class:`~asmspotter.storage.ObservationRecord`, for the
             last event and confidence level.
         url_for: Site id -> link to put in each row (e.g. the review page).
+        tags: Site id -> the context layers it lies in
+            (:func:`asmspotter.context_layers.tag_sites`); none without.
 
     Returns:
         One row per site, in the given order.
@@ -225,6 +228,7 @@ def sites_from_records(
                 last_seen=site.last_seen,
                 reason=reason,
                 url=url_for(site.site_id) if url_for else None,
+                context_tags=(tags or {}).get(site.site_id, ()),
             )
         )
     return rows

@@ -28,8 +28,15 @@ from jinja2 import Environment, PackageLoader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
+from asmspotter.context_layers import ContextTag, tag_sites
 from asmspotter.errors import AsmspotterError
-from asmspotter.exports import EXPORT_FORMATS, ExportSite, render_export, sites_from_records
+from asmspotter.exports import (
+    EXPORT_FORMATS,
+    ExportSite,
+    format_context_tags,
+    render_export,
+    sites_from_records,
+)
 from asmspotter.storage import (
     AOIRecord,
     ObservationRecord,
@@ -267,6 +274,13 @@ def create_app(config: WebConfig) -> FastAPI:
             logger.warning("AOI %s: no outline on the map: %s", aoi_name, exc)
             return None
 
+    def context_tags(aoi_name: str, sites: Sequence[Any]) -> dict[str, tuple[ContextTag, ...]]:
+        """The context layers (protected areas, territories, ...) each site lies in."""
+        aoi = aoi_yaml(aoi_name)
+        if aoi is None or not aoi.context_layers or not sites:
+            return {}
+        return tag_sites({s.site_id: s.geometry for s in sites}, sites[0].epsg, aoi.context_layers)
+
     def composite_for(path: str | None) -> Path | None:
         if path is None:
             return None
@@ -339,7 +353,9 @@ def create_app(config: WebConfig) -> FastAPI:
         aoi_or_404(aoi_name)
         latest = store.latest_observations(aoi_name)
         sites = _filter_sites(store.sites(aoi_name), latest, review, event)
-        rows = sites_from_records(sites, latest, url_for=lambda s: f"/sites/{s}")
+        rows = sites_from_records(
+            sites, latest, url_for=lambda s: f"/sites/{s}", tags=context_tags(aoi_name, sites)
+        )
         features = []
         for row in rows:
             from shapely.geometry import mapping
@@ -387,7 +403,9 @@ def create_app(config: WebConfig) -> FastAPI:
             raise HTTPException(404, f"no export format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
         latest = store.latest_observations(aoi_name)
         sites = _filter_sites(store.sites(aoi_name), latest, review, event)
-        rows: list[ExportSite] = sites_from_records(sites, latest)
+        rows: list[ExportSite] = sites_from_records(
+            sites, latest, tags=context_tags(aoi_name, sites)
+        )
         content, media_type = render_export(rows, fmt)
         suffix = "" if review == "all" and event == "all" else f"-{review}-{event}"
         filename = f"{aoi_name}-sites{suffix}.{fmt}"
@@ -441,6 +459,9 @@ def create_app(config: WebConfig) -> FastAPI:
             history=history,
             pairs=list(reversed(pairs)),
             timeline=build_timeline(history),
+            context_layers=format_context_tags(
+                context_tags(site.aoi_name, [site]).get(site.site_id, ())
+            ),
             deliveries=store.site_deliveries(site.site_id),
             reviews=store.site_reviews(site.site_id),
             dismiss_reasons=DISMISS_REASONS,

@@ -22,6 +22,7 @@
       ["review", props.review + (props.reason ? " (" + props.reason + ")" : "")],
       ["seen", (props.first_seen || "?") + " → " + (props.last_seen || "?")],
     ];
+    if (props.context_layers) rows.push(["inside", props.context_layers]);
     for (const [key, value] of rows) {
       const dt = document.createElement("dt");
       dt.textContent = key;

@@ -311,3 +311,42 @@ def test_alerts_link_the_site_page_when_public_url_is_set(monkeypatch):
     assert "review: https://asm.example.org/sites/rev-0001" in message.body_text
     assert '<a href="https://asm.example.org/sites/rev-0001">rev-0001</a>' in message.body_html
     assert "[rev-0001](https://asm.example.org/sites/rev-0001)" in message.body_markdown
+
+
+def test_sites_show_the_context_layers_they_lie_in(review):
+    """A park drawn over rev-0001 only: the map, the site page and the CSV name it."""
+    from pyproj import Transformer
+
+    from fakes.review import EPSG, ORIGIN_X_M, ORIGIN_Y_M, PIXEL_M
+
+    to_lonlat = Transformer.from_crs(EPSG, 4326, always_xy=True)
+    # rev-0001 covers pixels 60..100 from the top-left corner; the park 50..110.
+    corners = [
+        to_lonlat.transform(ORIGIN_X_M + c * PIXEL_M, ORIGIN_Y_M - r * PIXEL_M)
+        for c, r in ((50, 110), (110, 110), (110, 50), (50, 50), (50, 110))
+    ]
+    park = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"NAME": "Park <A>"},
+                "geometry": {"type": "Polygon", "coordinates": [corners]},
+            }
+        ],
+    }
+    (review.aoi_dir / "parks.geojson").write_text(json.dumps(park))
+    aoi_file = review.aoi_dir / f"{AOI_NAME}.yaml"
+    aoi_file.write_text(
+        aoi_file.read_text()
+        + "context_layers:\n  - {name: protected_areas, path: parks.geojson, label_field: NAME}\n"
+    )
+    client = make_client(review)
+    data = client.get(f"/api/aois/{AOI_NAME}/map.json").json()
+    inside = {f["id"]: f["properties"]["context_layers"] for f in data["sites"]["features"]}
+    assert inside == {"rev-0001": "protected_areas (Park <A>)", "rev-0002": None, "rev-0003": None}
+    page = client.get("/sites/rev-0001").text
+    assert '<dd id="context-layers">protected_areas (Park &lt;A&gt;)</dd>' in page
+    assert 'id="context-layers"' not in client.get("/sites/rev-0002").text
+    csv_text = client.get(f"/aois/{AOI_NAME}/sites.csv").text
+    assert "protected_areas (Park <A>)" in csv_text

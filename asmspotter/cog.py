@@ -48,12 +48,20 @@ def overview_factors(width: int, height: int, smallest_px: int = BLOCK_PX) -> li
 
 
 def staging_profile(**profile: object) -> dict[str, object]:
-    """Creation options of a staging GeoTIFF: tiled, uncompressed, BigTIFF when needed."""
+    """Creation options of a staging GeoTIFF: tiled, uncompressed, band-interleaved.
+
+    Band interleave because overviews are built band by band and the COG copy reads
+    band by band: from a pixel-interleaved 7-band staging file every block was read
+    seven times, and :func:`staging_to_cog` took 6.6 s instead of 1.2 s for a
+    750 km² composite (the full-resolution COG is the same to the bit; its overview
+    averages differ at GDAL's chunk edges of odd-sized levels).
+    """
     return {
         "driver": "GTiff",
         "tiled": True,
         "blockxsize": BLOCK_PX,
         "blockysize": BLOCK_PX,
+        "interleave": "band",
         "BIGTIFF": "IF_SAFER",
         **profile,
     }

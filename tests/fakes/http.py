@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -165,7 +166,7 @@ class _InjectedFault:
         )
 
 
-class FakeHttpServer:
+class FakeHttpServer(ABC):
     """A fake remote service on 127.0.0.1; use it as a context manager.
 
     Subclasses implement :meth:`routes` and may override :meth:`refuse`, :meth:`error`,
@@ -186,9 +187,9 @@ class FakeHttpServer:
         self._routes: Sequence[Route] = ()
 
     # ---- what a fake defines ---------------------------------------------------------
+    @abstractmethod
     def routes(self) -> Sequence[Route]:
         """The fake's routes, tried in order."""
-        raise NotImplementedError
 
     def refuse(self, request: RecordedRequest) -> Response | None:
         """The answer to a request without valid credentials; None lets it through."""

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from shapely.geometry import box
 
 from asmspotter.alerts.deliver import channel_from_url, send_alert
 from asmspotter.alerts.i18n import LANGUAGES, translations
@@ -16,6 +15,7 @@ from asmspotter.alerts.render import render_alert
 from asmspotter.aoi import load_aoi
 from asmspotter.errors import AOIConfigError
 from asmspotter.events import SiteEvent
+from fakes.events import square_site
 from fakes.smtp import serve_smtp
 
 EXPECTED = {
@@ -27,21 +27,15 @@ EXPECTED = {
 
 
 def _event() -> SiteEvent:
-    return SiteEvent(
-        site_id="ne-0005",
-        kind="new",
-        geometry=box(600_000, 559_800, 600_200, 560_000),
-        area_ha=4.0,
-        previous_area_ha=None,
-        growth_ha=None,
-        growth_pct=None,
+    return square_site(
+        "ne-0005",
+        600_000,
+        559_800,
+        200,
         mean_probability=0.8,
+        # The place labels the tests look up lie around this point, not the square.
         centroid_lon=-54.09,
         centroid_lat=5.06,
-        first_seen=dt.date(2024, 2, 29),
-        clear_observations=3,
-        verifier_score=0.9,
-        confidence="high",
     )
 
 

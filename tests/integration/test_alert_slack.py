@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 from apprise.plugins.slack import NotifySlack
-from shapely.geometry import box
 
 from asmspotter.alerts.deliver import channel_from_url, send_alert
 from asmspotter.alerts.render import render_alert
-from asmspotter.events import SiteEvent
+from fakes.events import square_site
 from fakes.slack import SlackInbox, serve_slack
 
 
@@ -25,21 +24,15 @@ def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackInbox]:
 
 
 def _message():  # type: ignore[no-untyped-def]
-    event = SiteEvent(
-        site_id="ne-0003",
-        kind="new",
-        geometry=box(600_000, 559_800, 600_200, 560_000),
-        area_ha=4.0,
-        previous_area_ha=None,
-        growth_ha=None,
-        growth_pct=None,
+    event = square_site(
+        "ne-0003",
+        600_000,
+        559_800,
+        200,
         mean_probability=0.8,
+        # The place labels the tests look up lie around this point, not the square.
         centroid_lon=-54.09,
         centroid_lat=5.06,
-        first_seen=dt.date(2024, 2, 29),
-        clear_observations=3,
-        verifier_score=0.9,
-        confidence="high",
     )
     return render_alert(
         "ne",

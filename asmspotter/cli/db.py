@@ -9,6 +9,16 @@ import typer
 from asmspotter.cli.app import fail
 from asmspotter.errors import AsmspotterError
 
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="SQLAlchemy URL (default: ASMSPOTTER_DATABASE_URL, else the SQLite file "
+        "in the data folder).",
+    ),
+]
+"""The ``--url`` option both commands take."""
+
 db_app = typer.Typer(
     help="The asmspotter database: create or upgrade its schema.", no_args_is_help=True
 )
@@ -16,14 +26,7 @@ db_app = typer.Typer(
 
 @db_app.command("upgrade")
 def db_upgrade(
-    url: Annotated[
-        str | None,
-        typer.Option(
-            "--url",
-            help="SQLAlchemy URL (default: ASMSPOTTER_DATABASE_URL, else the SQLite file "
-            "in the data folder).",
-        ),
-    ] = None,
+    url: DatabaseUrl = None,
 ) -> None:
     """Create or upgrade the store's schema (Alembic migrations); safe to repeat."""
     from asmspotter.settings import get_settings
@@ -42,14 +45,7 @@ def db_upgrade(
 
 @db_app.command("init")
 def db_init(
-    url: Annotated[
-        str | None,
-        typer.Option(
-            "--url",
-            help="SQLAlchemy URL (default: ASMSPOTTER_DATABASE_URL, else the SQLite file "
-            "in the data folder).",
-        ),
-    ] = None,
+    url: DatabaseUrl = None,
 ) -> None:
     """Create the database, even beside outputs of earlier runs (a new, empty history).
 

@@ -88,10 +88,7 @@ def site_patches(composite: Path, outline_wkt: str, patch_px: int) -> NDArray[np
     geometry = wkt.loads(outline_wkt)
     with rasterio.open(composite) as dataset:
         source = RasterPatches(dataset, band_indexes(dataset))
-        origins = patch_origins(geometry, source.transform, patch_px)
-        if len(origins) > MAX_PATCHES_PER_SITE:
-            pick = np.linspace(0, len(origins) - 1, MAX_PATCHES_PER_SITE).round().astype(int)
-            origins = [origins[i] for i in pick]
+        origins = patch_origins(geometry, source.transform, patch_px, MAX_PATCHES_PER_SITE)
         patches = []
         for row, col in origins:
             red, green, blue = source.read_rgb(row, col, patch_px)

@@ -131,13 +131,13 @@ def _starts(low: float, high: float, step: int) -> range:
 
 
 def patch_origins(
-    geometry: BaseGeometry, transform: Affine, patch_px: int
+    geometry: BaseGeometry, transform: Affine, patch_px: int, max_patches: int = MAX_PATCHES
 ) -> list[tuple[int, int]]:
     """Top-left (row, col) of the patches that look at ``geometry``.
 
     One patch centred on the outline's bounding box when it fits; otherwise a grid
     with half-patch steps over the box, keeping patches that touch the outline, thinned
-    evenly to :data:`MAX_PATCHES`.
+    evenly to ``max_patches``.
     """
     inverse = ~transform
     minx, miny, maxx, maxy = geometry.bounds
@@ -157,8 +157,8 @@ def patch_origins(
                 origins.append((r, c))
     if not origins:
         origins = [(int(row_lo), int(col_lo))]
-    if len(origins) > MAX_PATCHES:
-        pick = np.linspace(0, len(origins) - 1, MAX_PATCHES).round().astype(int)
+    if len(origins) > max_patches:
+        pick = np.linspace(0, len(origins) - 1, max_patches).round().astype(int)
         origins = [origins[i] for i in pick]
     return origins
 

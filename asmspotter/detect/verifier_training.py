@@ -164,9 +164,11 @@ def train_member(
     return net.eval()
 
 
-def score(net: PatchNet, rgb: NDArray[np.uint8], n_views: int = 1) -> NDArray[np.float32]:
-    """Probabilities of one member for gallery-encoded chips, averaged over ``n_views``."""
-    return mean_probability((net,), network_input(gallery_reflectance(rgb)), n_views, 512)
+def score(
+    nets: Sequence[PatchNet], rgb: NDArray[np.uint8], n_views: int = 1
+) -> NDArray[np.float32]:
+    """Mean probability of ``nets`` for gallery-encoded chips, over ``n_views`` views."""
+    return mean_probability(tuple(nets), network_input(gallery_reflectance(rgb)), n_views, 512)
 
 
 def score_out_of_fold(
@@ -185,10 +187,7 @@ def score_out_of_fold(
     out = np.full(len(rgb), np.nan, np.float32)
     for fold in range(n_folds):
         chosen = folds == fold
-        nets = members_of_fold(members, fold, n_folds)
-        out[chosen] = mean_probability(
-            nets, network_input(gallery_reflectance(rgb[chosen])), n_views, 512
-        )
+        out[chosen] = score(members_of_fold(members, fold, n_folds), rgb[chosen], n_views)
     return out
 
 
@@ -248,7 +247,7 @@ def cross_validate(
         labels = np.concatenate([gallery.label[train], extra_labels])
         net = train_member(rgb, labels, config, config.seed + fold, progress)
         held_out = folds == fold
-        out_of_fold[held_out] = score(net, gallery.rgb[held_out], config.test_time_views)
+        out_of_fold[held_out] = score((net,), gallery.rgb[held_out], config.test_time_views)
         members.append(net)
         if progress is not None:
             progress(f"fold {fold + 1}/{config.n_folds} done")

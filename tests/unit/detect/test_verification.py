@@ -443,7 +443,7 @@ def test_verifier_script_trains_then_rescores_in_more_views(tmp_path: Path) -> N
     chips = load_gallery(gallery).rgb
     for fold in (0, 1):
         chip = int(np.flatnonzero(fold_of == fold)[0])
-        by_member = [score(joined.members[k], chips[chip : chip + 1]) for k in (fold, fold + 2)]
+        by_member = [score((joined.members[k],), chips[chip : chip + 1]) for k in (fold, fold + 2)]
         assert ensemble[chip] == pytest.approx(float(np.mean(by_member)), abs=1e-6)
     # Members trained on other folds are refused: they saw chips they would judge.
     with pytest.raises(SystemExit, match="one member per fold"):

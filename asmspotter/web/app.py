@@ -274,9 +274,11 @@ def create_app(config: WebConfig) -> FastAPI:
             logger.warning("AOI %s: no outline on the map: %s", aoi_name, exc)
             return None
 
-    def context_tags(aoi_name: str, sites: Sequence[Any]) -> dict[str, tuple[ContextTag, ...]]:
-        """The context layers (protected areas, territories, ...) each site lies in."""
-        aoi = aoi_yaml(aoi_name)
+    def context_tags(aoi: Any, sites: Sequence[Any]) -> dict[str, tuple[ContextTag, ...]]:
+        """The context layers (protected areas, territories, ...) each site of ``aoi`` lies in.
+
+        ``aoi`` is :func:`aoi_yaml`'s answer (None: no AOI file, no tags).
+        """
         if aoi is None or not aoi.context_layers or not sites:
             return {}
         return tag_sites({s.site_id: s.geometry for s in sites}, sites[0].epsg, aoi.context_layers)
@@ -353,8 +355,9 @@ def create_app(config: WebConfig) -> FastAPI:
         aoi_or_404(aoi_name)
         latest = store.latest_observations(aoi_name)
         sites = _filter_sites(store.sites(aoi_name), latest, review, event)
+        aoi = aoi_yaml(aoi_name)
         rows = sites_from_records(
-            sites, latest, url_for=lambda s: f"/sites/{s}", tags=context_tags(aoi_name, sites)
+            sites, latest, url_for=lambda s: f"/sites/{s}", tags=context_tags(aoi, sites)
         )
         features = []
         for row in rows:
@@ -368,7 +371,6 @@ def create_app(config: WebConfig) -> FastAPI:
                     "geometry": mapping(row.geometry_lonlat),
                 }
             )
-        aoi = aoi_yaml(aoi_name)
         composite = latest_composite(aoi_name)
         overlay = None
         if composite is not None:
@@ -404,7 +406,7 @@ def create_app(config: WebConfig) -> FastAPI:
         latest = store.latest_observations(aoi_name)
         sites = _filter_sites(store.sites(aoi_name), latest, review, event)
         rows: list[ExportSite] = sites_from_records(
-            sites, latest, tags=context_tags(aoi_name, sites)
+            sites, latest, tags=context_tags(aoi_yaml(aoi_name), sites)
         )
         content, media_type = render_export(rows, fmt)
         suffix = "" if review == "all" and event == "all" else f"-{review}-{event}"
@@ -460,7 +462,7 @@ def create_app(config: WebConfig) -> FastAPI:
             pairs=list(reversed(pairs)),
             timeline=build_timeline(history),
             context_layers=format_context_tags(
-                context_tags(site.aoi_name, [site]).get(site.site_id, ())
+                context_tags(aoi_yaml(site.aoi_name), [site]).get(site.site_id, ())
             ),
             deliveries=store.site_deliveries(site.site_id),
             reviews=store.site_reviews(site.site_id),

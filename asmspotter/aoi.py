@@ -127,6 +127,12 @@ class AlertChannelConfig(StrictModel):
         description="Only sites in one of these context layers (names from the AOI's "
         "context_layers), e.g. [protected_areas] for the park service; default: every site.",
     )
+    exclude_tags: list[LayerTag] | None = Field(
+        default=None,
+        min_length=1,
+        description="Only sites in none of these context layers, e.g. [known_mining_2024] "
+        "for new mining frontiers away from known districts; default: no site left out.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -237,7 +243,7 @@ class AOIConfig(StrictModel):
 
     @model_validator(mode="after")
     def _channel_tags_name_layers(self) -> AOIConfig:
-        """A channel may only subscribe to tags a context layer gives, each layer named once."""
+        """A channel's ``tags`` and ``exclude_tags`` name context layers, each named once."""
         names = [layer.name for layer in self.context_layers]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
@@ -246,12 +252,19 @@ class AOIConfig(StrictModel):
                 "own name (it is the tag its sites get)."
             )
         for index, channel in enumerate(self.alerts):
-            unknown = sorted(set(channel.tags or ()) - set(names))
-            if unknown:
+            for key, tags in (("tags", channel.tags), ("exclude_tags", channel.exclude_tags)):
+                unknown = sorted(set(tags or ()) - set(names))
+                if unknown:
+                    raise ValueError(
+                        f"alerts.{index}.{key}: {unknown} is not the name of a context layer "
+                        f"(context_layers: {', '.join(names) or 'none'}); add the layer or fix "
+                        "the tag."
+                    )
+            both = sorted(set(channel.tags or ()) & set(channel.exclude_tags or ()))
+            if both:
                 raise ValueError(
-                    f"alerts.{index}.tags: {unknown} is not the name of a context layer "
-                    f"(context_layers: {', '.join(names) or 'none'}); add the layer or fix "
-                    "the tag."
+                    f"alerts.{index}: {both} is in both tags and exclude_tags; a site in the "
+                    "layer cannot be both wanted and left out, so keep it in one of them."
                 )
         return self
 

@@ -7,7 +7,8 @@ WDPA protected areas, RAISG indigenous territories, a mining-concession cadastre
 invalid); :func:`tag_sites` tells which layers (and which named features) each
 site outline intersects, in the AOI grid's CRS. The alerts (``asmspotter.alerts``)
 show these tags in every message and file, and channels subscribe by tag
-(``tags: [protected_areas]``). The AOI schema that holds the list is in
+(``tags: [protected_areas]``) or leave tagged sites out (``exclude_tags:
+[known_mining_2024]``: only new frontiers). The AOI schema that holds the list is in
 ``asmspotter.aoi``; nothing here touches the network or the store.
 """
 

@@ -94,8 +94,9 @@ def events_for_channel(
     Without a channel (the outbox) the default levels apply. Events no verifier scored
     (a model without one, such as ``ps-unet-v1``) pass the level filter: they have no
     level to judge them by, and dropping them would silence that model's AOIs. A
-    channel with ``tags`` gets only sites in one of those context layers (the events
-    must carry their ``context_tags``, :func:`asmspotter.context_layers.tag_events`).
+    channel with ``tags`` gets only sites in one of those context layers, one with
+    ``exclude_tags`` only sites in none of those (the events must carry their
+    ``context_tags``, :func:`asmspotter.context_layers.tag_events`).
     """
     wanted = set(config.events) if config else {"new", "expanded"}
     min_area = config.min_area_ha if config else 0.0
@@ -112,10 +113,18 @@ def events_for_channel(
 
 
 def has_channel_tag(tags: Sequence[ContextTag], config: AlertChannelConfig | None) -> bool:
-    """True if a site with these tags goes to the channel: it has no ``tags``, or one matches."""
-    if config is None or config.tags is None:
+    """True if a site with these tags goes to the channel.
+
+    It must lie in one of the channel's ``tags`` (if it has any) and in none of its
+    ``exclude_tags``: ``exclude_tags: [known_mining_2024]`` is the channel for new
+    frontiers, sites away from the mining districts already known.
+    """
+    if config is None:
         return True
-    return any(tag.layer in config.tags for tag in tags)
+    layers = {tag.layer for tag in tags}
+    if config.tags is not None and not layers & set(config.tags):
+        return False
+    return not layers & set(config.exclude_tags or ())
 
 
 def is_dismissal_overridden(area_ha: float, dismissed_area_ha: float | None, aoi: AOI) -> bool:
@@ -262,8 +271,8 @@ def send_weekly_digests(
 
     The first run of an ISO week sends the digest; later runs in the same week send
     nothing to a channel that got it, and retry one that did not. Each channel gets
-    it in its language, and a channel with ``tags`` only the sites in those context
-    layers. The run's ``sites.geojson`` is attached where it exists.
+    it in its language, and a channel with ``tags`` or ``exclude_tags`` only the sites
+    in (or outside) those context layers. The run's ``sites.geojson`` is attached where it exists.
 
     Returns:
         One outcome per subscribed channel that was due.

@@ -182,6 +182,8 @@ def _layer_label(layer: str) -> str:
         "protected_areas": _("protected area"),
         "indigenous_territories": _("indigenous territory"),
         "concessions": _("mining concession"),
+        # The bundled real AOIs' Amazon Mining Watch layer (scripts/build_context_layers.py).
+        "known_mining_2024": _("known mining area 2024"),
     }
     return known.get(layer, layer)
 
@@ -844,7 +846,7 @@ def render_digest(
         aoi_name: AOI slug.
         aoi_title: AOI name for people.
         window_end: Last day of the run's window; picks the ISO week.
-        sites: The AOI's active sites (a channel with ``tags``: only its sites).
+        sites: The AOI's active sites (a channel with ``tags``/``exclude_tags``: its sites).
         max_sites: Most sites listed; the rest are counted.
         language: ``en``, ``es``, ``pt`` or ``nl``, the channel's language.
     """

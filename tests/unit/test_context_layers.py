@@ -230,3 +230,53 @@ def test_demo_layer_holds_exactly_one_demo_site() -> None:
     assert tagged == {"truth-05"}
     properties = json.loads(layer.path.read_text())["features"][0]["properties"]
     assert "not a real" in properties["NAME"] and "MIT" in properties["licence"]
+
+
+def test_channel_exclude_tags_takes_only_sites_outside_those_layers(tmp_path: Path) -> None:
+    """exclude_tags leaves out a site in any named layer; with tags, both must hold."""
+    write_geojson_layer(tmp_path / "parks.geojson", [("Park A", PARK_UTM)])
+    gpd.GeoDataFrame(
+        {"holder": ["Mina Sur SA"]}, geometry=[CONCESSION_UTM], crs=f"EPSG:{EPSG}"
+    ).to_file(tmp_path / "cadastre.gpkg", layer="concessions", driver="GPKG")
+    layers = PARK_LAYER + "- name: concessions\n  path: cadastre.gpkg\n  label_field: holder\n"
+    alerts = (
+        '[{url: "json://127.0.0.1:1/frontier", exclude_tags: [concessions]}, '
+        '{url: "json://127.0.0.1:1/park-only", tags: [protected_areas], exclude_tags: [concessions]}, '
+        '{url: "json://127.0.0.1:1/wild", exclude_tags: [concessions, protected_areas]}]'
+    )
+    aoi = load_aoi(write_aoi(tmp_path, layers, alerts))
+    frontier, park_only, wild = aoi.config.alerts
+    events = tag_events(
+        [
+            site("both", 600_600),
+            site("park", 599_100),
+            site("conc", 602_000),
+            site("none", 605_000),
+        ],
+        EPSG,
+        aoi.context_layers,
+    )
+    assert [e.site_id for e in events_for_channel(events, frontier)] == ["park", "none"]
+    assert [e.site_id for e in events_for_channel(events, park_only)] == ["park"]
+    assert [e.site_id for e in events_for_channel(events, wild)] == ["none"]
+
+
+@pytest.mark.parametrize(
+    ("channel", "expected"),
+    [
+        ("exclude_tags: [protected_area]", r"alerts.0.exclude_tags: \['protected_area'\] is not"),
+        ("exclude_tags: []", r"alerts.0.exclude_tags: List should have at least 1 item"),
+        ("exclude_tags: [Parks]", r"alerts.0.exclude_tags.0: .*must be a tag of lowercase"),
+        (
+            "tags: [protected_areas], exclude_tags: [protected_areas]",
+            r"alerts.0: \['protected_areas'\] is in both tags and exclude_tags",
+        ),
+    ],
+)
+def test_channel_exclude_tags_must_name_a_layer_not_in_tags(
+    tmp_path: Path, channel: str, expected: str
+) -> None:
+    write_geojson_layer(tmp_path / "parks.geojson", [("Park A", PARK_UTM)])
+    alerts = f'[{{url: "json://127.0.0.1:1/x", {channel}}}]'
+    with pytest.raises(AOIConfigError, match=expected):
+        load_aoi(write_aoi(tmp_path, PARK_LAYER, alerts))

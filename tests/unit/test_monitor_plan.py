@@ -12,7 +12,11 @@ from asmspotter.settings import PROJECT_ROOT, get_settings
 def test_plan_splits_due_waiting_disabled_and_invalid(tmp_path, monkeypatch):
     for name in ("demo", "guyana-mazaruni"):
         shutil.copy(PROJECT_ROOT / "aoi_definitions" / f"{name}.yaml", tmp_path)
-    for name in ("guyana-mazaruni.geojson", "demo-protected-areas.geojson"):
+    for name in (
+        "guyana-mazaruni.geojson",
+        "guyana-mazaruni-known-mining-2024.geojson",
+        "demo-protected-areas.geojson",
+    ):
         shutil.copy(PROJECT_ROOT / "aoi_definitions" / name, tmp_path)
     (tmp_path / "broken.yaml").write_text("name: [\n")
     monkeypatch.setenv("ASMSPOTTER_AOI_DIR", str(tmp_path))

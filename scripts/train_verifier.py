@@ -59,6 +59,7 @@ from asmspotter.detect.verifier import (
 )
 from asmspotter.detect.verifier_training import (
     VerifierTrainingConfig,
+    check_precision,
     cross_validate,
     level_thresholds,
     real_evaluation,
@@ -113,6 +114,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         metavar="DIR",
         help="append the members of another training run on the same folds, then rescore",
+    )
+    parser.add_argument(
+        "--check-precision",
+        type=int,
+        default=None,
+        metavar="N",
+        help="only compare bf16 with fp32 on N random gallery chips with the members in "
+        "--out-dir and record it in the card (precision_check)",
     )
     parser.add_argument(
         "--skip-shifts",
@@ -333,6 +342,14 @@ def check_same_folds(saved: Path, gallery: GalleryChips, folds: NDArray[np.int8]
         )
 
 
+def record_precision_check(args: argparse.Namespace, gallery: GalleryChips) -> None:
+    """Compare bf16 with fp32 on real chips and write it into ``--out-dir``'s card."""
+    verifier = load_verifier(args.out_dir)
+    check = check_precision(verifier, gallery, args.check_precision, args.seed)
+    save_verifier_card(verifier.card.model_copy(update={"precision_check": check}), args.out_dir)
+    sys.stdout.write(f"{check.model_dump_json(indent=2)}\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Train (or rescore), evaluate, write."""
     args = parse_args(argv)
@@ -340,6 +357,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     gallery = load_gallery(args.gallery)
+    if args.check_precision:
+        record_precision_check(args, gallery)
+        return
     config = VerifierTrainingConfig(
         n_folds=args.folds,
         epochs=args.epochs,

@@ -146,7 +146,7 @@ def detect_array(
     )
     grid = _grid_for(valid.shape, resolution_m, transform, epsg)
     used_threshold = card.threshold if threshold is None else threshold
-    verifier = verifier_for(model_dir, card.verifier) if verify else None
+    verifier = verifier_for(model_dir, card.verifier, card.precision) if verify else None
     sites = verified_sites(
         lambda cut: vectorize_detections(
             probability, grid.transform, epsg, cut, min_area_ha, valid_mask=valid

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -39,6 +40,7 @@ from rasterio.windows import Window
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
+from asmspotter.detect.model_card import InferencePrecision
 from asmspotter.detect.verifier import VERIFIER_CARD_FILENAME, Verifier, cached_verifier
 from asmspotter.events import ConfidenceLevel
 
@@ -286,14 +288,19 @@ def candidate_threshold_for(
     return candidate_threshold
 
 
-def verifier_for(model_dir: Path, name: str | None) -> Verifier | None:
-    """The verifier a model card names (a directory beside the model), or None."""
+def verifier_for(
+    model_dir: Path, name: str | None, precision: InferencePrecision = "fp32"
+) -> Verifier | None:
+    """The verifier a model card names (a directory beside the model), or None.
+
+    ``precision`` is the run's, the one its U-Net runs in: one precision per run.
+    """
     if name is None:
         return None
     verifier_dir = Path(model_dir).parent / name
     card_path = verifier_dir / VERIFIER_CARD_FILENAME
     mtime = card_path.stat().st_mtime_ns if card_path.is_file() else 0
-    return cached_verifier(verifier_dir, mtime)
+    return replace(cached_verifier(verifier_dir, mtime), precision=precision)
 
 
 def confidence_level(score: float | None, thresholds: Mapping[str, float]) -> ConfidenceLevel:

@@ -145,8 +145,8 @@ def detect_sites(
         min_area_ha: Smallest polygon kept, in hectares.
         device: Torch device; None picks CUDA when available, else CPU.
         batch_size: Tiles per forward pass.
-        precision: ``"fp32"`` or ``"bf16"`` autocast; None uses the card's ``precision``
-            (chosen from its bf16-vs-fp32 check).
+        precision: ``"fp32"`` or ``"bf16"`` autocast of the U-Net and the verifier; None
+            uses the card's ``precision`` (chosen from its bf16-vs-fp32 check).
         progress: Called as ``progress(tiles_done, tiles_total)``.
         client: A ``distributed.Client``: blocks of the composite (row strips x column
             blocks) are predicted on its workers at once
@@ -176,6 +176,7 @@ def detect_sites(
     composite_path = Path(composite_path)
     model = load_model(Path(model_dir), device=device)
     card = model.card
+    used_precision = precision or card.precision
     with open_composite(composite_path) as dataset:
         epsg = _check_composite(dataset, card, Path(model_dir), composite_path)
         height, width = dataset.height, dataset.width
@@ -188,7 +189,7 @@ def detect_sites(
                 model,
                 batch_size=batch_size,
                 progress=progress,
-                precision=precision or card.precision,
+                precision=used_precision,
             )
         else:
             strips = predict_on_cluster(
@@ -200,7 +201,7 @@ def detect_sites(
                 card=card,
                 device=device,
                 batch_size=batch_size,
-                precision=precision or card.precision,
+                precision=used_precision,
                 progress=progress,
             )
         write_probability_cog_by_strips(
@@ -212,7 +213,7 @@ def detect_sites(
             crs=crs,
         )
     used_threshold = card.threshold if threshold is None else threshold
-    verifier = verifier_for(Path(model_dir), card.verifier) if verify else None
+    verifier = verifier_for(Path(model_dir), card.verifier, used_precision) if verify else None
     with open_composite(composite_path) as dataset:
         detections = verified_sites(
             lambda cut: vectorize_probability_file(out_probability_path, epsg, cut, min_area_ha),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -40,7 +40,14 @@ from asmspotter.detect.patch_metrics import (
     sensitivity_specificity_intervals,
     threshold_for_specificity,
 )
-from asmspotter.detect.verifier import PatchNet, PatchScores, RealEvaluation, mean_probability
+from asmspotter.detect.verifier import (
+    PatchNet,
+    PatchScores,
+    RealEvaluation,
+    Verifier,
+    VerifierPrecisionCheck,
+    mean_probability,
+)
 from asmspotter.synthetic import render_labelled_chip
 
 logger = logging.getLogger(__name__)
@@ -317,4 +324,40 @@ def real_evaluation(
             "U-Net's times this sensitivity. Not measured here: L2A scenes and places outside "
             "the gallery (see the README for the project's independent measurement)."
         ),
+    )
+
+
+def check_precision(
+    verifier: Verifier, gallery: GalleryChips, n_chips: int = 2000, seed: int = 0
+) -> VerifierPrecisionCheck:
+    """Score a random sample of gallery chips in fp32 and in bf16 autocast, and compare.
+
+    What a run trades for bf16's speed: how far scores move, how many chips change
+    level, and the sample's AUC in each (all members score every chip, so the AUC is
+    not out-of-fold: it is only there to show that the two precisions agree).
+    """
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(gallery), min(n_chips, len(gallery)), replace=False))
+    inputs = network_input(gallery_reflectance(gallery.rgb[chosen]))
+    labels = gallery.label[chosen]
+    scores: dict[str, NDArray[np.float32]] = {}
+    seconds: dict[str, float] = {}
+    for precision in ("fp32", "bf16"):
+        start = time.perf_counter()
+        scores[precision] = replace(verifier, precision=precision).score_inputs(inputs)
+        seconds[precision] = round(time.perf_counter() - start, 2)
+    level_changes = {
+        level: int(np.sum((scores["fp32"] >= cut) != (scores["bf16"] >= cut)))
+        for level, cut in verifier.card.thresholds.items()
+    }
+    return VerifierPrecisionCheck(
+        data=f"{len(chosen)} gallery chips drawn at random (seed {seed}), all members, "
+        f"{verifier.card.test_time_views} views",
+        n_chips=len(chosen),
+        max_abs_score_diff=float(np.abs(scores["fp32"] - scores["bf16"]).max()),
+        level_changes=level_changes,
+        auc_fp32=roc_auc(scores["fp32"], labels),
+        auc_bf16=roc_auc(scores["bf16"], labels),
+        fp32_seconds=seconds["fp32"],
+        bf16_seconds=seconds["bf16"],
     )

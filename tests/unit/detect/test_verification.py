@@ -40,8 +40,9 @@ from asmspotter.detect.site_verification import (
     confidence_level,
     confirm_candidates,
     patch_origins,
+    verifier_for,
 )
-from asmspotter.detect.verifier import dihedral_views, load_verifier, mean_probability
+from asmspotter.detect.verifier import PatchNet, dihedral_views, load_verifier, mean_probability
 from asmspotter.detect.verifier_training import score
 from asmspotter.events import SiteEvent
 from asmspotter.synthetic import render_labelled_chip
@@ -327,6 +328,45 @@ def test_eight_views_make_a_score_independent_of_the_patch_orientation() -> None
         dihedral_views(patch, 3)
 
 
+def test_folded_batch_norms_and_stacked_views_score_as_the_plain_members() -> None:
+    """The scoring path (folded batch norms, views in one batch) gives the members' scores."""
+    torch.manual_seed(0)
+    nets = tuple(PatchNet(4).eval() for _ in range(2))
+    for net in nets:  # batch norms that do something: statistics far from 0 and 1
+        for layer in net.features:
+            if isinstance(layer, torch.nn.BatchNorm2d):
+                layer.running_mean.uniform_(-0.5, 0.5)
+                layer.running_var.uniform_(0.5, 2.0)
+    inputs = np.random.default_rng(1).random((5, 3, CHIP_PX, CHIP_PX), dtype=np.float32)
+    with torch.inference_mode():
+        plain = np.mean(
+            [
+                torch.sigmoid(net(torch.from_numpy(view))).numpy()
+                for view in dihedral_views(inputs, 8)
+                for net in nets
+            ],
+            axis=0,
+        )
+    # batch_size 16 = two patches of 8 views per batch: three batches, the last one short.
+    assert mean_probability(nets, inputs, 8, batch_size=16) == pytest.approx(plain, abs=1e-6)
+    bf16 = mean_probability(nets, inputs, 8, batch_size=16, precision="bf16")
+    assert np.abs(bf16 - plain).max() < 0.02 and not np.array_equal(bf16, plain)
+
+
+def test_a_run_scores_sites_in_its_own_precision() -> None:
+    models = Path(__file__).resolve().parents[3] / "models"
+    fp32 = verifier_for(models / "s2-unet-v1", "s2-verifier-v1")
+    bf16 = verifier_for(models / "s2-unet-v1", "s2-verifier-v1", "bf16")
+    assert fp32 is not None and bf16 is not None
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    assert bf16.members is fp32.members  # one loaded ensemble, two precisions
+    bands = mine_bands(3)
+    patches = [bands[b][None] for b in ("red", "green", "blue")]
+    assert bf16.score_patches(*patches)[0] == pytest.approx(
+        fp32.score_patches(*patches)[0], abs=0.02
+    )
+
+
 # --- evaluation of alerts on labelled pairs -----------------------------------------
 
 
@@ -448,3 +488,13 @@ def test_verifier_script_trains_then_rescores_in_more_views(tmp_path: Path) -> N
     # Members trained on other folds are refused: they saw chips they would judge.
     with pytest.raises(SystemExit, match="one member per fold"):
         module.main([*common, "--add-members", str(other), "--folds", "3"])
+
+    # --check-precision only records bf16 against fp32 in the card: members unchanged.
+    module.main([*common, "--check-precision", "30"])
+    checked = load_verifier(out)
+    check = checked.card.precision_check
+    assert check is not None and check.n_chips == 30
+    assert set(check.level_changes) == {"high", "highest"}
+    assert 0 <= check.max_abs_score_diff < 0.05
+    assert checked.card.version == "1.2.0" and checked.card.n_members == 4
+    assert (out / "member_0.pt").read_bytes() == weights

@@ -49,6 +49,9 @@ logger = logging.getLogger(__name__)
 MAX_PATCHES = 16
 """Most patches scored per site (a grid over a large site is thinned evenly)."""
 
+PATCHES_PER_BATCH = 512
+"""Patches read and scored at once (about 14 MB of RGB, whatever the number of sites)."""
+
 RGB = tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]
 
 
@@ -166,12 +169,30 @@ def patch_origins(
 
 
 def score_sites(
-    geometries: list[BaseGeometry], source: PatchSource, verifier: Verifier
+    geometries: list[BaseGeometry],
+    source: PatchSource,
+    verifier: Verifier,
+    patches_per_batch: int = PATCHES_PER_BATCH,
 ) -> NDArray[np.float32]:
-    """Verifier score (0..1) of every outline: its highest patch score."""
+    """Verifier score (0..1) of every outline: its highest patch score.
+
+    Patches are read and scored ``patches_per_batch`` at a time, so memory does not
+    grow with the number of sites a large AOI has.
+    """
     size = verifier.card.patch_px
+    scores = np.zeros(len(geometries), np.float32)
     owner: list[int] = []
-    red, green, blue = [], [], []
+    red: list[NDArray[np.float32]] = []
+    green: list[NDArray[np.float32]] = []
+    blue: list[NDArray[np.float32]] = []
+
+    def score_batch() -> None:
+        patch_scores = verifier.score_patches(np.stack(red), np.stack(green), np.stack(blue))
+        np.maximum.at(scores, np.asarray(owner), patch_scores)
+        owner.clear()
+        for band in (red, green, blue):
+            band.clear()
+
     for index, geometry in enumerate(geometries):
         for row, col in patch_origins(geometry, source.transform, size):
             r, g, b = source.read_rgb(row, col, size)
@@ -179,11 +200,10 @@ def score_sites(
             green.append(g)
             blue.append(b)
             owner.append(index)
-    scores = np.zeros(len(geometries), np.float32)
-    if not owner:
-        return scores
-    patch_scores = verifier.score_patches(np.stack(red), np.stack(green), np.stack(blue))
-    np.maximum.at(scores, np.asarray(owner), patch_scores)
+            if len(owner) == patches_per_batch:
+                score_batch()
+    if owner:
+        score_batch()
     return scores
 
 

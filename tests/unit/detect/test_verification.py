@@ -40,6 +40,7 @@ from asmspotter.detect.site_verification import (
     confidence_level,
     confirm_candidates,
     patch_origins,
+    score_sites,
     verifier_for,
 )
 from asmspotter.detect.verifier import PatchNet, dihedral_views, load_verifier, mean_probability
@@ -295,6 +296,32 @@ def test_candidates_are_kept_only_where_the_verifier_confirms_them() -> None:
     assert [g.bounds for g in kept.geometry] == [detection.bounds, tailings.bounds]  # by area
     assert list(kept["confidence"]) == ["highest", "highest"]
     assert list(kept["verifier_score"]) == pytest.approx([0.97, 0.95])
+
+
+class _PatchMeanVerifier(_BrightnessVerifier):
+    """Scores a patch by its mean red, and counts the patches of each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def score_patches(self, red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> np.ndarray:
+        self.calls.append(len(red))
+        return red.mean(axis=(1, 2)).astype(np.float32)
+
+
+def test_sites_are_scored_in_bounded_batches_with_the_same_scores() -> None:
+    red = np.random.default_rng(2).random((200, 200), dtype=np.float32)
+    patches = ArrayPatches(red, red, red, Affine(10.0, 0, 0, 0, -10.0, 2000.0))
+    # Two sites of 1 km (a grid of patches each) and a small one (one patch).
+    sites = [box(0, 1000, 1000, 2000), box(1000, 0, 2000, 1000), box(900, 900, 960, 960)]
+    at_once, in_threes = _PatchMeanVerifier(), _PatchMeanVerifier()
+    expected = score_sites(sites, patches, at_once)  # type: ignore[arg-type]
+    batched = score_sites(sites, patches, in_threes, patches_per_batch=3)  # type: ignore[arg-type]
+    assert len(at_once.calls) == 1 and at_once.calls[0] > 9
+    assert max(in_threes.calls) == 3 and sum(in_threes.calls) == at_once.calls[0]
+    assert batched == pytest.approx(expected)
+    # A site's score is its highest patch, even when its patches fall in two batches.
+    assert len(set(expected.tolist())) == 3
 
 
 def test_candidate_threshold_needs_a_verifier_and_a_higher_threshold_in_use() -> None:

@@ -44,7 +44,7 @@ from asmspotter.detect.site_verification import (
     verifier_for,
 )
 from asmspotter.detect.verifier import PatchNet, dihedral_views, load_verifier, mean_probability
-from asmspotter.detect.verifier_training import score
+from asmspotter.detect.verifier_training import place_shift, score
 from asmspotter.events import SiteEvent
 from asmspotter.synthetic import render_labelled_chip
 from asmspotter.track import KnownSite, TrackingThresholds, track_sites
@@ -322,6 +322,25 @@ def test_sites_are_scored_in_bounded_batches_with_the_same_scores() -> None:
     assert batched == pytest.approx(expected)
     # A site's score is its highest patch, even when its patches fall in two batches.
     assert len(set(expected.tolist())) == 3
+
+
+def test_place_shift_changes_colour_scale_and_sharpness_within_the_gallery_range() -> None:
+    # A chip of 4 px stripes: zoom changes the stripe width, blur softens the edges.
+    stripes = np.where((np.arange(CHIP_PX) // 4) % 2 == 0, 0.05, 0.2).astype(np.float32)
+    chips = np.broadcast_to(stripes, (400, 3, CHIP_PX, CHIP_PX)).copy()
+    shifted = place_shift(chips, np.random.default_rng(1))
+    assert shifted.shape == chips.shape and shifted.dtype == np.float32
+    assert shifted.min() >= 0.0 and shifted.max() <= 0.3
+    assert np.array_equal(shifted, place_shift(chips, np.random.default_rng(1)))  # seeded
+    # Per-band gains: the bands of one chip no longer agree, by at most 8 % each.
+    band_means = shifted.mean(axis=(2, 3)) / chips.mean(axis=(2, 3))
+    assert np.ptp(band_means, axis=1).max() > 0.02
+    # Zoom: some chips' stripes no longer sit where they were (columns moved).
+    moved = np.abs(shifted[:, 0] / band_means[:, :1, None] - chips[:, 0]).mean(axis=(1, 2))
+    assert 0.2 < float(np.mean(moved > 0.01)) < 0.9
+    # Blur: about a quarter of the chips lose contrast at the stripes' edges.
+    contrast = np.abs(np.diff(shifted[:, 0, 24, 8:40], axis=-1)).max(axis=-1)
+    assert float(np.mean(contrast < 0.9 * contrast.max())) > 0.1
 
 
 def test_candidate_threshold_needs_a_verifier_and_a_higher_threshold_in_use() -> None:

@@ -48,6 +48,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def interruptible() -> None:
+    """Let the child take SIGINT as from a terminal's Ctrl-C.
+
+    A shell starts background jobs (``bash .ci/run &``) with SIGINT ignored, and children
+    inherit that: ``flows.serve`` would then never see the test's Ctrl-C.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def background(args: list[str], env: dict[str, str], log: Path):
     """Start a process in its own group; on exit stop the group (TERM, then KILL)."""
@@ -59,6 +68,7 @@ def background(args: list[str], env: dict[str, str], log: Path):
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=interruptible,
         )
         try:
             yield process

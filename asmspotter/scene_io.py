@@ -18,6 +18,7 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.enums import Interleaving
 from rasterio.errors import RasterioError
+from rasterio.windows import Window
 
 from asmspotter.errors import SceneReadError
 from asmspotter.grid import AOIGrid
@@ -40,7 +41,14 @@ forest reaches ~0.3 in the NIR and cloud ~1.2; below 0.03 the values are 8-bit
 display numbers scaled as DN (at most 255 x 1e-4), above 2 an unscaled DN."""
 
 CHECK_SAMPLE_PX = 512
-"""Longest side of the decimated read the reflectance range is measured on."""
+"""Longest side of the decimated read the reflectance range is measured on (files with
+overviews)."""
+
+CHECK_SAMPLE_BLOCKS = 8
+"""Without overviews, the range is measured on up to this many x this many of the file's
+own blocks, spread evenly: a decimated read of such a file decodes every block (2.9 s for
+one 10,952 px scene, a third of a 12,000 km² run's download stage), a block grid 3 %
+of them."""
 
 
 def check_scene(path: Path, scene_id: str) -> None:
@@ -112,12 +120,14 @@ def _check_tiles_inside(src: rasterio.io.DatasetReader, path: Path, label: str) 
 
 def _check_reflectance_range(src: rasterio.io.DatasetReader, label: str) -> None:
     """The scaled reflectance of the clear pixels must look like reflectance (0..~1)."""
-    factor = max(1, math.ceil(max(src.height, src.width) / CHECK_SAMPLE_PX))
-    shape = (src.count, max(1, src.height // factor), max(1, src.width // factor))
-    raw = src.read(out_shape=shape, masked=True).astype(np.float64)
     scales = np.array(src.scales, dtype=np.float64)[:, None, None]
     offsets = np.array(src.offsets, dtype=np.float64)[:, None, None]
-    values = (raw * scales + offsets).compressed()
+    values = np.concatenate(
+        [
+            (np.ma.asarray(raw, dtype=np.float64) * scales + offsets).compressed()
+            for raw in _range_samples(src)
+        ]
+    )
     values = values[np.isfinite(values) & (values != 0)]
     if values.size == 0:
         return  # an all-nodata scene is handled as no clear pixels, not as an error
@@ -136,6 +146,41 @@ def _check_reflectance_range(src: rasterio.io.DatasetReader, label: str) -> None
             f"{low:g}..{high:g}: the band scale is missing or wrong; the scene is skipped. "
             f"Set the band scale to {REFLECTANCE_SCALE:g} for DN = reflectance x 10000."
         )
+
+
+def _range_samples(src: rasterio.io.DatasetReader) -> list[np.ma.MaskedArray]:
+    """Masked (bands, h, w) samples of the scene to measure its reflectance range on.
+
+    From overviews, one decimated read of the whole scene; otherwise a grid of whole
+    blocks spread over it (:data:`CHECK_SAMPLE_BLOCKS`), so only those are decoded, and
+    every 4th pixel of each (about as many pixels as the decimated read).
+    """
+    if src.overviews(1):
+        factor = max(1, math.ceil(max(src.height, src.width) / CHECK_SAMPLE_PX))
+        shape = (src.count, max(1, src.height // factor), max(1, src.width // factor))
+        return [src.read(out_shape=shape, masked=True)]
+    block_h, block_w = src.block_shapes[0]
+    rows = _spread(math.ceil(src.height / block_h), CHECK_SAMPLE_BLOCKS)
+    cols = _spread(math.ceil(src.width / block_w), CHECK_SAMPLE_BLOCKS)
+    return [
+        src.read(
+            window=Window(
+                col * block_w,
+                row * block_h,
+                min(block_w, src.width - col * block_w),
+                min(block_h, src.height - row * block_h),
+            ),
+            masked=True,
+        )[:, ::4, ::4]
+        for row in rows
+        for col in cols
+    ]
+
+
+def _spread(count: int, most: int) -> list[int]:
+    """Up to ``most`` of ``0..count-1``, evenly spread, first and last included."""
+    n = min(count, most)
+    return sorted({round(i * (count - 1) / max(1, n - 1)) for i in range(n)})
 
 
 def write_scene(

@@ -66,6 +66,40 @@ def test_unscaled_dn_is_refused(tmp_path):
         check_scene(path, "DN")
 
 
+def _tiled_dn_scene(path: Path, dn: np.ndarray, *, overviews: bool) -> Path:
+    """A scene of many 64 px blocks, DN without a band scale (read as reflectance)."""
+    _, height, width = dn.shape
+    transform = Affine(10, 0, 600_000, 0, -10, 560_000)
+    profile = dict(
+        driver="GTiff", width=width, height=height, count=4, dtype="uint16", nodata=0,
+        tiled=True, blockxsize=64, blockysize=64,
+    )  # fmt: skip
+    with rasterio.open(path, "w", crs="EPSG:32621", transform=transform, **profile) as dst:
+        dst.write(dn)
+    if overviews:
+        with rasterio.open(path, "r+") as dst:
+            dst.build_overviews([2, 4])
+    return path
+
+
+@pytest.mark.parametrize("overviews", [False, True])
+def test_the_range_is_measured_on_samples_of_a_large_scene(tmp_path, overviews):
+    """12 x 12 blocks: a grid of 8 x 8 of them (or, with overviews, a decimated read)
+    still sees unscaled DN, and the same DN with their band scale pass."""
+    rng = np.random.default_rng(3)
+    dn = rng.integers(200, 4000, (4, 768, 768)).astype(np.uint16)
+    path = _tiled_dn_scene(tmp_path / "big.tif", dn, overviews=overviews)
+    with pytest.raises(SceneReadError, match=r"band scale is missing or wrong"):
+        check_scene(path, "DN")
+    scaled = tmp_path / "scaled.tif"
+    with rasterio.open(path) as src:
+        profile = src.profile
+    with rasterio.open(scaled, "w", **profile) as dst:
+        dst.write(dn)
+        dst.scales = [1e-4] * 4
+    check_scene(scaled, "OK")
+
+
 @pytest.mark.parametrize(
     ("count", "dtype", "match"), [(3, "uint16", "3 bands"), (4, "uint8", "8-bit")]
 )

@@ -4,7 +4,9 @@ For every model under ``models/`` (or those named with ``--model``) it prints, i
 and bf16 autocast:
 
 - end-to-end Mpx/s of :func:`asmspotter.detect.predict.predict_probabilities` on a
-  ``--image-px`` square (output pixels per second, tiles overlapping as the card says),
+  ``--image-px`` square (default four tiles wide: 1,024 px for 256 px tiles, 2,048 px for
+  512 px, so the tiles overlap alike; output pixels per second, tiles overlapping as the
+  card says),
 - the network's own rate on batches of tiles (tile pixels per second),
 - the model's FLOPs per pixel (``torch.utils.flop_counter`` on one tile; a multiply-add
   is 2 FLOPs),
@@ -43,7 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from asmspotter.cluster import available_cpu_count
 from asmspotter.detect.evaluate import cpu_has_native_bf16
-from asmspotter.detect.predict import predict_probabilities
+from asmspotter.detect.predict import predict_probabilities, tiles_per_batch
 from asmspotter.detect.runtime import configure_torch_threads, load_model
 from asmspotter.detect.tiling import tile_windows
 from asmspotter.memory import reuse_freed_memory
@@ -93,7 +95,7 @@ def time_network(
     return batch * tile_px * tile_px / best
 
 
-def time_end_to_end(model_dir: Path, image_px: int, precision: str, batch: int) -> float:
+def time_end_to_end(model_dir: Path, image_px: int, precision: str, batch: int | None) -> float:
     """Output pixels per second of predict_probabilities on an image_px square."""
     model = load_model(model_dir, device="cpu")
     rng = np.random.default_rng(0)
@@ -109,9 +111,11 @@ def benchmark_model(model_dir: Path, args: argparse.Namespace) -> None:
     model = load_model(model_dir, device="cpu")
     card = model.card
     bands = len(card.bands)
+    image_px = args.image_px or 4 * card.tile_px
+    batch = args.batch or tiles_per_batch(card)
     fpp = flops_per_pixel(model.module, bands, card.tile_px)
-    windows = tile_windows(args.image_px, args.image_px, card.tile_px, card.overlap_px)
-    overlap_factor = len(windows) * card.tile_px**2 / args.image_px**2
+    windows = tile_windows(image_px, image_px, card.tile_px, card.overlap_px)
+    overlap_factor = len(windows) * card.tile_px**2 / image_px**2
     print(
         f"\n## {card.name} ({card.resolution_m:g} m, base {card.architecture.base_channels}, "
         f"depth {card.architecture.depth}; tile {card.tile_px} px, overlap {card.overlap_px} px; "
@@ -119,8 +123,8 @@ def benchmark_model(model_dir: Path, args: argparse.Namespace) -> None:
     )
     print(f"FLOPs per pixel: {fpp / 1e6:.2f} MFLOP (forward, one {card.tile_px} px tile)")
     print(
-        f"tiles computed per output pixel on a {args.image_px} px image: {overlap_factor:.2f}x "
-        f"({len(windows)} tiles)"
+        f"tiles computed per output pixel on a {image_px} px image: {overlap_factor:.2f}x "
+        f"({len(windows)} tiles); {batch} tiles per forward pass"
     )
     print(
         f"{'precision':9} {'round':>5} {'net Mpx/s':>10} {'net GFLOP/s':>12} {'GEMM GFLOP/s':>13} "
@@ -133,10 +137,8 @@ def benchmark_model(model_dir: Path, args: argparse.Namespace) -> None:
             # clock drifts by 10 % or more within a minute, so a ratio is only fair
             # between measurements taken side by side; the median round is reported.
             peak = gemm_rate(args.gemm_n, DTYPES[precision])
-            net = time_network(
-                model.module, bands, card.tile_px, args.batch, precision, args.repeats
-            )
-            e2e = time_end_to_end(model_dir, args.image_px, precision, args.batch)
+            net = time_network(model.module, bands, card.tile_px, batch, precision, args.repeats)
+            e2e = time_end_to_end(model_dir, image_px, precision, batch)
             net_flops = net * fpp
             # Work the network really did per output pixel includes the tile overlap.
             e2e_flops = e2e * fpp * overlap_factor
@@ -244,8 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", help="model folder(s); default: all")
-    parser.add_argument("--image-px", type=int, default=1024, help="end-to-end image size")
-    parser.add_argument("--batch", type=int, default=8, help="tiles per forward pass")
+    parser.add_argument(
+        "--image-px", type=int, default=None, help="end-to-end image size (default: 4 tiles)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=None, help="tiles per forward pass (default: tiles_per_batch)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (best kept)")
     parser.add_argument(
         "--rounds", type=int, default=3, help="GEMM + network measurements side by side"

@@ -60,7 +60,7 @@ def predict_composite_block(
     cols: tuple[int, int],
     *,
     device: str | None = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     precision: Precision = "fp32",
 ) -> Strip:
     """Predict one block (rows x columns) of a composite COG: one task of a distributed run.
@@ -112,7 +112,7 @@ def predict_by_column_blocks(
     valid_mask: RasterValid | None,
     model: LoadedModel,
     *,
-    batch_size: int,
+    batch_size: int | None,
     precision: Precision,
     progress: ProgressCallback | None,
 ) -> Iterator[Strip]:
@@ -148,7 +148,7 @@ def predict_on_cluster(
     width: int,
     card: ModelCard,
     device: str | None,
-    batch_size: int,
+    batch_size: int | None,
     precision: Precision,
     progress: ProgressCallback | None,
 ) -> Iterator[Strip]:

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 
 from asmspotter.detect.features import FeatureArray
+from asmspotter.detect.model_card import ModelCard
 from asmspotter.detect.runtime import LoadedModel, configure_torch_threads
 from asmspotter.detect.tiling import blend_weights, tile_windows, tiles_covering
 from asmspotter.detect.unet import fold_space_to_depth
@@ -36,6 +37,15 @@ logger = logging.getLogger(__name__)
 Precision = Literal["fp32", "bf16"]
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(tiles_done, tiles_total)`` after each batch of tiles."""
+
+BATCH_PIXELS = 8 * 256 * 256
+"""Tile pixels per forward pass when no batch size is given: 8 tiles of 256 px, 2 of
+512 px. Activation memory follows the pixels in a batch, not the number of tiles."""
+
+
+def tiles_per_batch(card: ModelCard) -> int:
+    """Tiles per forward pass for ``card``'s tile size: :data:`BATCH_PIXELS` of them."""
+    return max(1, BATCH_PIXELS // (card.tile_px * card.tile_px))
 
 
 def _batches_of(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
@@ -98,7 +108,7 @@ def predict_strips(
     model: LoadedModel,
     *,
     valid_mask: NDArray[np.bool_] | FeatureArray | None,
-    batch_size: int,
+    batch_size: int | None,
     progress: ProgressCallback | None,
     precision: Precision,
     row_range: tuple[int, int] | None = None,
@@ -131,6 +141,8 @@ def predict_strips(
         raise ValueError(
             f"valid_mask has shape {tuple(valid_mask.shape)}, features have {(height, width)}."
         )
+    if batch_size is None:
+        batch_size = tiles_per_batch(card)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     first_row, stop_row = _check_range("row_range", row_range, height)
@@ -236,7 +248,7 @@ def predict_block(
     model: LoadedModel,
     *,
     valid_mask: NDArray[np.bool_] | FeatureArray | None,
-    batch_size: int,
+    batch_size: int | None,
     progress: ProgressCallback | None,
     precision: Precision,
     row_range: tuple[int, int] | None = None,
@@ -271,7 +283,7 @@ def predict_probabilities(
     model: LoadedModel,
     *,
     valid_mask: NDArray[np.bool_] | FeatureArray | None = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     progress: ProgressCallback | None = None,
     precision: Precision = "fp32",
 ) -> NDArray[np.float32]:
@@ -287,7 +299,8 @@ def predict_probabilities(
             lazily sliceable the same way (a dask array, a rasterio window reader).
         model: From :func:`load_model`.
         valid_mask: (H, W) bool (or lazily sliceable), False where there is no data.
-        batch_size: Tiles per forward pass; memory grows with it.
+        batch_size: Tiles per forward pass; memory grows with it. None:
+            :func:`tiles_per_batch` (:data:`BATCH_PIXELS` of tiles).
         progress: Called as ``progress(tiles_done, tiles_total)`` after each batch.
         precision: ``"fp32"``, or ``"bf16"`` for bfloat16 autocast (faster on recent
             CPUs and GPUs, slightly different results).

@@ -111,7 +111,7 @@ def detect_sites(
     threshold: float | None = None,
     min_area_ha: float = 1.0,
     device: str | None = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     precision: Precision | None = None,
     progress: ProgressCallback | None = None,
     client: Any | None = None,
@@ -144,7 +144,8 @@ def detect_sites(
         threshold: Probability threshold; None uses the model card's.
         min_area_ha: Smallest polygon kept, in hectares.
         device: Torch device; None picks CUDA when available, else CPU.
-        batch_size: Tiles per forward pass.
+        batch_size: Tiles per forward pass; None: half a megapixel of tiles
+            (:func:`asmspotter.detect.predict.tiles_per_batch`).
         precision: ``"fp32"`` or ``"bf16"`` autocast of the U-Net and the verifier; None
             uses the card's ``precision`` (chosen from its bf16-vs-fp32 check).
         progress: Called as ``progress(tiles_done, tiles_total)``.

@@ -23,7 +23,7 @@ from asmspotter.detect.model_card import (
     Normalisation,
     save_card,
 )
-from asmspotter.detect.predict import predict_probabilities
+from asmspotter.detect.predict import predict_probabilities, tiles_per_batch
 from asmspotter.detect.runtime import LoadedModel, load_model
 from asmspotter.detect.stage import PROBABILITY_BAND, detect_sites
 from asmspotter.detect.tiling import tile_windows
@@ -262,3 +262,25 @@ def test_detect_sites_refuses_another_resolution(
     monkeypatch.setattr(stage, "load_model", lambda *a, **k: _ndwi_model(card))
     with pytest.raises(ModelMismatchError, match="train one at 30 m"):
         detect_sites(composite, tmp_path / "model", tmp_path / "p.tif")
+
+
+def test_a_batch_holds_the_same_pixels_whatever_the_tile_size(
+    card_factory: Callable[..., ModelCard],
+) -> None:
+    # Activation memory follows the pixels of a batch: 512 px tiles come 2 at a time.
+    assert [tiles_per_batch(card_factory(tile_px=px)) for px in (128, 256, 512, 1024)] == [
+        32,
+        8,
+        2,
+        1,
+    ]
+    card = card_factory(tile_px=16, overlap_px=4)
+    model = _pixelwise_model(card, [0.2, -0.1, 0.3, 0.0, 0.5, -0.4])
+    reader = CountingReader(np.random.default_rng(5).normal(0, 1, (6, 50, 70)).astype(np.float32))
+    batches: list[int] = []
+    default = predict_probabilities(reader, model, progress=lambda d, n: batches.append(d))
+    # 16 px tiles: 2,048 per pass, so this whole image is one batch.
+    assert len(batches) == 1
+    np.testing.assert_allclose(
+        default, predict_probabilities(reader.data, model, batch_size=3), atol=1e-6
+    )

@@ -7,6 +7,7 @@ import ipaddress
 import socket
 from collections.abc import Iterator
 
+import psutil
 import pytest
 
 _real_connect = socket.socket.connect
@@ -53,9 +54,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     Servers, workers and CLI subprocesses are stopped by their tests; this catches
     what a crashed or interrupted test left behind (each one named on the terminal).
     """
-    import psutil
-
-    leftovers = psutil.Process().children(recursive=True)
+    leftovers = [
+        process
+        for process in psutil.Process().children(recursive=True)
+        if not _is_interpreter_helper(process)
+    ]
     if not leftovers:
         return
     names = ", ".join(f"{p.pid} {' '.join(p.cmdline()[:3])}" for p in leftovers if p.is_running())
@@ -69,3 +72,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None and names:
         reporter.write_line(f"stopped processes the tests left running: {names}", yellow=True)
+
+
+def _is_interpreter_helper(process: psutil.Process) -> bool:
+    """multiprocessing's resource tracker: started by a spawn pool, it lives as long as
+    this interpreter and exits with it; no test left it running."""
+    with contextlib.suppress(psutil.Error):
+        return any("multiprocessing.resource_tracker" in part for part in process.cmdline())
+    return False

@@ -180,9 +180,13 @@ def screenshots(tmp_path_factory) -> Path:
 
 
 def _wait(driver, condition, timeout_s: float = 30):
+    """Wait until ``condition(driver)`` is truthy; an element replaced by a page load
+    that was still under way (stale) counts as not yet."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout_s).until(condition)
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, timeout_s, ignored_exceptions=ignored).until(condition)
 
 
 def _shoot(driver, path: Path, *, full_page: bool = False) -> None:
@@ -354,8 +358,8 @@ def test_dismiss_without_token_is_refused_and_with_token_stops_the_next_alerts(
     _shoot(browser, screenshots / "refused.png")
 
     submit_dismissal(TOKEN)
-    state = _wait(browser, lambda d: d.find_element(By.ID, "review-state"))
-    assert state.text == "dismissed"
+    # The site page has a review state before the form is sent too: wait for the answer.
+    _wait(browser, lambda d: d.find_element(By.ID, "review-state").text == "dismissed")
     assert "sand bar <exposed> in the dry season" in browser.find_element(By.ID, "reviews").text
     with Store(demo.database_url) as store:
         site = store.site(dismissed)

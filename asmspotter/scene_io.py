@@ -18,7 +18,6 @@ import rasterio
 from numpy.typing import NDArray
 from rasterio.enums import Interleaving
 from rasterio.errors import RasterioError
-from rasterio.windows import Window
 
 from asmspotter.errors import SceneReadError
 from asmspotter.grid import AOIGrid
@@ -163,15 +162,7 @@ def _range_samples(src: rasterio.io.DatasetReader) -> list[np.ma.MaskedArray]:
     rows = _spread(math.ceil(src.height / block_h), CHECK_SAMPLE_BLOCKS)
     cols = _spread(math.ceil(src.width / block_w), CHECK_SAMPLE_BLOCKS)
     return [
-        src.read(
-            window=Window(
-                col * block_w,
-                row * block_h,
-                min(block_w, src.width - col * block_w),
-                min(block_h, src.height - row * block_h),
-            ),
-            masked=True,
-        )[:, ::4, ::4]
+        src.read(window=src.block_window(1, row, col), masked=True)[:, ::4, ::4]
         for row in rows
         for col in cols
     ]

@@ -95,7 +95,7 @@ def time_network(
     return batch * tile_px * tile_px / best
 
 
-def time_end_to_end(model_dir: Path, image_px: int, precision: str, batch: int | None) -> float:
+def time_end_to_end(model_dir: Path, image_px: int, precision: str, batch: int) -> float:
     """Output pixels per second of predict_probabilities on an image_px square."""
     model = load_model(model_dir, device="cpu")
     rng = np.random.default_rng(0)

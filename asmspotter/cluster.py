@@ -63,6 +63,19 @@ def dask_worker_threads() -> int | None:
     return int(get_worker().state.nthreads)
 
 
+def task_core_budget() -> int:
+    """Cores one task may use: those available, at most its Dask worker's threads.
+
+    torch's intra-op threads and GDAL's decoding threads both take this budget, so two
+    one-thread workers on two cores use one core each.
+    """
+    n = available_cpu_count()
+    worker_threads = dask_worker_threads()
+    if worker_threads is not None:
+        n = max(1, min(n, worker_threads))
+    return n
+
+
 @contextmanager
 def dask_client(address: str | None) -> Iterator[Any | None]:
     """Yield a ``distributed.Client`` for ``address``, or None for local threads.

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from asmspotter.cluster import available_cpu_count, dask_worker_threads
+from asmspotter.cluster import task_core_budget
 from asmspotter.detect.model_card import (
     WEIGHTS_FILENAME,
     Architecture,
@@ -60,10 +60,7 @@ def configure_torch_threads() -> int:
     Returns:
         The number of threads set.
     """
-    n = available_cpu_count()
-    worker_threads = dask_worker_threads()
-    if worker_threads is not None:
-        n = max(1, min(n, worker_threads))
+    n = task_core_budget()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

@@ -28,8 +28,13 @@ from asmspotter.detect.features import band_indexes, composite_inputs, open_comp
 from asmspotter.detect.model_card import ModelCard, check_model_fits
 from asmspotter.detect.predict import Precision, ProgressCallback, Strip
 from asmspotter.detect.runtime import load_model
-from asmspotter.detect.site_verification import RasterPatches, verified_sites, verifier_for
-from asmspotter.detect.vectorize import vectorize_probability_file
+from asmspotter.detect.site_verification import (
+    RasterPatches,
+    candidate_threshold_for,
+    verified_sites,
+    verifier_for,
+)
+from asmspotter.detect.vectorize import vectorize_probability_file_at
 from asmspotter.errors import SceneReadError
 
 logger = logging.getLogger(__name__)
@@ -161,7 +166,7 @@ def detect_sites(
     :data:`BLOCK_PX` wide), whatever the AOI's size: the probability is written to the
     COG strip by strip (:func:`write_probability_cog_by_strips`) and polygons are built
     strip by strip from the file
-    (:func:`asmspotter.detect.vectorize.vectorize_probability_file`), so a
+    (:func:`asmspotter.detect.vectorize.vectorize_probability_file_at`), so a
     20,000 x 20,000 px composite runs in 0.67 GiB with GDAL's cache capped
     (``benchmarks/inference.py --memory-px 20000``).
 
@@ -215,9 +220,13 @@ def detect_sites(
         )
     used_threshold = card.threshold if threshold is None else threshold
     verifier = verifier_for(Path(model_dir), card.verifier, used_precision) if verify else None
+    # Both cuts (the threshold and the candidates') in one pass over the map.
+    candidate_cut = candidate_threshold_for(card.candidate_threshold, used_threshold, verifier)
+    cuts = [used_threshold] + ([candidate_cut] if candidate_cut is not None else [])
+    frames = vectorize_probability_file_at(out_probability_path, epsg, cuts, min_area_ha)
     with open_composite(composite_path) as dataset:
         detections = verified_sites(
-            lambda cut: vectorize_probability_file(out_probability_path, epsg, cut, min_area_ha),
+            lambda cut: frames[cut].copy(),
             used_threshold,
             card.candidate_threshold,
             RasterPatches(dataset, band_indexes(dataset)),

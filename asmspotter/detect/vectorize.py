@@ -10,6 +10,7 @@ calls this after prediction and ``asmspotter.track`` matches the polygons to sit
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,10 @@ def clean_mask(mask: NDArray[np.bool_], cleanup_px: int = 1) -> NDArray[np.bool_
     1 ha (100 px) sites the pipeline reports.
 
     The mask is edge-padded first so regions touching the image border are not
-    eroded away by the zero border scipy assumes.
+    eroded away by the zero border an opening assumes. The same opening as
+    ``scipy.ndimage.binary_opening`` with a square (tested), done as shifted
+    logical and/or per axis: a square is separable, and this was 20x faster on a
+    10,952 x 618 px strip (0.007 s against 0.15 s).
 
     Args:
         mask: Boolean mask (H, W).
@@ -61,9 +65,30 @@ def clean_mask(mask: NDArray[np.bool_], cleanup_px: int = 1) -> NDArray[np.bool_
         return mask.astype(bool)
     pad = cleanup_px + 1
     padded = np.pad(mask.astype(bool), pad, mode="edge")
-    structure = np.ones((2 * cleanup_px + 1, 2 * cleanup_px + 1), dtype=bool)
-    opened = ndimage.binary_opening(padded, structure=structure)
-    return opened[pad:-pad, pad:-pad]  # type: ignore[no-any-return]
+    eroded = _square_reduce(padded, cleanup_px, np.logical_and)
+    opened = _square_reduce(eroded, cleanup_px, np.logical_or)
+    return opened[pad:-pad, pad:-pad]
+
+
+def _square_reduce(mask: NDArray[np.bool_], radius: int, combine: np.ufunc) -> NDArray[np.bool_]:
+    """``combine`` over each pixel's (2 radius + 1)² square; outside the array is False.
+
+    ``np.logical_and`` erodes, ``np.logical_or`` dilates.
+    """
+    result = mask
+    for axis in (0, 1):
+        length = result.shape[axis]
+        widths = [(radius, radius) if a == axis else (0, 0) for a in (0, 1)]
+        padded = np.pad(result, widths)
+        shifts = [
+            padded[start : start + length] if axis == 0 else padded[:, start : start + length]
+            for start in range(2 * radius + 1)
+        ]
+        reduced = shifts[0].copy()
+        for shifted in shifts[1:]:
+            combine(reduced, shifted, out=reduced)
+        result = reduced
+    return result
 
 
 def region_statistics(
@@ -195,6 +220,94 @@ def vectorize_detections(
     return frame
 
 
+class _RegionsAcrossStrips:
+    """Regions at one threshold, labelled strip by strip and joined across strip edges.
+
+    Each strip's regions become parts; two parts that share a pixel edge across a
+    strip boundary (4-connectivity) are one region (union-find over the parts), whose
+    pixel count and probability sum are the parts' sums.
+    """
+
+    def __init__(self, threshold: float, cleanup_px: int) -> None:
+        self.threshold = threshold
+        self.cleanup_px = cleanup_px
+        self.parts: list[dict[str, Any]] = []
+        self.parent: list[int] = []
+        self.prev_bottom: NDArray[np.int64] | None = None
+
+    def find(self, i: int) -> int:
+        """The part that stands for ``i``'s region."""
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def add_strip(
+        self, prob_with_halo: NDArray[np.float32], inner: slice, strip_tf: Affine
+    ) -> None:
+        """Label the strip ``prob_with_halo[inner]`` (the halo feeds only the opening)."""
+        mask = clean_mask(prob_with_halo >= self.threshold, self.cleanup_px)[inner]
+        prob = prob_with_halo[inner]
+        labels, n = ndimage.label(mask, structure=_STRUCTURE)
+        base = len(self.parts)
+        if n:
+            counts, sums, maxima = region_statistics(labels, n, prob)
+            geoms: dict[int, list[Any]] = {}
+            for geom, value in rasterio.features.shapes(
+                labels.astype(np.int32), mask=labels > 0, connectivity=4, transform=strip_tf
+            ):
+                geoms.setdefault(int(value), []).append(shape(geom))
+            for i in range(n):
+                self.parts.append(
+                    {
+                        "geoms": geoms.get(i + 1, []),
+                        "count": int(counts[i]),
+                        "sum": float(sums[i]),
+                        "max": float(maxima[i]),
+                    }
+                )
+                self.parent.append(base + i)
+        top = np.where(labels[0] > 0, labels[0] + base - 1, -1) if n else None
+        if self.prev_bottom is not None and top is not None:
+            joined = (self.prev_bottom >= 0) & (top >= 0)
+            for a, b in set(
+                zip(self.prev_bottom[joined].tolist(), top[joined].tolist(), strict=True)
+            ):
+                ra, rb = self.find(a), self.find(b)
+                if ra != rb:
+                    self.parent[rb] = ra
+        self.prev_bottom = (
+            np.where(labels[-1] > 0, labels[-1] + base - 1, -1).astype(np.int64) if n else None
+        )
+
+    def rows(self, pixel_area_ha: float, min_area_ha: float) -> list[dict[str, Any]]:
+        """One row per joined region of at least ``min_area_ha``."""
+        from shapely.ops import unary_union
+
+        groups: dict[int, list[int]] = {}
+        for i in range(len(self.parts)):
+            groups.setdefault(self.find(i), []).append(i)
+        rows = []
+        for members in groups.values():
+            count = sum(self.parts[i]["count"] for i in members)
+            area_ha = count * pixel_area_ha
+            if area_ha < min_area_ha * (1 - 1e-9):
+                continue
+            pieces = [g for i in members for g in self.parts[i]["geoms"]]
+            rows.append(
+                {
+                    "geometry": pieces[0] if len(pieces) == 1 else unary_union(pieces),
+                    "area_ha": float(area_ha),
+                    "mean_probability": np.float32(
+                        sum(self.parts[i]["sum"] for i in members) / count
+                    ),
+                    "max_probability": np.float32(max(self.parts[i]["max"] for i in members)),
+                }
+            )
+        return rows
+
+
 def vectorize_probability_file(
     path: Path,
     epsg: int,
@@ -226,83 +339,58 @@ def vectorize_probability_file(
     Returns:
         The detections frame, as :func:`vectorize_detections`.
     """
+    frames = vectorize_probability_file_at(
+        path, epsg, [threshold], min_area_ha, cleanup_px=cleanup_px, strip_px=strip_px
+    )
+    return frames[threshold]
+
+
+def vectorize_probability_file_at(
+    path: Path,
+    epsg: int,
+    thresholds: Sequence[float],
+    min_area_ha: float,
+    *,
+    cleanup_px: int = 1,
+    strip_px: int | None = None,
+) -> dict[float, gpd.GeoDataFrame]:
+    """:func:`vectorize_probability_file` at several thresholds, reading the file once.
+
+    The pipeline cuts its map at the model's threshold and at the lower candidate
+    threshold (:mod:`asmspotter.detect.site_verification`); one pass saves a second
+    read and decode of the whole map (1.9 s at 12,000 km²). Strips hold one
+    threshold's working arrays at a time, so memory is that of one threshold.
+
+    Returns:
+        The detections frame of each threshold.
+    """
     from rasterio.windows import Window
-    from shapely.ops import unary_union
 
     halo = 2 * cleanup_px + 1 if cleanup_px > 0 else 0
-    parts: list[dict[str, Any]] = []
-    parent: list[int] = []
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    regions = {t: _RegionsAcrossStrips(t, cleanup_px) for t in thresholds}
     with rasterio.open(path) as src:
         height, width, transform = src.height, src.width, src.transform
         if strip_px is None:
             strip_px = max(256, STRIP_BUDGET_BYTES // (STRIP_BYTES_PER_PX * width))
-        prev_bottom: NDArray[np.int64] | None = None
         for r0 in range(0, height, strip_px):
             r1 = min(height, r0 + strip_px)
             h0, h1 = max(0, r0 - halo), min(height, r1 + halo)
             prob = src.read(1, window=Window(0, h0, width, h1 - h0)).astype(np.float32)  # type: ignore[call-arg]
             prob = np.nan_to_num(prob, nan=0.0)
-            mask = clean_mask(prob >= threshold, cleanup_px)[r0 - h0 : r1 - h0]
-            prob = prob[r0 - h0 : r1 - h0]
-            labels, n = ndimage.label(mask, structure=_STRUCTURE)
-            base = len(parts)
-            if n:
-                counts, sums, maxima = region_statistics(labels, n, prob)
-                strip_tf = transform * Affine.translation(0, r0)
-                geoms: dict[int, list[Any]] = {}
-                for geom, value in rasterio.features.shapes(
-                    labels.astype(np.int32), mask=labels > 0, connectivity=4, transform=strip_tf
-                ):
-                    geoms.setdefault(int(value), []).append(shape(geom))
-                for i in range(n):
-                    parts.append(
-                        {
-                            "geoms": geoms.get(i + 1, []),
-                            "count": int(counts[i]),
-                            "sum": float(sums[i]),
-                            "max": float(maxima[i]),
-                        }
-                    )
-                    parent.append(base + i)
-            top = np.where(labels[0] > 0, labels[0] + base - 1, -1) if n else None
-            if prev_bottom is not None and top is not None:
-                joined = (prev_bottom >= 0) & (top >= 0)
-                for a, b in set(
-                    zip(prev_bottom[joined].tolist(), top[joined].tolist(), strict=True)
-                ):
-                    ra, rb = find(a), find(b)
-                    if ra != rb:
-                        parent[rb] = ra
-            prev_bottom = (
-                np.where(labels[-1] > 0, labels[-1] + base - 1, -1).astype(np.int64) if n else None
-            )
-    groups: dict[int, list[int]] = {}
-    for i in range(len(parts)):
-        groups.setdefault(find(i), []).append(i)
+            strip_tf = transform * Affine.translation(0, r0)
+            for region in regions.values():
+                region.add_strip(prob, slice(r0 - h0, r1 - h0), strip_tf)
     pixel_area_ha = abs(transform.a * transform.e - transform.b * transform.d) / 10_000.0
-    rows = []
-    for members in groups.values():
-        count = sum(parts[i]["count"] for i in members)
-        area_ha = count * pixel_area_ha
-        if area_ha < min_area_ha * (1 - 1e-9):
-            continue
-        pieces = [g for i in members for g in parts[i]["geoms"]]
-        geometry = pieces[0] if len(pieces) == 1 else unary_union(pieces)
-        rows.append(
-            {
-                "geometry": geometry,
-                "area_ha": float(area_ha),
-                "mean_probability": np.float32(sum(parts[i]["sum"] for i in members) / count),
-                "max_probability": np.float32(max(parts[i]["max"] for i in members)),
-            }
-        )
+    return {
+        t: _detections_frame(region.rows(pixel_area_ha, min_area_ha), epsg, path, t, min_area_ha)
+        for t, region in regions.items()
+    }
+
+
+def _detections_frame(
+    rows: list[dict[str, Any]], epsg: int, path: Path, threshold: float, min_area_ha: float
+) -> gpd.GeoDataFrame:
+    """The detections frame of ``rows``, largest first (logged)."""
     if not rows:
         logger.info("vectorised 0 detections from %s (threshold %.2f)", path, threshold)
         return empty_detections(epsg)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from affine import Affine
+from scipy import ndimage
 
 from asmspotter.detect.vectorize import COLUMNS, clean_mask, vectorize_detections
 
@@ -68,6 +69,18 @@ def test_speckle_is_removed_and_border_blocks_kept() -> None:
     assert cleaned.sum() == 9
     assert cleaned[0:3, 0:3].all()
     assert clean_mask(mask, 0).sum() == 10
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3])
+def test_the_opening_is_scipys_square_opening_of_the_edge_padded_mask(radius: int) -> None:
+    rng = np.random.default_rng(radius)
+    structure = np.ones((2 * radius + 1,) * 2, bool)
+    pad = radius + 1
+    for density in (0.3, 0.6, 0.9):
+        mask = rng.random((37, 53)) < density
+        padded = np.pad(mask, pad, mode="edge")
+        expected = ndimage.binary_opening(padded, structure=structure)[pad:-pad, pad:-pad]
+        np.testing.assert_array_equal(clean_mask(mask, radius), expected)
 
 
 def test_two_blocks_two_polygons_largest_first() -> None:

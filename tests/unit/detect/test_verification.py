@@ -324,6 +324,37 @@ def test_sites_are_scored_in_bounded_batches_with_the_same_scores() -> None:
     assert len(set(expected.tolist())) == 3
 
 
+class _RecordingPatches(ArrayPatches):
+    """Array patches that remember where each read started."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.origins: list[tuple[int, int]] = []
+
+    def read_rgb(self, row: int, col: int, size: int) -> tuple[np.ndarray, ...]:  # type: ignore[override]
+        self.origins.append((row, col))
+        return super().read_rgb(row, col, size)
+
+
+def test_patches_are_read_in_block_order_and_scored_as_in_site_order() -> None:
+    red = np.random.default_rng(4).random((1200, 1200), dtype=np.float32)
+    transform = Affine(10.0, 0, 0, 0, -10.0, 12000.0)
+    patches = _RecordingPatches(red, red, red, transform)
+    # Largest first, as sites come: bottom right, then top right, then top left.
+    sites = [box(9000, 0, 11000, 2000), box(9000, 11000, 9400, 11400), box(0, 11000, 400, 11400)]
+    scores = score_sites(sites, patches, _PatchMeanVerifier())  # type: ignore[arg-type]
+
+    rows_of_blocks = [(row // 512, col) for row, col in patches.origins]
+    assert rows_of_blocks == sorted(rows_of_blocks)
+    assert patches.origins[0][1] < 100  # the top-left site is read first
+    plain = ArrayPatches(red, red, red, transform)
+    per_site = [
+        max(float(plain.read_rgb(r, c, 8)[0].mean()) for r, c in patch_origins(g, transform, 8))
+        for g in sites
+    ]
+    assert scores == pytest.approx(per_site)
+
+
 def test_place_shift_changes_colour_scale_and_sharpness_within_the_gallery_range() -> None:
     # A chip of 4 px stripes: zoom changes the stripe width, blur softens the edges.
     stripes = np.where((np.arange(CHIP_PX) // 4) % 2 == 0, 0.05, 0.2).astype(np.float32)

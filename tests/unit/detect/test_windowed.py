@@ -11,7 +11,11 @@ from affine import Affine
 from scipy import ndimage
 
 from asmspotter.detect.stage import PROBABILITY_NODATA, write_probability_cog_by_strips
-from asmspotter.detect.vectorize import vectorize_detections, vectorize_probability_file
+from asmspotter.detect.vectorize import (
+    vectorize_detections,
+    vectorize_probability_file,
+    vectorize_probability_file_at,
+)
 
 TRANSFORM = Affine(10.0, 0.0, 500_000.0, 0.0, -10.0, 600_000.0)
 
@@ -87,6 +91,38 @@ def test_strip_vectoriser_equals_whole_map(
         assert a.symmetric_difference(b).area < 1e-6
 
 
+def test_several_thresholds_in_one_pass_equal_one_pass_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prob = _blobby_map(2, (257, 190))
+    nodata = np.zeros(prob.shape, bool)
+    path = write_probability_cog_by_strips(
+        _strips(prob, nodata, 50),
+        tmp_path / "p.tif",
+        height=257,
+        width=190,
+        transform=TRANSFORM,
+        crs="EPSG:32621",
+    )
+    apart = {t: vectorize_probability_file(path, 32621, t, 0.05, strip_px=64) for t in (0.5, 0.3)}
+    opened: list[_CountingDataset] = []
+    real_open = rasterio.open
+
+    def counting_open(*args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append(_CountingDataset(real_open(*args, **kwargs)))
+        return opened[-1]
+
+    monkeypatch.setattr("asmspotter.detect.vectorize.rasterio.open", counting_open)
+    together = vectorize_probability_file_at(path, 32621, [0.5, 0.3], 0.05, strip_px=64)
+    (dataset,) = opened
+    assert dataset.reads == [(0, 67), (61, 70), (125, 70), (189, 68), (253, 4)]  # once, + halo
+    assert len(apart[0.3]) != len(apart[0.5])
+    for t, frame in together.items():
+        assert list(frame["area_ha"]) == list(apart[t]["area_ha"])
+        assert list(frame["mean_probability"]) == list(apart[t]["mean_probability"])
+        assert all(a.equals(b) for a, b in zip(frame.geometry, apart[t].geometry, strict=True))
+
+
 class _CountingDataset:
     """A rasterio dataset whose reads are recorded as (row_off, height)."""
 
@@ -97,6 +133,12 @@ class _CountingDataset:
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
         return getattr(self._dataset, name)
+
+    def __enter__(self) -> _CountingDataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._dataset.close()
 
     def read(self, *args, window, **kwargs):  # type: ignore[no-untyped-def]
         self.reads.append((int(window.row_off), int(window.height)))

@@ -333,7 +333,11 @@ class _TaskCounter(Callback):  # type: ignore[misc]
 
 
 def write_composite(
-    dataset: xr.Dataset | xr.DataArray, path: Path, client: Any | None = None
+    dataset: xr.Dataset | xr.DataArray,
+    path: Path,
+    client: Any | None = None,
+    *,
+    read_staging: Callable[[Path], None] | None = None,
 ) -> Path:
     """Compute ``dataset`` chunk by chunk into a Cloud-Optimised GeoTIFF.
 
@@ -348,6 +352,10 @@ def write_composite(
         client: A ``distributed.Client``: chunks compute on its workers, which write
             their windows into the staging file under a cluster-wide lock (the file
             must be on storage the workers share). None: local threads.
+        read_staging: Called with the complete staging file before it becomes the
+            COG: uncompressed and band-interleaved, one band of it reads without
+            decoding the others (:func:`composite_scenes` takes its clear statistics
+            there).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(dataset, xr.DataArray):
@@ -382,6 +390,8 @@ def write_composite(
                 delayed.compute(scheduler="threads")
         else:
             client.compute(delayed).result()
+        if read_staging is not None:
+            read_staging(staging)
     return staging_to_cog(staging, path)
 
 
@@ -408,10 +418,12 @@ def clear_footprint_from_valid(
 
 
 def _clear_statistics(path: Path, grid: AOIGrid) -> tuple[float, BaseGeometry]:
-    """Clear fraction and clear footprint of a composite COG, read strip by strip.
+    """Clear fraction and clear footprint of a composite, read strip by strip.
 
     Strips of ``FOOTPRINT_STRIP_PX`` rows keep memory flat in the AOI size; their
-    footprints are unioned (neighbouring strips share edges, so they merge).
+    footprints are unioned (neighbouring strips share edges, so they merge). Read from
+    the staging file (:func:`write_composite`): from the compressed, pixel-interleaved
+    COG the ``valid`` band cost decoding all seven, 10.1 s at 12,000 km².
     """
     band = COMPOSITE_BANDS.index("valid") + 1
     n_clear = 0
@@ -457,9 +469,15 @@ def composite_scenes(
     with warnings.catch_warnings():
         # Pixels never clear in the window are expected: their median is NaN.
         warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        statistics: list[tuple[float, BaseGeometry]] = []
         with dask_client(dask_scheduler) as client:
-            write_composite(build_composite_stack(scenes, grid), out_path, client)
-    clear_fraction, clear_footprint = _clear_statistics(out_path, grid)
+            write_composite(
+                build_composite_stack(scenes, grid),
+                out_path,
+                client,
+                read_staging=lambda staging: statistics.append(_clear_statistics(staging, grid)),
+            )
+    ((clear_fraction, clear_footprint),) = statistics
     logger.info(
         "Composite of %d scenes written to %s (%.1f%% of pixels clear at least once)",
         len(scenes),

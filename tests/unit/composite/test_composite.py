@@ -89,6 +89,32 @@ def test_never_clear_pixels_are_nan_with_zero_count(tmp_path):
     assert result.clear_footprint.area == pytest.approx(300 * 300)
 
 
+def test_clear_statistics_are_read_from_the_uncompressed_staging_file(tmp_path, monkeypatch):
+    """The COG is compressed pixel by pixel: its ``valid`` band alone costs all seven."""
+    from asmspotter.composite import composite as module
+
+    seen = []
+    measure = module._clear_statistics
+
+    def recording(path, grid):
+        with rasterio.open(path) as src:
+            seen.append((path, src.profile.get("interleave"), src.profile.get("compress")))
+        return measure(path, grid)
+
+    monkeypatch.setattr(module, "_clear_statistics", recording)
+    base = np.broadcast_to(FOREST[:, None, None], (4, 30, 40)).copy()
+    mask = np.zeros((30, 40), bool)
+    mask[:15] = True
+    result = composite_scenes([scene(tmp_path, 0, base, mask)], GRID, tmp_path / "c.tif")
+    ((path, interleave, compress),) = seen
+    assert path != result.path and not path.exists()  # the staging file, gone now
+    assert (interleave, compress) == ("band", None)
+    assert result.clear_fraction == pytest.approx(0.5)
+    fraction, footprint = measure(result.path, GRID)  # the same as from the COG
+    assert result.clear_fraction == fraction
+    assert result.clear_footprint.equals(footprint)
+
+
 def test_scene_with_wrong_band_count_is_named(tmp_path):
     path = tmp_path / "bad.tif"
     with rasterio.open(

@@ -248,7 +248,7 @@ def track_sites(
     epsg: int,
     new_site_ids: Iterator[str] | Callable[[], str],
     thresholds: TrackingThresholds,
-    clear_counts: Callable[[BaseGeometry], int] | None = None,
+    clear_counts: Callable[[Sequence[BaseGeometry]], Sequence[int]] | None = None,
 ) -> list[SiteEvent]:
     """Match this run's detections to known sites and classify one event per site.
 
@@ -297,8 +297,9 @@ def track_sites(
             (``iter(store.next_site_ids(aoi, len(detections), window_end=window_end))``)
             or a zero-argument callable.
         thresholds: The AOI's tracking thresholds.
-        clear_counts: Returns the median number of clear observations behind an
-            outline; ``clear_observations`` is 0 without it.
+        clear_counts: Returns the median number of clear observations behind each of
+            the outlines it is given (all events' at once, so a reader can take them
+            in the file's order); ``clear_observations`` is 0 without it.
 
     Returns:
         One event per known site (in ``known`` order), then one per new site (in
@@ -353,9 +354,6 @@ def track_sites(
     def centroid_lonlat(geometry: BaseGeometry) -> tuple[float, float]:
         point = to_lonlat(geometry.centroid, epsg)
         return float(point.x), float(point.y)
-
-    def count_clear(geometry: BaseGeometry) -> int:
-        return 0 if clear_counts is None else int(clear_counts(geometry))
 
     # Assign each detection to at most one known site.
     assigned: dict[int, list[int]] = {}
@@ -420,7 +418,7 @@ def track_sites(
                 centroid_lon=lon,
                 centroid_lat=lat,
                 first_seen=site.first_seen,
-                clear_observations=count_clear(outline),
+                clear_observations=0,
                 verifier_score=score,
                 confidence=level,
                 outline_threshold=_outline_threshold(members, cuts)
@@ -458,12 +456,19 @@ def track_sites(
                 centroid_lon=lon,
                 centroid_lat=lat,
                 first_seen=window_end,
-                clear_observations=count_clear(outline),
+                clear_observations=0,
                 verifier_score=score,
                 confidence=level,
                 outline_threshold=_outline_threshold(members, cuts),
             )
         )
+
+    if clear_counts is not None and events:
+        observations = clear_counts([event.geometry for event in events])
+        events = [
+            replace(event, clear_observations=int(n))
+            for event, n in zip(events, observations, strict=True)
+        ]
 
     counts: dict[str, int] = {}
     for e in events:

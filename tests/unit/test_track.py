@@ -299,7 +299,7 @@ def test_clear_counts_callback_and_callable_ids():
         epsg=EPSG,
         new_site_ids=lambda: f"demo-{next(counter):04d}",
         thresholds=THRESHOLDS,
-        clear_counts=lambda geometry: int(geometry.area // 10_000),
+        clear_counts=lambda geometries: [int(g.area // 10_000) for g in geometries],
     )
     assert events[0].site_id == "demo-0007"
     assert events[0].clear_observations == 4

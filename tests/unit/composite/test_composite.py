@@ -115,6 +115,31 @@ def test_clear_statistics_are_read_from_the_uncompressed_staging_file(tmp_path, 
     assert result.clear_footprint.equals(footprint)
 
 
+def test_median_clear_counts_answer_each_geometry_in_its_own_place(tmp_path):
+    """Looks 0 and 1 are cloudy on the left half and the top rows: counts 1, 2 and 3."""
+    from shapely.geometry import Polygon
+
+    from asmspotter.monitor import median_clear_counts
+
+    base = np.broadcast_to(FOREST[:, None, None], (4, 30, 40)).copy()
+    left = np.zeros((30, 40), bool)
+    left[:, :20] = True
+    top = np.zeros((30, 40), bool)
+    top[:10] = True
+    scenes = [scene(tmp_path, 0, base, left), scene(tmp_path, 1, base, top)]
+    scenes.append(scene(tmp_path, 2, base, np.zeros((30, 40), bool)))
+    result = composite_scenes(scenes, GRID, tmp_path / "composite.tif")
+    x0, y0 = 500_000, 560_000
+    geometries = [
+        box(x0 + 300, y0 - 300, x0 + 400, y0 - 200),  # bottom right: clear 3 times
+        box(x0 + 200, y0 - 100, x0 + 300, y0),  # top right: 2
+        box(x0, y0 - 100, x0 + 100, y0),  # top left: 1
+        Polygon(),
+        box(x0 + 50, y0 - 250, x0 + 150, y0 - 150),  # bottom left: 2
+    ]
+    assert median_clear_counts(result.path, geometries) == [3, 2, 1, 0, 2]
+
+
 def test_scene_with_wrong_band_count_is_named(tmp_path):
     path = tmp_path / "bad.tif"
     with rasterio.open(

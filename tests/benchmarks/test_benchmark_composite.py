@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 
+import rasterio
+
 from asmspotter.settings import PROJECT_ROOT
 
 QUANTITIES = ("read+decode", "composite", "compute only", "write", "plain recipe")
@@ -51,3 +53,27 @@ def test_composite_benchmark_prints_stage_limits_and_ratios(tmp_path):
     network = [line for line in lines if line.startswith("| sorting network |")]
     assert network and network[0].rstrip(" |").endswith("1.0x"), result.stdout
     assert not (tmp_path / "work").exists(), "the working folder is removed unless --keep"
+
+
+def test_the_write_limit_computes_one_chunk_only(tmp_path, monkeypatch):
+    """ "write" is the cost of writing: its chunks copy one computed chunk, not compute."""
+    sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+    try:
+        import composite as bench  # type: ignore[import-not-found]
+        import pipeline  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(PROJECT_ROOT / "benchmarks"))
+    from asmspotter.composite import composite as comp
+
+    _, grid = pipeline.build_aoi(4)
+    monkeypatch.setattr(comp, "DEFAULT_CHUNK_PX", 64)  # 4 x 4 chunks
+    pipeline.generate_scenes(tmp_path / "scenes", grid, pipeline.acquisition_dates(2), 128, 7)
+    calls = []
+    real_block = comp.composite_block
+    monkeypatch.setattr(
+        comp, "composite_block", lambda *a, **k: calls.append(a[0].size) or real_block(*a, **k)
+    )
+    bench.write_only(bench.local_scenes(tmp_path / "scenes"), grid, tmp_path / "w.tif")
+    assert len([size for size in calls if size]) == 1  # (dask also calls it on empty arrays)
+    with rasterio.open(tmp_path / "w.tif") as src:
+        assert (src.width, src.height) == (grid.width_px, grid.height_px)

@@ -61,6 +61,19 @@ def test_windowed_cog_equals_the_map(tmp_path: Path, cols: int | None) -> None:
     assert not list(tmp_path.glob("partial_*"))
 
 
+def _probability_file(tmp_path: Path, prob: np.ndarray, nodata: np.ndarray) -> Path:
+    """``prob`` written as the pipeline writes it, in strips of 50 rows."""
+    height, width = prob.shape
+    return write_probability_cog_by_strips(
+        _strips(prob, nodata, 50),
+        tmp_path / "p.tif",
+        height=height,
+        width=width,
+        transform=TRANSFORM,
+        crs="EPSG:32621",
+    )
+
+
 @pytest.mark.parametrize("strip_px", [7, 64, 1000, None])
 def test_strip_vectoriser_equals_whole_map(
     tmp_path: Path, strip_px: int | None, monkeypatch: pytest.MonkeyPatch
@@ -70,14 +83,7 @@ def test_strip_vectoriser_equals_whole_map(
     prob = _blobby_map(1, (257, 190))
     nodata = np.zeros(prob.shape, bool)
     nodata[100:120, :] = True
-    path = write_probability_cog_by_strips(
-        _strips(prob, nodata, 50),
-        tmp_path / "p.tif",
-        height=257,
-        width=190,
-        transform=TRANSFORM,
-        crs="EPSG:32621",
-    )
+    path = _probability_file(tmp_path, prob, nodata)
     whole = vectorize_detections(
         np.where(nodata, 0, prob), TRANSFORM, 32621, 0.5, 0.05, valid_mask=~nodata
     )
@@ -95,15 +101,7 @@ def test_several_thresholds_in_one_pass_equal_one_pass_each(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     prob = _blobby_map(2, (257, 190))
-    nodata = np.zeros(prob.shape, bool)
-    path = write_probability_cog_by_strips(
-        _strips(prob, nodata, 50),
-        tmp_path / "p.tif",
-        height=257,
-        width=190,
-        transform=TRANSFORM,
-        crs="EPSG:32621",
-    )
+    path = _probability_file(tmp_path, prob, np.zeros(prob.shape, bool))
     apart = {t: vectorize_probability_file(path, 32621, t, 0.05, strip_px=64) for t in (0.5, 0.3)}
     opened: list[_CountingDataset] = []
     real_open = rasterio.open

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import geopandas as gpd
 import numpy as np
 import rasterio
+from rasterio.errors import WindowError
 from rasterio.features import geometry_mask
 from rasterio.windows import from_bounds
 from shapely import wkt
@@ -390,11 +391,16 @@ def detect_sites(ctx: RunContext, composite_path: Path) -> DetectionResult:
 def median_clear_counts(composite_path: Path, geometries: Sequence[BaseGeometry]) -> list[int]:
     """Median number of clear observations under each geometry in the composite.
 
+    An empty geometry, or one wholly outside the composite, counts 0.
+
     One open file, geometries taken by row of blocks: the ``valid`` band sits in
     compressed blocks with the six other bands, so a block read again is decoded again.
     At 12,000 km² (561 outlines) opening the file per outline took 15.6 s, this 2.9 s.
     """
     counts = [0] * len(geometries)
+    measured = [i for i, geometry in enumerate(geometries) if not geometry.is_empty]
+    if not measured:
+        return counts
     with rasterio.open(composite_path, num_threads=str(task_core_budget())) as src:
         block_rows = src.block_shapes[0][0]
         inverse = ~src.transform
@@ -406,12 +412,13 @@ def median_clear_counts(composite_path: Path, geometries: Sequence[BaseGeometry]
             return int(row) // block_rows, col
 
         band = COMPOSITE_BANDS.index("valid") + 1
-        for index in sorted(
-            (i for i, g in enumerate(geometries) if not g.is_empty), key=file_order
-        ):
+        for index in sorted(measured, key=file_order):
             geometry = geometries[index]
             window = from_bounds(*geometry.bounds, transform=src.transform)
-            window = window.round_offsets().round_lengths().intersection(full)
+            try:
+                window = window.round_offsets().round_lengths().intersection(full)
+            except WindowError:  # wholly outside the composite: never observed
+                continue
             valid = src.read(band, window=window)
             inside = geometry_mask(
                 [geometry],

@@ -26,7 +26,7 @@ from affine import Affine
 from dask.callbacks import Callback
 from numpy.typing import NDArray
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.features import shapes
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -39,7 +39,7 @@ from asmspotter.cluster import dask_client
 from asmspotter.cog import staging_profile, staging_to_cog
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.composite.median import median_of_planes_in_place
-from asmspotter.errors import NoScenesError, SceneReadError
+from asmspotter.errors import NoScenesError, OutputWriteError, SceneReadError
 from asmspotter.grid import AOIGrid
 from asmspotter.progress import ProgressUpdate, progress_bar
 from asmspotter.scenes import BINARY_MASK_NODATA, LocalScene, clear_from_binary_mask
@@ -390,9 +390,27 @@ def write_composite(
                 delayed.compute(scheduler="threads")
         else:
             client.compute(delayed).result()
-        if read_staging is not None:
-            read_staging(staging)
+    if read_staging is not None:
+        _read_back(staging, path, read_staging)
     return staging_to_cog(staging, path)
+
+
+def _read_back(staging: Path, path: Path, read_staging: Callable[[Path], None]) -> None:
+    """Run ``read_staging`` on the staging file; on a read error remove it and say so.
+
+    Not under :func:`writing_output`: a file that cannot be read back right after it
+    was written is damaged storage, not a full disk.
+    """
+    try:
+        read_staging(staging)
+    except (OSError, RasterioError) as exc:
+        staging.unlink(missing_ok=True)
+        raise OutputWriteError(
+            f"cannot read back {staging}, written just before for {path}: {exc}. The "
+            f"storage under {path.parent} lost or damaged a file it had accepted (a "
+            "network file system, a failing disk): check it and run the window again; "
+            f"the previous {path.name}, if any, is unchanged."
+        ) from exc
 
 
 def clear_footprint_from_valid(

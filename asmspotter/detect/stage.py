@@ -224,9 +224,17 @@ def detect_sites(
     candidate_cut = candidate_threshold_for(card.candidate_threshold, used_threshold, verifier)
     cuts = [used_threshold] + ([candidate_cut] if candidate_cut is not None else [])
     frames = vectorize_probability_file_at(out_probability_path, epsg, cuts, min_area_ha)
+
+    def polygons_at(cut: float) -> gpd.GeoDataFrame:
+        if cut not in frames:  # a cut verified_sites asks for beyond the two above
+            frames.update(
+                vectorize_probability_file_at(out_probability_path, epsg, [cut], min_area_ha)
+            )
+        return frames[cut].copy()
+
     with open_composite(composite_path) as dataset:
         detections = verified_sites(
-            lambda cut: frames[cut].copy(),
+            polygons_at,
             used_threshold,
             card.candidate_threshold,
             RasterPatches(dataset, band_indexes(dataset)),

@@ -150,10 +150,11 @@ def mean_probability(
     """Mean sigmoid over ``nets`` and ``n_views`` dihedral views of harmonised inputs.
 
     The views of ``batch_size // n_views`` patches go through each net as one batch of
-    about ``batch_size`` images (channels last): fewer, larger convolutions than one
-    call per view, and memory bounded by ``batch_size``. With the folded batch norms
-    (:func:`inference_copy`) this scores 8-view patches 2.4x faster on 2 CPU cores
-    (11.7 -> 28 patches/s, five members) for the same scores to 1e-7. ``"bf16"``
+    about ``batch_size`` images (channels last): fewer convolutions than one call per
+    view, small enough to stay in cache (:data:`SCORING_BATCH_IMAGES`), and memory
+    bounded by ``batch_size``. With the folded batch norms (:func:`inference_copy`)
+    this scored 8-view patches 2.4x faster on 2 CPU cores (11.7 -> 28 patches/s, five
+    members, batches of 256) for the same scores to 1e-7. ``"bf16"``
     autocast is about 1.8x faster again where the CPU has bf16 instructions; the card's
     :attr:`VerifierCard.precision_check` records what it changes.
     """

@@ -136,8 +136,31 @@ def test_median_clear_counts_answer_each_geometry_in_its_own_place(tmp_path):
         box(x0, y0 - 100, x0 + 100, y0),  # top left: 1
         Polygon(),
         box(x0 + 50, y0 - 250, x0 + 150, y0 - 150),  # bottom left: 2
+        box(x0 - 900, y0 + 100, x0 - 800, y0 + 200),  # outside the composite: 0
     ]
-    assert median_clear_counts(result.path, geometries) == [3, 2, 1, 0, 2]
+    assert median_clear_counts(result.path, geometries) == [3, 2, 1, 0, 2, 0]
+    assert median_clear_counts(tmp_path / "absent.tif", [Polygon()]) == [0]  # nothing to read
+
+
+def test_a_staging_file_that_cannot_be_read_back_is_named_and_removed(tmp_path):
+    from rasterio.errors import RasterioIOError
+
+    from asmspotter.composite.composite import build_composite_stack, write_composite
+    from asmspotter.errors import OutputWriteError
+
+    base = np.broadcast_to(FOREST[:, None, None], (4, 30, 40)).copy()
+    stack = build_composite_stack([scene(tmp_path, 0, base, np.zeros((30, 40), bool))], GRID)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "composite.tif").write_bytes(b"the previous composite")
+
+    def unreadable(staging):
+        raise RasterioIOError(f"{staging}: TIFFReadEncodedTile() failed")
+
+    with pytest.raises(OutputWriteError, match=r"cannot read back .*lost or damaged"):
+        write_composite(stack, out / "composite.tif", read_staging=unreadable)
+    assert sorted(p.name for p in out.iterdir()) == ["composite.tif"]  # staging removed
+    assert (out / "composite.tif").read_bytes() == b"the previous composite"
 
 
 def test_scene_with_wrong_band_count_is_named(tmp_path):

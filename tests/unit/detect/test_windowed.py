@@ -115,6 +115,7 @@ def test_several_thresholds_in_one_pass_equal_one_pass_each(
     (dataset,) = opened
     assert dataset.reads == [(0, 67), (61, 70), (125, 70), (189, 68), (253, 4)]  # once, + halo
     assert len(apart[0.3]) != len(apart[0.5])
+    assert set(together) == {0.5, 0.3}
     for t, frame in together.items():
         assert list(frame["area_ha"]) == list(apart[t]["area_ha"])
         assert list(frame["mean_probability"]) == list(apart[t]["mean_probability"])

@@ -82,28 +82,47 @@ def staging_to_cog(staging: Path, path: Path, *, predictor: str = "3") -> Path:
         path: The COG to write.
         predictor: Compression predictor: ``"3"`` for floating point, ``"2"`` for integers.
     """
-    threads = str(available_cpu_count())
     partial = scratch_path(path, "cog")
-    # Both steps are single-threaded GDAL unless told: overviews with GDAL_NUM_THREADS,
-    # compression of the COG's blocks with NUM_THREADS.
-    with writing_output(path, staging, partial), rasterio.Env(GDAL_NUM_THREADS=threads):
-        with rasterio.open(staging, "r+") as dst:
-            factors = overview_factors(dst.width, dst.height)
-            if factors:
-                dst.build_overviews(factors, Resampling.average)
+    with writing_output(path, staging, partial):
+        factors = build_overviews_in_place(staging)
+        copy_to_cog(staging, partial, has_overviews=bool(factors), predictor=predictor)
+        staging.unlink()
+        partial.replace(path)
+    logger.debug("wrote COG %s with overviews %s", path, factors)
+    return path
+
+
+def build_overviews_in_place(staging: Path) -> list[int]:
+    """Average overviews inside the uncompressed ``staging`` file; their factors.
+
+    GDAL builds them on one thread unless ``GDAL_NUM_THREADS`` says otherwise.
+    """
+    with (
+        rasterio.Env(GDAL_NUM_THREADS=str(available_cpu_count())),
+        rasterio.open(staging, "r+") as dst,
+    ):
+        factors = overview_factors(dst.width, dst.height)
+        if factors:
+            dst.build_overviews(factors, Resampling.average)
+    return factors
+
+
+def copy_to_cog(staging: Path, target: Path, *, has_overviews: bool, predictor: str) -> None:
+    """Copy ``staging`` (and its overviews) into the COG ``target``, compressing once.
+
+    The COG driver compresses on one thread unless its ``NUM_THREADS`` says otherwise.
+    """
+    threads = str(available_cpu_count())
+    with rasterio.Env(GDAL_NUM_THREADS=threads):
         rasterio.shutil.copy(
             staging,
-            partial,
+            target,
             driver="COG",
             compress=COMPRESSION,
             level=COMPRESSION_LEVEL,
             predictor=predictor,
             blocksize=BLOCK_PX,
-            overviews="FORCE_USE_EXISTING" if factors else "NONE",
+            overviews="FORCE_USE_EXISTING" if has_overviews else "NONE",
             BIGTIFF="IF_SAFER",
             NUM_THREADS=threads,
         )
-        staging.unlink()
-        partial.replace(path)
-    logger.debug("wrote COG %s with overviews %s", path, factors)
-    return path

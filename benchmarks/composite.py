@@ -13,7 +13,8 @@ with the same size, dates, block and seed), each round times, in this order:
 - **compute only**: the same lazy composite computed chunk by chunk and dropped;
 - **write**: the staging GeoTIFF + COG of a composite that costs nothing to compute
   (every chunk a copy of one real computed chunk), through the same
-  :func:`~asmspotter.composite.composite.write_composite`;
+  :func:`~asmspotter.composite.composite.write_composite`; printed also by part:
+  the staging file, the overviews built in it and the compressed COG copy;
 - **plain recipe** (``--plain``, slow): what a user would write with xarray:
   ``rioxarray.open_rasterio(chunks)`` per scene -> ``where`` clear -> ``xr.concat``
   -> ``median(skipna=True)`` -> NDWI/NDVI -> ``rio.to_raster`` (tiled, uncompressed,
@@ -61,6 +62,7 @@ for path in (REPO_ROOT, REPO_ROOT / "benchmarks"):
 
 import pipeline  # noqa: E402
 
+from asmspotter import cog  # noqa: E402
 from asmspotter.composite import composite as comp  # noqa: E402
 from asmspotter.composite.indices import ndvi, ndwi  # noqa: E402
 from asmspotter.composite.median import nanmedian_of_dates  # noqa: E402
@@ -135,6 +137,37 @@ def write_only(scenes: list[LocalScene], grid: AOIGrid, path: Path) -> None:
 
     chunks = da.map_blocks(copy_of_sample, chunks=stack.data.chunks, dtype=np.float32)  # type: ignore[no-untyped-call]
     comp.write_composite(stack.copy(data=chunks), path)
+
+
+class WriteParts:
+    """Seconds spent in the COG's overviews and its compressed copy during one call.
+
+    Wraps :func:`asmspotter.cog.build_overviews_in_place` and
+    :func:`asmspotter.cog.copy_to_cog` while active; the rest of a write is the
+    staging file (chunks written under the lock, after their compute).
+    """
+
+    def __init__(self) -> None:
+        self.seconds = {"overviews": 0.0, "COG copy": 0.0}
+
+    def __enter__(self) -> WriteParts:
+        self._originals = (cog.build_overviews_in_place, cog.copy_to_cog)
+        cog.build_overviews_in_place = self._timing("overviews", self._originals[0])  # type: ignore[assignment]
+        cog.copy_to_cog = self._timing("COG copy", self._originals[1])  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        cog.build_overviews_in_place, cog.copy_to_cog = self._originals
+
+    def _timing(self, part: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed_part(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[part] += time.perf_counter() - start
+
+        return timed_part
 
 
 def plain_recipe(scenes: list[LocalScene], path: Path) -> None:
@@ -259,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         mpx = grid.width_px * grid.height_px / 1e6
         load_before = "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
         rounds: list[dict[str, float]] = []
+        write_parts: list[dict[str, float]] = []
         decoded_bytes = 0
         sampler = pipeline.RssSampler()
         sampler.__enter__()
@@ -277,8 +311,14 @@ def main(argv: list[str] | None = None) -> int:
                 sampler,
             )
             row["compute only"] = timed("compute only", lambda: compute_only(scenes, grid), sampler)
-            row["write"] = timed(
-                "write", lambda i=index: write_only(scenes, grid, work / f"write{i}.tif"), sampler
+            with WriteParts() as parts:
+                row["write"] = timed(
+                    "write",
+                    lambda i=index: write_only(scenes, grid, work / f"write{i}.tif"),
+                    sampler,
+                )
+            write_parts.append(
+                {"staging": row["write"] - sum(parts.seconds.values()), **parts.seconds}
             )
             if args.plain:
                 row["plain recipe"] = timed(
@@ -322,6 +362,11 @@ def main(argv: list[str] | None = None) -> int:
             per_round = ", ".join(f"{r[key]:.1f}" for r in rounds)
             peak = max(PEAKS_GIB[key])
             lines.append(f"| {key} | {value:.1f} | {mpx / value:.2f} | {peak:.2f} | {per_round} |")
+        lines += ["", "| part of write | median s | rounds s |", "|---|---:|---|"]
+        for key in write_parts[0]:
+            per_round = ", ".join(f"{p[key]:.2f}" for p in write_parts)
+            median = statistics.median(p[key] for p in write_parts)
+            lines.append(f"| write: {key} | {median:.2f} | {per_round} |")
         lines += ["", "| ratio (within a round) | median | rounds |", "|---|---:|---|"]
         for key, values in ratios.items():
             per_round = ", ".join(f"{v:.2f}" for v in values)

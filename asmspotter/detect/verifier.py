@@ -134,10 +134,13 @@ def inference_copy(net: nn.Module) -> nn.Module:
 
 
 SCORING_BATCH_IMAGES = 64
-"""Images per forward pass when scoring (8 patches in 8 views). Small batches keep a
-width-24 net's feature maps in the cores' caches: on 2 cores, 512 patches in 8 views
-scored 1.3x faster in bf16 (48-49 -> 63-67 patches/s) and 1.45x in fp32 (27-28 -> 40-41)
-than in batches of 256, with the same scores to 1.2e-7 (benchmarks/README.md, session 9)."""
+"""Images per forward pass when scoring (8 patches in 8 views). Smaller activations
+than batches of 256 stay under glibc's default mmap threshold: in a process that has
+not called :func:`asmspotter.memory.reuse_freed_memory` (the array API, a notebook),
+512 patches in 8 views scored 1.3x faster in bf16 (48-49 -> 63-67 patches/s) and 1.45x
+in fp32 (27-28 -> 40-41) on 2 cores. Where inference has tuned malloc (a pipeline run)
+both sizes score alike in bf16 (75-76 patches/s) and 64 is 1.1x faster in fp32. Same
+scores to 1.2e-7 (benchmarks/README.md, session 9)."""
 
 
 def mean_probability(

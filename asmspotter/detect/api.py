@@ -148,9 +148,12 @@ def detect_array(
     used_threshold = card.threshold if threshold is None else threshold
     verifier = verifier_for(model_dir, card.verifier, card.precision) if verify else None
     sites = verified_sites(
-        lambda cut: vectorize_detections(
-            probability, grid.transform, epsg, cut, min_area_ha, valid_mask=valid
-        ),
+        lambda cuts: {
+            cut: vectorize_detections(
+                probability, grid.transform, epsg, cut, min_area_ha, valid_mask=valid
+            )
+            for cut in cuts
+        },
         used_threshold,
         card.candidate_threshold,
         ArrayPatches(bands["red"], bands["green"], bands["blue"], grid.transform),

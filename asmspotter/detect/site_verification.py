@@ -25,7 +25,7 @@ leaves the image, so a 48 x 48 px input (or smaller) works.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
@@ -284,7 +284,7 @@ def confirm_candidates(
 
 
 def verified_sites(
-    polygons_at: Callable[[float], gpd.GeoDataFrame],
+    polygons_at: Callable[[Sequence[float]], Mapping[float, gpd.GeoDataFrame]],
     threshold: float,
     candidate_threshold: float | None,
     source: PatchSource,
@@ -293,25 +293,26 @@ def verified_sites(
     """The sites of one image: detections at ``threshold``, verified, plus confirmed candidates.
 
     One rule for the pipeline (polygons from the probability COG) and the array API
-    (polygons from an in-memory map): ``polygons_at(t)`` gives the regions at or above
-    probability ``t``, and candidates are cut only when
-    :func:`candidate_threshold_for` allows it.
+    (polygons from an in-memory map): ``polygons_at(cuts)`` gives the regions at or
+    above each probability in ``cuts``, all in one call (the pipeline reads its map
+    once for both), and candidates are cut only when :func:`candidate_threshold_for`
+    allows it.
     """
-    detections = verify_detections(cut_at(polygons_at, threshold), source, verifier)
     cut = candidate_threshold_for(candidate_threshold, threshold, verifier)
+    frames = polygons_at([threshold] if cut is None else [threshold, cut])
+    detections = verify_detections(_marked(frames[threshold], threshold), source, verifier)
     if cut is None or verifier is None:
         return detections
-    return confirm_candidates(detections, cut_at(polygons_at, cut), source, verifier)
+    return confirm_candidates(detections, _marked(frames[cut], cut), source, verifier)
 
 
-def cut_at(polygons_at: Callable[[float], gpd.GeoDataFrame], threshold: float) -> gpd.GeoDataFrame:
-    """The regions at or above ``threshold``, each marked with the cut (``outline_threshold``).
+def _marked(polygons: gpd.GeoDataFrame, threshold: float) -> gpd.GeoDataFrame:
+    """``polygons`` cut at ``threshold``, each marked with the cut (``outline_threshold``).
 
     Tracking measures a site's growth only between outlines cut at one threshold
     (:func:`asmspotter.track.track_sites`): a candidate's outline, cut lower, is larger
     for the same ground and would otherwise read as growth.
     """
-    polygons = polygons_at(threshold)
     polygons["outline_threshold"] = np.full(len(polygons), threshold, np.float64)
     return polygons
 

@@ -28,12 +28,7 @@ from asmspotter.detect.features import band_indexes, composite_inputs, open_comp
 from asmspotter.detect.model_card import ModelCard, check_model_fits
 from asmspotter.detect.predict import Precision, ProgressCallback, Strip
 from asmspotter.detect.runtime import load_model
-from asmspotter.detect.site_verification import (
-    RasterPatches,
-    candidate_threshold_for,
-    verified_sites,
-    verifier_for,
-)
+from asmspotter.detect.site_verification import RasterPatches, verified_sites, verifier_for
 from asmspotter.detect.vectorize import vectorize_probability_file_at
 from asmspotter.errors import SceneReadError
 
@@ -220,21 +215,11 @@ def detect_sites(
         )
     used_threshold = card.threshold if threshold is None else threshold
     verifier = verifier_for(Path(model_dir), card.verifier, used_precision) if verify else None
-    # Both cuts (the threshold and the candidates') in one pass over the map.
-    candidate_cut = candidate_threshold_for(card.candidate_threshold, used_threshold, verifier)
-    cuts = [used_threshold] + ([candidate_cut] if candidate_cut is not None else [])
-    frames = vectorize_probability_file_at(out_probability_path, epsg, cuts, min_area_ha)
-
-    def polygons_at(cut: float) -> gpd.GeoDataFrame:
-        if cut not in frames:  # a cut verified_sites asks for beyond the two above
-            frames.update(
-                vectorize_probability_file_at(out_probability_path, epsg, [cut], min_area_ha)
-            )
-        return frames[cut].copy()
-
     with open_composite(composite_path) as dataset:
         detections = verified_sites(
-            polygons_at,
+            lambda cuts: vectorize_probability_file_at(
+                out_probability_path, epsg, cuts, min_area_ha
+            ),
             used_threshold,
             card.candidate_threshold,
             RasterPatches(dataset, band_indexes(dataset)),

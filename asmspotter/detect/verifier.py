@@ -154,12 +154,13 @@ def mean_probability(
 
     The views of ``batch_size // n_views`` patches go through each net as one batch of
     about ``batch_size`` images (channels last): fewer convolutions than one call per
-    view, small enough to stay in cache (:data:`SCORING_BATCH_IMAGES`), and memory
-    bounded by ``batch_size``. With the folded batch norms (:func:`inference_copy`)
-    this scored 8-view patches 2.4x faster on 2 CPU cores (11.7 -> 28 patches/s, five
-    members, batches of 256) for the same scores to 1e-7. ``"bf16"``
-    autocast is about 1.8x faster again where the CPU has bf16 instructions; the card's
-    :attr:`VerifierCard.precision_check` records what it changes.
+    view, small enough to stay under glibc's default mmap threshold
+    (:data:`SCORING_BATCH_IMAGES`), and memory bounded by ``batch_size``. With the
+    folded batch norms (:func:`inference_copy`) this scored 8-view patches 2.4x faster
+    on 2 CPU cores (11.7 -> 28 patches/s, five members, batches of 256) for the same
+    scores to 1e-7. ``"bf16"`` autocast is about 1.8x faster again where the CPU has
+    bf16 instructions; the card's :attr:`VerifierCard.precision_check` records what it
+    changes.
     """
     scoring = [inference_copy(net) for net in nets]
     patches_per_batch = max(1, batch_size // n_views)

@@ -1,6 +1,8 @@
 """Turn a staging GeoTIFF into a Cloud-Optimised GeoTIFF without holding it in memory.
 
-The composite and the probability map are first streamed, window by window, into an
+The composite is written tile by tile by :mod:`asmspotter.cog_writer` (it shares this
+module's block size, compression level and overview factors). The probability map is
+first streamed, window by window, into an
 uncompressed tiled GeoTIFF (the *staging* file). This module builds its overviews in
 place and lets GDAL's COG driver copy blocks and overviews into the final layout,
 compressing once (https://gdal.org/drivers/raster/cog.html).

@@ -8,13 +8,13 @@ with the same size, dates, block and seed), each round times, in this order:
   ``--chunk-px`` windows on 2 threads, into memory and dropped (the floor: any
   composite has to do this);
 - **composite**: :func:`asmspotter.composite.composite.composite_scenes` (what the
-  pipeline runs: median, indices, valid count, staging GeoTIFF, COG with overviews,
-  clear footprint);
+  pipeline runs: median, indices, valid count, each chunk's tiles compressed into the
+  COG, overviews, clear footprint);
 - **compute only**: the same lazy composite computed chunk by chunk and dropped;
-- **write**: the staging GeoTIFF + COG of a composite that costs nothing to compute
-  (every chunk a copy of one real computed chunk), through the same
-  :func:`~asmspotter.composite.composite.write_composite`; printed also by part:
-  the staging file, the overviews built in it and the compressed COG copy;
+- **write**: the COG of a composite that costs nothing to compute (every chunk a copy
+  of one real computed chunk), through the same
+  :func:`~asmspotter.composite.composite.write_composite`; printed also by part
+  (:class:`WriteParts`): the chunk tasks' tiles, the overviews after them;
 - **plain recipe** (``--plain``, slow): what a user would write with xarray:
   ``rioxarray.open_rasterio(chunks)`` per scene -> ``where`` clear -> ``xr.concat``
   -> ``median(skipna=True)`` -> NDWI/NDVI -> ``rio.to_raster`` (tiled, uncompressed,
@@ -48,7 +48,7 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dask.array as da
 import numpy as np
@@ -62,7 +62,7 @@ for path in (REPO_ROOT, REPO_ROOT / "benchmarks"):
 
 import pipeline  # noqa: E402
 
-from asmspotter import cog  # noqa: E402
+from asmspotter.cog_writer import ChunkedCogWriter  # noqa: E402
 from asmspotter.composite import composite as comp  # noqa: E402
 from asmspotter.composite.indices import ndvi, ndwi  # noqa: E402
 from asmspotter.composite.median import nanmedian_of_dates  # noqa: E402
@@ -140,24 +140,34 @@ def write_only(scenes: list[LocalScene], grid: AOIGrid, path: Path) -> None:
 
 
 class WriteParts:
-    """Seconds spent in the COG's overviews and its compressed copy during one call.
+    """Seconds spent in the COG writer's parts during one call.
 
-    Wraps :func:`asmspotter.cog.build_overviews_in_place` and
-    :func:`asmspotter.cog.copy_to_cog` while active; the rest of a write is the
-    staging file (chunks written under the lock, after their compute).
+    Wraps :class:`asmspotter.cog_writer.ChunkedCogWriter`'s methods while active:
+    ``chunk tiles`` sums, over the chunk tasks (which run on 2 threads at once), the
+    compression of their tiles, their share of the first overview and the appends;
+    ``overviews`` is the smaller levels averaged and every overview compressed, after the
+    chunks; the rest of a write (``chunks, wall``) is waiting for the chunk tasks.
     """
 
+    PARTS: ClassVar[dict[str, str]] = {
+        "chunk tiles (summed over tasks)": "write_chunk",
+        "overviews": "_average_overviews",
+        "overview tiles": "_write_overviews",
+    }
+
     def __init__(self) -> None:
-        self.seconds = {"overviews": 0.0, "COG copy": 0.0}
+        self.seconds = dict.fromkeys(self.PARTS, 0.0)
+        self._lock = threading.Lock()
 
     def __enter__(self) -> WriteParts:
-        self._originals = (cog.build_overviews_in_place, cog.copy_to_cog)
-        cog.build_overviews_in_place = self._timing("overviews", self._originals[0])  # type: ignore[assignment]
-        cog.copy_to_cog = self._timing("COG copy", self._originals[1])  # type: ignore[assignment]
+        self._originals = {m: getattr(ChunkedCogWriter, m) for m in self.PARTS.values()}
+        for part, method in self.PARTS.items():
+            setattr(ChunkedCogWriter, method, self._timing(part, self._originals[method]))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        cog.build_overviews_in_place, cog.copy_to_cog = self._originals
+        for method, original in self._originals.items():
+            setattr(ChunkedCogWriter, method, original)
 
     def _timing(self, part: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def timed_part(*args: Any, **kwargs: Any) -> Any:
@@ -165,7 +175,8 @@ class WriteParts:
             try:
                 return function(*args, **kwargs)
             finally:
-                self.seconds[part] += time.perf_counter() - start
+                with self._lock:
+                    self.seconds[part] += time.perf_counter() - start
 
         return timed_part
 
@@ -317,9 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                     lambda i=index: write_only(scenes, grid, work / f"write{i}.tif"),
                     sampler,
                 )
-            write_parts.append(
-                {"staging": row["write"] - sum(parts.seconds.values()), **parts.seconds}
-            )
+            after_chunks = parts.seconds["overviews"] + parts.seconds["overview tiles"]
+            write_parts.append({"chunks, wall": row["write"] - after_chunks, **parts.seconds})
             if args.plain:
                 row["plain recipe"] = timed(
                     "plain recipe",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,23 +24,25 @@ import rasterio
 import rioxarray
 import xarray as xr
 from affine import Affine
+from dask.base import compute
 from dask.callbacks import Callback
+from dask.delayed import delayed
 from numpy.typing import NDArray
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.errors import RasterioIOError
 from rasterio.features import shapes
 from rasterio.vrt import WarpedVRT
-from rasterio.windows import Window
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
-from asmspotter.atomic_write import scratch_path, writing_output
+from asmspotter.atomic_write import writing_output
 from asmspotter.cluster import dask_client
-from asmspotter.cog import staging_profile, staging_to_cog
+from asmspotter.cog import BLOCK_PX
+from asmspotter.cog_writer import ChunkedCogWriter, ChunkSummary, TileRecord, chunk_origins
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.composite.median import median_of_planes_in_place
-from asmspotter.errors import NoScenesError, OutputWriteError, SceneReadError
+from asmspotter.errors import NoScenesError, SceneReadError
 from asmspotter.grid import AOIGrid
 from asmspotter.progress import ProgressUpdate, progress_bar
 from asmspotter.scenes import BINARY_MASK_NODATA, LocalScene, clear_from_binary_mask
@@ -51,9 +54,6 @@ COMPOSITE_BANDS = ("blue", "green", "red", "nir", "ndwi", "ndvi", "valid")
 """Band order of a composite COG; band descriptions carry these names."""
 
 DEFAULT_CHUNK_PX = 1024
-
-FOOTPRINT_STRIP_PX = 2048
-"""Rows of the ``valid`` band read at once for the clear footprint (memory ~ width x this)."""
 
 
 @dataclass(frozen=True)
@@ -337,25 +337,29 @@ def write_composite(
     path: Path,
     client: Any | None = None,
     *,
-    read_staging: Callable[[Path], None] | None = None,
-) -> Path:
+    summarise_chunk: ChunkSummary | None = None,
+) -> list[Any]:
     """Compute ``dataset`` chunk by chunk into a Cloud-Optimised GeoTIFF.
 
-    Bands follow ``COMPOSITE_BANDS`` and carry those names as band descriptions.
-    The file is first written as a tiled GeoTIFF (streamed from dask), then copied
-    into the COG layout with overviews; the final name appears only when complete.
+    Bands follow ``COMPOSITE_BANDS`` and carry those names as band descriptions. Each
+    chunk's task compresses its own tiles as soon as it is computed
+    (:class:`asmspotter.cog_writer.ChunkedCogWriter`), so compression runs beside the
+    median instead of after it; the final name appears only when the COG is complete.
 
     Args:
         dataset: From :func:`build_composite_dataset`, or the (band, y, x) array of
             :func:`build_composite_stack` (written as it is, no per-band copies).
         path: Where the COG goes.
-        client: A ``distributed.Client``: chunks compute on its workers, which write
-            their windows into the staging file under a cluster-wide lock (the file
-            must be on storage the workers share). None: local threads.
-        read_staging: Called with the complete staging file before it becomes the
-            COG: uncompressed and band-interleaved, one band of it reads without
-            decoding the others (:func:`composite_scenes` takes its clear statistics
-            there).
+        client: A ``distributed.Client``: chunks compute on its workers, which append
+            their tiles under a cluster-wide lock (``path``'s folder must be on storage
+            the workers share). None: local threads.
+        summarise_chunk: Called as ``summarise_chunk(chunk, row0, col0)`` with every
+            computed (band, h, w) chunk and its pixel origin, where it was computed:
+            what :func:`composite_scenes` needs of the pixels (its clear statistics)
+            without reading the COG back.
+
+    Returns:
+        What ``summarise_chunk`` returned for each chunk (empty without it).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(dataset, xr.DataArray):
@@ -364,53 +368,65 @@ def write_composite(
         stacked = xr.concat(
             [dataset[name].astype(np.float32) for name in COMPOSITE_BANDS], dim="band"
         )
-    stacked = stacked.assign_coords(band=np.arange(1, len(COMPOSITE_BANDS) + 1))
-    stacked = stacked.rio.write_nodata(np.nan, encoded=False)
-    stacked.attrs["long_name"] = COMPOSITE_BANDS
-    staging = scratch_path(path, "staging")
+    data = _tile_aligned(stacked.data)
     if client is None:
         lock: Any = threading.Lock()
     else:
         from distributed import Lock
 
         with client.as_current():
-            lock = Lock(f"asmspotter-write-{staging}")  # type: ignore[no-untyped-call]
-    # The staging file is uncompressed: chunks are written one at a time under the
-    # lock, and deflating float32 there made the write ~4x slower than the median
-    # itself (benchmarks/README.md); the COG copy compresses once (asmspotter.cog).
-    # It costs 28 bytes per pixel of temporary disk (3.4 GB at 12,000 km², 10 m).
-    with writing_output(path, staging):
-        delayed = stacked.rio.to_raster(staging, **staging_profile(), lock=lock, compute=False)
-        if client is None:
-            # Explicitly threads: on a Dask worker the default would be the worker's client.
-            with (
-                progress_bar(f"composite {path.parent.name} (chunks)") as update,
-                _TaskCounter(update),
-            ):
-                delayed.compute(scheduler="threads")
-        else:
-            client.compute(delayed).result()
-    if read_staging is not None:
-        _read_back(staging, path, read_staging)
-    return staging_to_cog(staging, path)
-
-
-def _read_back(staging: Path, path: Path, read_staging: Callable[[Path], None]) -> None:
-    """Run ``read_staging`` on the staging file; on a read error remove it and say so.
-
-    Not under :func:`writing_output`: a file that cannot be read back right after it
-    was written is damaged storage, not a full disk.
-    """
+            lock = Lock(f"asmspotter-write-{path}-{uuid.uuid4().hex}")  # type: ignore[no-untyped-call]
+    writer = ChunkedCogWriter(
+        path,
+        width=int(data.shape[2]),
+        height=int(data.shape[1]),
+        band_names=COMPOSITE_BANDS,
+        transform=stacked.rio.transform(),
+        epsg=int(stacked.rio.crs.to_epsg()),
+        lock=lock,
+    )
+    blocks = data.to_delayed()  # type: ignore[no-untyped-call]
+    tasks = [
+        delayed(_write_chunk, pure=True)(writer, blocks[0, i, j], row0, col0, summarise_chunk)
+        for row0, col0, i, j in chunk_origins(data.chunks[1:])
+    ]
     try:
-        read_staging(staging)
-    except (OSError, RasterioError) as exc:
-        staging.unlink(missing_ok=True)
-        raise OutputWriteError(
-            f"cannot read back {staging}, written just before for {path}: {exc}. The "
-            f"storage under {path.parent} lost or damaged a file it had accepted (a "
-            "network file system, a failing disk): check it and run the window again; "
-            f"the previous {path.name}, if any, is unchanged."
-        ) from exc
+        with writing_output(path, writer.partial, *writer.levels):
+            if client is None:
+                # Explicitly threads: on a Dask worker the default would be the worker's client.
+                with (
+                    progress_bar(f"composite {path.parent.name} (chunks)") as update,
+                    _TaskCounter(update),
+                ):
+                    results = compute(*tasks, scheduler="threads")  # type: ignore[no-untyped-call]
+            else:
+                results = client.gather(client.compute(tasks))
+        writer.finish([record for records, _ in results for record in records])
+    finally:
+        writer.discard()
+    return [summary for _, summary in results] if summarise_chunk is not None else []
+
+
+def _tile_aligned(data: da.Array) -> da.Array:
+    """``data`` with every chunk starting on a COG tile, rechunked only if it is not."""
+    aligned = all(size % BLOCK_PX == 0 for axis in data.chunks[1:] for size in axis[:-1])
+    if aligned and len(data.chunks[0]) == 1:
+        return data
+    side = BLOCK_PX * max(1, DEFAULT_CHUNK_PX // BLOCK_PX)
+    rechunked: da.Array = data.rechunk({0: -1, 1: side, 2: side})  # type: ignore[no-untyped-call]
+    return rechunked
+
+
+def _write_chunk(
+    writer: ChunkedCogWriter,
+    chunk: NDArray[np.float32],
+    row0: int,
+    col0: int,
+    summarise_chunk: ChunkSummary | None,
+) -> tuple[list[TileRecord], Any]:
+    """One chunk's task: its tiles into the COG, and its summary."""
+    records = writer.write_chunk(chunk, row0, col0)
+    return records, summarise_chunk(chunk, row0, col0) if summarise_chunk is not None else None
 
 
 def clear_footprint_from_valid(
@@ -435,26 +451,21 @@ def clear_footprint_from_valid(
     return footprint.simplify(grid.resolution_m / 2, preserve_topology=True)
 
 
-def _clear_statistics(path: Path, grid: AOIGrid) -> tuple[float, BaseGeometry]:
-    """Clear fraction and clear footprint of a composite, read strip by strip.
+def _chunk_clear_statistics(grid: AOIGrid) -> ChunkSummary:
+    """A chunk's count of clear pixels and its clear footprint (see :func:`write_composite`).
 
-    Strips of ``FOOTPRINT_STRIP_PX`` rows keep memory flat in the AOI size; their
-    footprints are unioned (neighbouring strips share edges, so they merge). Read from
-    the staging file (:func:`write_composite`): from the compressed, pixel-interleaved
-    COG the ``valid`` band cost decoding all seven, 10.1 s at 12,000 km².
+    Taken from the chunks as they are computed: read back from the compressed,
+    pixel-interleaved COG, the ``valid`` band cost decoding all seven (10.1 s at
+    12,000 km²). Neighbouring chunks' footprints share edges, so their union merges.
     """
-    band = COMPOSITE_BANDS.index("valid") + 1
-    n_clear = 0
-    parts: list[BaseGeometry] = []
-    with rasterio.open(path) as src:
-        for row in range(0, src.height, FOOTPRINT_STRIP_PX):
-            window = Window(0, row, src.width, min(FOOTPRINT_STRIP_PX, src.height - row))  # type: ignore[call-arg]
-            valid = src.read(band, window=window)
-            n_clear += int(np.count_nonzero(valid > 0))
-            parts.append(clear_footprint_from_valid(valid, grid, src.window_transform(window)))
-        size = src.width * src.height
-    footprint = unary_union(parts).simplify(grid.resolution_m / 2, preserve_topology=True)
-    return n_clear / size, footprint
+    band = COMPOSITE_BANDS.index("valid")
+
+    def summary(chunk: NDArray[np.float32], row0: int, col0: int) -> tuple[int, BaseGeometry]:
+        valid = chunk[band]
+        transform = grid.transform * Affine.translation(col0, row0)
+        return int(np.count_nonzero(valid > 0)), clear_footprint_from_valid(valid, grid, transform)
+
+    return summary
 
 
 def composite_scenes(
@@ -487,15 +498,17 @@ def composite_scenes(
     with warnings.catch_warnings():
         # Pixels never clear in the window are expected: their median is NaN.
         warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
-        statistics: list[tuple[float, BaseGeometry]] = []
         with dask_client(dask_scheduler) as client:
-            write_composite(
+            statistics = write_composite(
                 build_composite_stack(scenes, grid),
                 out_path,
                 client,
-                read_staging=lambda staging: statistics.append(_clear_statistics(staging, grid)),
+                summarise_chunk=_chunk_clear_statistics(grid),
             )
-    ((clear_fraction, clear_footprint),) = statistics
+    clear_fraction = sum(n_clear for n_clear, _ in statistics) / (grid.width_px * grid.height_px)
+    clear_footprint = unary_union([footprint for _, footprint in statistics]).simplify(
+        grid.resolution_m / 2, preserve_topology=True
+    )
     logger.info(
         "Composite of %d scenes written to %s (%.1f%% of pixels clear at least once)",
         len(scenes),

@@ -52,11 +52,14 @@ def test_composite_benchmark_prints_stage_limits_and_ratios(tmp_path):
         assert len(rows) == 1 and float(rows[0].split("|")[2]) > 0, result.stdout
     parts = [line for line in lines if line.startswith("| write: ")]
     assert [row.split("|")[1].strip() for row in parts] == [
-        "write: staging",
+        "write: chunks, wall",
+        "write: chunk tiles (summed over tasks)",
         "write: overviews",
-        "write: COG copy",
+        "write: overview tiles",
     ], result.stdout
     assert all(float(row.split("|")[2]) >= 0 for row in parts), result.stdout
+    tiles = float(parts[1].split("|")[2])
+    assert tiles > 0, "the chunk tasks compress the tiles: their time is measured"
     network = [line for line in lines if line.startswith("| sorting network |")]
     assert network and network[0].rstrip(" |").endswith("1.0x"), result.stdout
     assert not (tmp_path / "work").exists(), "the working folder is removed unless --keep"

@@ -89,30 +89,28 @@ def test_never_clear_pixels_are_nan_with_zero_count(tmp_path):
     assert result.clear_footprint.area == pytest.approx(300 * 300)
 
 
-def test_clear_statistics_are_read_from_the_uncompressed_staging_file(tmp_path, monkeypatch):
-    """The COG is compressed pixel by pixel: its ``valid`` band alone costs all seven."""
-    from asmspotter.composite import composite as module
+def test_clear_statistics_come_from_the_chunks_and_match_the_written_cog(tmp_path):
+    """A cloud across the border of two 1,024 px chunks: their footprints join into one."""
+    from asmspotter.composite.composite import clear_footprint_from_valid
 
-    seen = []
-    measure = module._clear_statistics
-
-    def recording(path, grid):
-        with rasterio.open(path) as src:
-            seen.append((path, src.profile.get("interleave"), src.profile.get("compress")))
-        return measure(path, grid)
-
-    monkeypatch.setattr(module, "_clear_statistics", recording)
-    base = np.broadcast_to(FOREST[:, None, None], (4, 30, 40)).copy()
-    mask = np.zeros((30, 40), bool)
-    mask[:15] = True
-    result = composite_scenes([scene(tmp_path, 0, base, mask)], GRID, tmp_path / "c.tif")
-    ((path, interleave, compress),) = seen
-    assert path != result.path and not path.exists()  # the staging file, gone now
-    assert (interleave, compress) == ("band", None)
-    assert result.clear_fraction == pytest.approx(0.5)
-    fraction, footprint = measure(result.path, GRID)  # the same as from the COG
-    assert result.clear_fraction == fraction
-    assert result.clear_footprint.equals(footprint)
+    wide = AOIGrid(
+        epsg=32621, resolution_m=10, left_m=500_000, top_m=560_000, width_px=1100, height_px=30
+    )
+    base = np.broadcast_to(FOREST[:, None, None], (4, 30, 1100)).copy()
+    mask = np.zeros((30, 1100), bool)
+    mask[:, 900:1050] = True
+    path = write_scene(
+        tmp_path / "s0.tif", wide, base, dt.datetime(2024, 1, 1, tzinfo=dt.UTC), cloud_mask=mask
+    )
+    ref = SceneRef("local", "s0", dt.datetime(2024, 1, 1, tzinfo=dt.UTC), box(0, 0, 1, 1))
+    local = LocalScene(ref, path, path.with_name("s0.cloudmask.tif"))
+    result = composite_scenes([local], wide, tmp_path / "c.tif")
+    assert result.clear_fraction == pytest.approx(950 / 1100)
+    assert result.clear_footprint.geom_type == "MultiPolygon"  # left and right of the cloud
+    assert result.clear_footprint.area == pytest.approx(950 * 30 * 100)
+    with rasterio.open(result.path) as src:
+        from_cog = clear_footprint_from_valid(src.read(7), wide)
+    assert result.clear_footprint.symmetric_difference(from_cog).area < 1e-6
 
 
 def test_median_clear_counts_answer_each_geometry_in_its_own_place(tmp_path):
@@ -142,9 +140,8 @@ def test_median_clear_counts_answer_each_geometry_in_its_own_place(tmp_path):
     assert median_clear_counts(tmp_path / "absent.tif", [Polygon()]) == [0]  # nothing to read
 
 
-def test_a_staging_file_that_cannot_be_read_back_is_named_and_removed(tmp_path):
-    from rasterio.errors import RasterioIOError
-
+def test_a_failed_write_is_named_and_keeps_the_previous_composite(tmp_path, monkeypatch):
+    from asmspotter.cog_writer import ChunkedCogWriter
     from asmspotter.composite.composite import build_composite_stack, write_composite
     from asmspotter.errors import OutputWriteError
 
@@ -154,12 +151,13 @@ def test_a_staging_file_that_cannot_be_read_back_is_named_and_removed(tmp_path):
     out.mkdir()
     (out / "composite.tif").write_bytes(b"the previous composite")
 
-    def unreadable(staging):
-        raise RasterioIOError(f"{staging}: TIFFReadEncodedTile() failed")
+    def disk_full(self, chunk, row0, col0):
+        raise OSError(28, "No space left on device")
 
-    with pytest.raises(OutputWriteError, match=r"cannot read back .*lost or damaged"):
-        write_composite(stack, out / "composite.tif", read_staging=unreadable)
-    assert sorted(p.name for p in out.iterdir()) == ["composite.tif"]  # staging removed
+    monkeypatch.setattr(ChunkedCogWriter, "write_chunk", disk_full)
+    with pytest.raises(OutputWriteError, match=r"cannot write .*composite.tif: .*No space"):
+        write_composite(stack, out / "composite.tif")
+    assert sorted(p.name for p in out.iterdir()) == ["composite.tif"]  # temporaries removed
     assert (out / "composite.tif").read_bytes() == b"the previous composite"
 
 

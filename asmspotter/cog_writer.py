@@ -20,7 +20,7 @@ Readers find every tile through the IFDs as in any tiled GeoTIFF; putting them i
 order cost a copy of the whole file (8.5 s at 12,000 km²).
 
 Tiles are pixel-interleaved float32, NaN as nodata, ZSTD (TIFF compression 50000) at
-:data:`asmspotter.cog.COMPRESSION_LEVEL` after the TIFF floating-point predictor (3),
+:data:`ZSTD_LEVEL` after the TIFF floating-point predictor (3),
 as the GDAL-written COGs were. Overviews are the mean of the clear (non-NaN) pixels of
 each 2 x 2 block of the level above, like GDAL's ``average``.
 """
@@ -46,7 +46,7 @@ from numpy.typing import NDArray
 
 from asmspotter.atomic_write import scratch_path, writing_output
 from asmspotter.cluster import task_core_budget
-from asmspotter.cog import BLOCK_PX, COMPRESSION_LEVEL, overview_factors
+from asmspotter.cog import BLOCK_PX, overview_factors
 
 GHOST_AREA = (
     "LAYOUT=IFDS_BEFORE_DATA\n"
@@ -57,6 +57,12 @@ GHOST_AREA = (
 """GDAL's structural metadata of a COG: readers may rely on the layout it declares."""
 
 ZSTD_COMPRESSION = 50000
+ZSTD_LEVEL = -1
+"""ZSTD's fastest-but-one level, below the 1 GDAL lets one ask for (any level decodes
+alike). On a 512 px tile of a real composite after the predictor: 3.3 ms instead of
+9.2 to compress and 0.9 instead of 4.8 ms to decompress, for 11 % more bytes (76.5 %
+instead of 69 % of the raw size): the mantissas' low bytes are noise that level 1
+spends entropy coding on, and every reader of the composite pays the decoding."""
 FLOATING_POINT_PREDICTOR = 3
 _SHORT, _LONG, _ASCII, _DOUBLE, _LONG8 = 3, 4, 2, 12, 16
 _TYPE_FORMAT = {_SHORT: "H", _LONG: "I", _DOUBLE: "d", _LONG8: "Q"}
@@ -73,7 +79,7 @@ class TileRecord:
     nbytes: int
 
 
-def encode_tile(tile: NDArray[np.float32], level: int = int(COMPRESSION_LEVEL)) -> bytes:
+def encode_tile(tile: NDArray[np.float32], level: int = ZSTD_LEVEL) -> bytes:
     """A full (P, P, bands) float32 tile as TIFF predictor-3 bytes, ZSTD-compressed.
 
     The floating-point predictor (Adobe's TIFF Technote 3, as libtiff writes it): each
@@ -163,11 +169,15 @@ class ChunkedCogWriter:
             scratch_path(self.path, f"overview{i}") for i in range(1, len(self.factors) + 1)
         ]
         self.ifd_offsets, data_start = self._ifd_layout()
-        with open(self.partial, "wb") as out:
-            out.truncate(data_start)
-        if self.levels:
-            with open(self.levels[0], "wb") as first:
-                first.truncate(self._row_bytes(1) * self.level_shapes[1][0])
+        try:
+            with open(self.partial, "wb") as out:
+                out.truncate(data_start)
+            if self.levels:
+                with open(self.levels[0], "wb") as first:
+                    first.truncate(self._row_bytes(1) * self.level_shapes[1][0])
+        except BaseException:
+            self.discard()
+            raise
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle for Dask workers: a thread lock stays behind (workers get a cluster lock)."""

@@ -376,22 +376,26 @@ def write_composite(
 
         with client.as_current():
             lock = Lock(f"asmspotter-write-{path}-{uuid.uuid4().hex}")  # type: ignore[no-untyped-call]
-    writer = ChunkedCogWriter(
-        path,
-        width=int(data.shape[2]),
-        height=int(data.shape[1]),
-        band_names=COMPOSITE_BANDS,
-        transform=stacked.rio.transform(),
-        epsg=int(stacked.rio.crs.to_epsg()),
-        lock=lock,
-    )
-    blocks = data.to_delayed()  # type: ignore[no-untyped-call]
-    tasks = [
-        delayed(_write_chunk, pure=True)(writer, blocks[0, i, j], row0, col0, summarise_chunk)
-        for row0, col0, i, j in chunk_origins(data.chunks[1:])
-    ]
-    try:
-        with writing_output(path, writer.partial, *writer.levels):
+    # The writer's own files count as the output: a full disk while it creates them
+    # is reported like one while it fills them.
+    with writing_output(path):
+        writer = ChunkedCogWriter(
+            path,
+            width=int(data.shape[2]),
+            height=int(data.shape[1]),
+            band_names=COMPOSITE_BANDS,
+            transform=stacked.rio.transform(),
+            epsg=int(stacked.rio.crs.to_epsg()),
+            lock=lock,
+        )
+        try:
+            blocks = data.to_delayed()  # type: ignore[no-untyped-call]
+            tasks = [
+                delayed(_write_chunk, pure=True)(
+                    writer, blocks[0, i, j], row0, col0, summarise_chunk
+                )
+                for row0, col0, i, j in chunk_origins(data.chunks[1:])
+            ]
             if client is None:
                 # Explicitly threads: on a Dask worker the default would be the worker's client.
                 with (
@@ -401,9 +405,9 @@ def write_composite(
                     results = compute(*tasks, scheduler="threads")  # type: ignore[no-untyped-call]
             else:
                 results = client.gather(client.compute(tasks))
-        writer.finish([record for records, _ in results for record in records])
-    finally:
-        writer.discard()
+            writer.finish([record for records, _ in results for record in records])
+        finally:
+            writer.discard()
     return [summary for _, summary in results] if summarise_chunk is not None else []
 
 

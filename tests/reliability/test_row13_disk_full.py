@@ -68,3 +68,43 @@ def test_disk_full_names_the_file_and_keeps_the_previous_output(tmp_path):
         assert src.count == 3
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("partial_"))
     assert leftovers == [] and not new_staging.exists()
+
+
+def test_disk_full_while_the_composite_writes_its_tiles(tmp_path):
+    """The chunked COG writer (the composite's): same promise, the fault as real."""
+    out = tmp_path / "composite.tif"
+    out.write_bytes(b"the previous composite")
+    script = textwrap.dedent(
+        f"""
+        import resource, signal, sys
+        from pathlib import Path
+        import numpy as np
+        from affine import Affine
+        from asmspotter.cog_writer import ChunkedCogWriter
+        from asmspotter.errors import OutputWriteError
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000))
+        data = np.random.default_rng(0).random((7, 1024, 1024), dtype=np.float32)
+        try:
+            from asmspotter.atomic_write import writing_output
+            with writing_output(Path({str(out)!r})):
+                writer = ChunkedCogWriter(
+                    Path({str(out)!r}), width=1024, height=1024, band_names=list("abcdefg"),
+                    transform=Affine(10, 0, 600_000, 0, -10, 560_000), epsg=32621,
+                )
+                try:
+                    writer.finish(writer.write_chunk(data, 0, 0))
+                finally:
+                    writer.discard()
+        except OutputWriteError as exc:
+            print(exc)
+            sys.exit(3)
+        """
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert child.returncode == 3, child.stdout + child.stderr
+    assert f"cannot write {out}" in child.stdout and "MB free in" in child.stdout
+    assert out.read_bytes() == b"the previous composite"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["composite.tif"]

@@ -62,7 +62,7 @@ for path in (REPO_ROOT, REPO_ROOT / "benchmarks"):
 
 import pipeline  # noqa: E402
 
-from asmspotter.cog_writer import ChunkedCogWriter  # noqa: E402
+from asmspotter.cog import ChunkedCogWriter  # noqa: E402
 from asmspotter.composite import composite as comp  # noqa: E402
 from asmspotter.composite.indices import ndvi, ndwi  # noqa: E402
 from asmspotter.composite.median import nanmedian_of_dates  # noqa: E402
@@ -142,7 +142,7 @@ def write_only(scenes: list[LocalScene], grid: AOIGrid, path: Path) -> None:
 class WriteParts:
     """Seconds spent in the COG writer's parts during one call.
 
-    Wraps :class:`asmspotter.cog_writer.ChunkedCogWriter`'s methods while active:
+    Wraps :class:`asmspotter.cog.ChunkedCogWriter`'s methods while active:
     ``chunk tiles`` sums, over the chunk tasks (which run on 2 threads at once), the
     compression of their tiles, their share of the first overview and the appends;
     ``overviews`` is the smaller levels averaged and every overview compressed, after the

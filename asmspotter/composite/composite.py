@@ -38,8 +38,7 @@ from shapely.ops import unary_union
 
 from asmspotter.atomic_write import writing_output
 from asmspotter.cluster import dask_client
-from asmspotter.cog import BLOCK_PX
-from asmspotter.cog_writer import ChunkedCogWriter, ChunkSummary, TileRecord, chunk_origins
+from asmspotter.cog import BLOCK_PX, ChunkedCogWriter, ChunkSummary, TileRecord, chunk_origins
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.composite.median import median_of_planes_in_place
 from asmspotter.errors import NoScenesError, SceneReadError
@@ -343,7 +342,7 @@ def write_composite(
 
     Bands follow ``COMPOSITE_BANDS`` and carry those names as band descriptions. Each
     chunk's task compresses its own tiles as soon as it is computed
-    (:class:`asmspotter.cog_writer.ChunkedCogWriter`), so compression runs beside the
+    (:class:`asmspotter.cog.ChunkedCogWriter`), so compression runs beside the
     median instead of after it; the final name appears only when the COG is complete.
 
     Args:
@@ -434,7 +433,7 @@ def _write_chunk(
 
 
 def clear_footprint_from_valid(
-    valid: np.ndarray, grid: AOIGrid, transform: Affine | None = None
+    valid: np.ndarray, grid: AOIGrid, transform: Affine | None = None, *, simplify: bool = True
 ) -> BaseGeometry:
     """Polygon(s) covering pixels with at least one clear observation, in the grid CRS.
 
@@ -442,6 +441,8 @@ def clear_footprint_from_valid(
         valid: Clear-observation counts, (rows, cols) of the grid or of a window of it.
         grid: The AOI grid.
         transform: The window's transform when ``valid`` is a window; default the grid's.
+        simplify: Simplify to half a pixel. False for pieces of a footprint that are
+            joined first: simplified apart, their shared edges no longer match.
     """
     seen = (valid > 0).astype(np.uint8)
     polygons = [
@@ -452,6 +453,8 @@ def clear_footprint_from_valid(
         if value == 1
     ]
     footprint = unary_union(polygons)
+    if not simplify:
+        return footprint
     return footprint.simplify(grid.resolution_m / 2, preserve_topology=True)
 
 
@@ -460,14 +463,16 @@ def _chunk_clear_statistics(grid: AOIGrid) -> ChunkSummary:
 
     Taken from the chunks as they are computed: read back from the compressed,
     pixel-interleaved COG, the ``valid`` band cost decoding all seven (10.1 s at
-    12,000 km²). Neighbouring chunks' footprints share edges, so their union merges.
+    12,000 km²). The chunks' footprints are joined before they are simplified, so the
+    result is the whole image's footprint.
     """
     band = COMPOSITE_BANDS.index("valid")
 
     def summary(chunk: NDArray[np.float32], row0: int, col0: int) -> tuple[int, BaseGeometry]:
         valid = chunk[band]
         transform = grid.transform * Affine.translation(col0, row0)
-        return int(np.count_nonzero(valid > 0)), clear_footprint_from_valid(valid, grid, transform)
+        footprint = clear_footprint_from_valid(valid, grid, transform, simplify=False)
+        return int(np.count_nonzero(valid > 0)), footprint
 
     return summary
 

@@ -19,10 +19,10 @@ import geopandas as gpd
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.windows import Window
+from rasterio.crs import CRS
 
-from asmspotter.atomic_write import scratch_path, writing_output
-from asmspotter.cog import staging_profile, staging_to_cog
+from asmspotter.atomic_write import writing_output
+from asmspotter.cog import ChunkedCogWriter, TileAssembler
 from asmspotter.detect.blocks import predict_by_column_blocks, predict_on_cluster
 from asmspotter.detect.features import band_indexes, composite_inputs, open_composite
 from asmspotter.detect.model_card import ModelCard, check_model_fits
@@ -52,30 +52,34 @@ def write_probability_cog_by_strips(
 ) -> Path:
     """Write strips ``(row_off, col_off, probability, nodata)`` into a probability COG.
 
-    The strips (in any order) go by windows into an uncompressed tiled GeoTIFF
-    (a :func:`~asmspotter.atomic_write.scratch_path`), which
-    :func:`asmspotter.cog.staging_to_cog` turns into the COG with overviews; neither
-    step holds the whole map.
+    The strips (in any order) are gathered into the COG's tiles
+    (:class:`~asmspotter.cog.TileAssembler`), each compressed as soon as it is
+    complete, so the map is never held whole; the file takes its name when complete.
+    Before, the strips went into an uncompressed staging GeoTIFF that GDAL gave
+    overviews and copied into a COG: 4.7 s of a 12,000 km² detect, and 4 bytes of
+    temporary disk per pixel.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = scratch_path(path, "staging")
-    profile = staging_profile(
-        height=height,
-        width=width,
-        count=1,
-        dtype="float32",
-        crs=crs,
-        transform=transform,
-        nodata=PROBABILITY_NODATA,
-    )
-    with writing_output(path, staging), rasterio.open(staging, "w", **profile) as dst:
-        for row, col, prob, bad in strips:
-            data = np.where(bad, np.float32(PROBABILITY_NODATA), prob).astype(np.float32)
-            window = Window(col, row, prob.shape[1], prob.shape[0])  # type: ignore[call-arg]
-            dst.write(data, 1, window=window)
-        dst.set_band_description(1, PROBABILITY_BAND)
-    return staging_to_cog(staging, path)
+    with writing_output(path):
+        writer = ChunkedCogWriter(
+            path,
+            width=width,
+            height=height,
+            band_names=[PROBABILITY_BAND],
+            transform=transform,
+            epsg=int(CRS.from_user_input(crs).to_epsg()),
+            nodata=PROBABILITY_NODATA,
+        )
+        try:
+            tiles = TileAssembler(writer)
+            for row, col, prob, bad in strips:
+                data = np.where(bad, np.float32(PROBABILITY_NODATA), prob).astype(np.float32)
+                tiles.add(row, col, data[None])
+            tiles.finish()
+        finally:
+            writer.discard()
+    return path
 
 
 def _check_composite(

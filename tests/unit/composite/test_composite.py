@@ -89,28 +89,30 @@ def test_never_clear_pixels_are_nan_with_zero_count(tmp_path):
     assert result.clear_footprint.area == pytest.approx(300 * 300)
 
 
-def test_clear_statistics_come_from_the_chunks_and_match_the_written_cog(tmp_path):
-    """A cloud across the border of two 1,024 px chunks: their footprints join into one."""
+def test_clear_statistics_come_from_the_chunks_and_match_the_whole_image(tmp_path):
+    """A ragged cloud astride the border of two 1,024 px chunks: one footprint, as if whole."""
     from asmspotter.composite.composite import clear_footprint_from_valid
 
     wide = AOIGrid(
-        epsg=32621, resolution_m=10, left_m=500_000, top_m=560_000, width_px=1100, height_px=30
+        epsg=32621, resolution_m=10, left_m=500_000, top_m=560_000, width_px=1100, height_px=60
     )
-    base = np.broadcast_to(FOREST[:, None, None], (4, 30, 1100)).copy()
-    mask = np.zeros((30, 1100), bool)
-    mask[:, 900:1050] = True
+    base = np.broadcast_to(FOREST[:, None, None], (4, 60, 1100)).copy()
+    mask = np.zeros((60, 1100), bool)
+    for row in range(10, 50):  # a staircase edge, which simplifying smooths
+        mask[row, 990 : 1000 + row] = True
     path = write_scene(
         tmp_path / "s0.tif", wide, base, dt.datetime(2024, 1, 1, tzinfo=dt.UTC), cloud_mask=mask
     )
     ref = SceneRef("local", "s0", dt.datetime(2024, 1, 1, tzinfo=dt.UTC), box(0, 0, 1, 1))
     local = LocalScene(ref, path, path.with_name("s0.cloudmask.tif"))
     result = composite_scenes([local], wide, tmp_path / "c.tif")
-    assert result.clear_fraction == pytest.approx(950 / 1100)
-    assert result.clear_footprint.geom_type == "MultiPolygon"  # left and right of the cloud
-    assert result.clear_footprint.area == pytest.approx(950 * 30 * 100)
+    assert result.clear_fraction == pytest.approx(1 - mask.sum() / mask.size)
     with rasterio.open(result.path) as src:
-        from_cog = clear_footprint_from_valid(src.read(7), wide)
-    assert result.clear_footprint.symmetric_difference(from_cog).area < 1e-6
+        whole = clear_footprint_from_valid(src.read(7), wide)
+    assert result.clear_footprint.geom_type == "Polygon"  # joined across the border
+    # Simplifying depends on where the ring starts: the same to within a pixel or two.
+    assert result.clear_footprint.symmetric_difference(whole).area <= 2 * 100
+    assert result.clear_footprint.hausdorff_distance(whole) <= 10
 
 
 def test_median_clear_counts_answer_each_geometry_in_its_own_place(tmp_path):
@@ -141,7 +143,7 @@ def test_median_clear_counts_answer_each_geometry_in_its_own_place(tmp_path):
 
 
 def test_a_failed_write_is_named_and_keeps_the_previous_composite(tmp_path, monkeypatch):
-    from asmspotter.cog_writer import ChunkedCogWriter
+    from asmspotter.cog import ChunkedCogWriter
     from asmspotter.composite.composite import build_composite_stack, write_composite
     from asmspotter.errors import OutputWriteError
 

@@ -239,7 +239,7 @@ def test_detect_sites_end_to_end(
         assert src.descriptions[0] == PROBABILITY_BAND
         assert src.nodata == -1
         assert src.transform == Affine(10, 0, 600_000, 0, -10, 500_000)
-        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert src.compression.name == "zstd" and src.block_shapes[0] == (512, 512)
         prob = src.read(1)
     assert (prob[30:] == -1).all()
     assert prob[12, 22] > 0.99

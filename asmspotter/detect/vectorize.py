@@ -220,6 +220,28 @@ def vectorize_detections(
     return frame
 
 
+def _region_polygons(labels: NDArray[np.integer], transform: Affine) -> dict[int, list[Any]]:
+    """The polygons of each labelled region, polygonised inside its own bounding box.
+
+    GDAL's polygoniser scans every pixel it is given: over whole strips it took 2.9 of
+    6.1 s of a 12,000 km² map's vectorising, though the regions cover a small part of
+    it. Each region's box gives the same polygons (4-connected, pixel edges).
+    """
+    geoms: dict[int, list[Any]] = {}
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        inside = labels[box] == index
+        box_tf = transform * Affine.translation(box[1].start, box[0].start)
+        geoms[index] = [
+            shape(geom)
+            for geom, _ in rasterio.features.shapes(
+                inside.view(np.uint8), mask=inside, connectivity=4, transform=box_tf
+            )
+        ]
+    return geoms
+
+
 class _RegionsAcrossStrips:
     """Regions at one threshold, labelled strip by strip and joined across strip edges.
 
@@ -253,11 +275,7 @@ class _RegionsAcrossStrips:
         base = len(self.parts)
         if n:
             counts, sums, maxima = region_statistics(labels, n, prob)
-            geoms: dict[int, list[Any]] = {}
-            for geom, value in rasterio.features.shapes(
-                labels.astype(np.int32), mask=labels > 0, connectivity=4, transform=strip_tf
-            ):
-                geoms.setdefault(int(value), []).append(shape(geom))
+            geoms = _region_polygons(labels, strip_tf)
             for i in range(n):
                 self.parts.append(
                     {

@@ -60,6 +60,7 @@ def test_gdal_reads_back_every_pixel_bit_for_bit(tmp_path: Path) -> None:
         assert src.tags(ns="IMAGE_STRUCTURE") == {
             "COMPRESSION": "ZSTD",
             "INTERLEAVE": "PIXEL",
+            "PREDICTOR": "3",
         }
         assert src.block_shapes[0] == (512, 512)
         assert src.overviews(1) == [2, 4]

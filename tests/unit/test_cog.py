@@ -35,6 +35,18 @@ def _image(height: int = 1300, width: int = 1100) -> np.ndarray:
     return image
 
 
+def _writer(folder: Path, height: int = 600, width: int = 600) -> ChunkedCogWriter:
+    """A writer of a 7-band image of ``height`` x ``width`` px at ``folder/c.tif``."""
+    return ChunkedCogWriter(
+        folder / "c.tif",
+        width=width,
+        height=height,
+        band_names=NAMES,
+        transform=TRANSFORM,
+        epsg=32621,
+    )
+
+
 def _write(path: Path, image: np.ndarray, chunk_px: int = 1024, reverse: bool = False) -> Path:
     _, height, width = image.shape
     writer = ChunkedCogWriter(
@@ -125,9 +137,7 @@ def test_tiles_are_laid_out_after_the_ifds_with_gdal_leaders_and_trailers(tmp_pa
 
 def test_a_missing_chunk_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
     image = _image(600, 600)
-    writer = ChunkedCogWriter(
-        tmp_path / "c.tif", width=600, height=600, band_names=NAMES, transform=TRANSFORM, epsg=32621
-    )
+    writer = _writer(tmp_path)
     records = writer.write_chunk(image[:, :512, :512], 0, 0)
     with pytest.raises(ValueError, match="tiles missing"):
         writer.finish(records)
@@ -136,9 +146,7 @@ def test_a_missing_chunk_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
 
 
 def test_chunks_must_start_on_a_tile(tmp_path: Path) -> None:
-    writer = ChunkedCogWriter(
-        tmp_path / "c.tif", width=600, height=600, band_names=NAMES, transform=TRANSFORM, epsg=32621
-    )
+    writer = _writer(tmp_path)
     with pytest.raises(ValueError, match="multiples of 512"):
         writer.write_chunk(_image(600, 600)[:, :100, :100], 100, 0)
     writer.discard()
@@ -201,14 +209,7 @@ def test_odd_sizes_average_exact_2x2_blocks_cut_at_the_edge() -> None:
 
 
 def test_a_chunk_that_is_not_whole_tiles_is_refused(tmp_path: Path) -> None:
-    writer = ChunkedCogWriter(
-        tmp_path / "c.tif",
-        width=1100,
-        height=600,
-        band_names=NAMES,
-        transform=TRANSFORM,
-        epsg=32621,
-    )
+    writer = _writer(tmp_path, width=1100)
     image = _image(600, 1100)
     with pytest.raises(ValueError, match="does not cover whole 512 px tiles"):
         writer.write_chunk(image[:, :, :700], 0, 0)  # ends inside a tile
@@ -221,11 +222,8 @@ def test_a_tile_overwritten_on_disk_is_caught_before_the_file_is_named(tmp_path:
     """Two appenders at once, or storage that lost a write: no COG with wrong offsets."""
     from asmspotter.errors import OutputWriteError
 
-    out = tmp_path / "c.tif"
     image = _image(600, 600)
-    writer = ChunkedCogWriter(
-        out, width=600, height=600, band_names=NAMES, transform=TRANSFORM, epsg=32621
-    )
+    writer = _writer(tmp_path)
     records = writer.write_chunk(image, 0, 0)
     with open(writer.partial, "r+b") as damaged:
         damaged.seek(records[1].offset - 4)
@@ -237,9 +235,7 @@ def test_a_tile_overwritten_on_disk_is_caught_before_the_file_is_named(tmp_path:
 
 
 def test_a_chunk_finishing_after_the_write_was_abandoned_leaves_no_file(tmp_path: Path) -> None:
-    writer = ChunkedCogWriter(
-        tmp_path / "c.tif", width=600, height=600, band_names=NAMES, transform=TRANSFORM, epsg=32621
-    )
+    writer = _writer(tmp_path)
     writer.discard()  # another chunk failed and the write was cleaned up
     with pytest.raises(FileNotFoundError):
         writer.write_chunk(_image(600, 600), 0, 0)

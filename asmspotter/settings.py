@@ -59,8 +59,9 @@ class Settings(BaseSettings):
         default=50_000.0,
         gt=0,
         description=(
-            "Largest AOI accepted, km² (geodesic). Memory and temporary disk grow with "
-            "the area (~28 bytes per pixel at 10 m); split a larger region into AOIs."
+            "Largest AOI accepted, km² (geodesic). Temporary disk grows with the area "
+            "(~7 bytes per pixel at 10 m for the composite's first overview, beside "
+            "the composite itself); split a larger region into AOIs."
         ),
     )
     run_lock_wait_s: float = Field(

@@ -403,7 +403,12 @@ def write_composite(
                 ):
                     results = compute(*tasks, scheduler="threads")  # type: ignore[no-untyped-call]
             else:
-                results = client.gather(client.compute(tasks))
+                futures = client.compute(tasks)
+                try:
+                    results = client.gather(futures)
+                except BaseException:
+                    client.cancel(futures)  # the others would only fail on a removed file
+                    raise
             writer.finish([record for records, _ in results for record in records])
         finally:
             writer.discard()

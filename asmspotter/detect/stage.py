@@ -162,12 +162,15 @@ def detect_sites(
             (:mod:`asmspotter.detect.site_verification`); False: all ``nominal``.
 
     Memory is bounded by one row of tiles of one column block (at most
-    :data:`BLOCK_PX` wide), whatever the AOI's size: the probability is written to the
-    COG strip by strip (:func:`write_probability_cog_by_strips`) and polygons are built
+    :data:`BLOCK_PX` wide) plus the probability COG's partly filled tiles (those astride
+    a column block's edge: ~1 MiB per 512 px of the AOI's height; more on a cluster,
+    :class:`asmspotter.cog.TileAssembler`): the probability is written to the COG
+    strip by strip (:func:`write_probability_cog_by_strips`) and polygons are built
     strip by strip from the file
     (:func:`asmspotter.detect.vectorize.vectorize_probability_file_at`), so a
-    20,000 x 20,000 px composite runs in 0.67 GiB with GDAL's cache capped
-    (``benchmarks/inference.py --memory-px 20000``).
+    20,000 x 20,000 px composite ran in 0.67 GiB with GDAL's cache capped
+    (``benchmarks/inference.py --memory-px 20000``, before the tiles were assembled
+    in memory: add up to ~40 MiB).
 
     Returns:
         GeoDataFrame of detections (``geometry``, ``area_ha``, ``mean_probability``,

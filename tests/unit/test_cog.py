@@ -253,3 +253,14 @@ def test_rotated_grids_are_refused(tmp_path: Path) -> None:
             epsg=32621,
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pieces_that_overlap_or_stick_out_are_refused(tmp_path: Path) -> None:
+    writer = _writer(tmp_path)
+    tiles = TileAssembler(writer)
+    tiles.add(0, 0, np.zeros((7, 512, 512), np.float32))
+    with pytest.raises(ValueError, match="pieces overlap"):
+        tiles.add(500, 500, np.zeros((7, 20, 20), np.float32))  # into the complete tile
+    with pytest.raises(ValueError, match="lies outside"):
+        tiles.add(590, 0, np.zeros((7, 20, 20), np.float32))
+    writer.discard()

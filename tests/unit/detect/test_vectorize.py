@@ -95,3 +95,30 @@ def test_rejects_bad_input() -> None:
         vectorize_detections(_map_with_block(), TRANSFORM, EPSG, 0.5, -1.0)
     with pytest.raises(ValueError, match="2-D"):
         vectorize_detections(np.zeros((2, 3, 3), np.float32), TRANSFORM, EPSG, 0.5, 0.0)
+
+
+@pytest.mark.parametrize("density", [1.0, 0.0])
+def test_polygons_in_boxes_equal_polygons_of_the_whole_strip(monkeypatch, density):
+    """Few regions: one box each; many: the whole strip at once. The same polygons."""
+    from shapely.ops import unary_union
+
+    from asmspotter.detect import vectorize
+
+    rng = np.random.default_rng(3)
+    mask = ndimage.binary_opening(rng.random((120, 300)) > 0.55)
+    mask[40:60, 100:140] = True
+    mask[48:52, 118:122] = False  # a hole
+    labels, n = ndimage.label(mask, structure=[[0, 1, 0], [1, 1, 1], [0, 1, 0]])
+    transform = Affine(10, 0, 600_000, 0, -10, 500_000)
+    monkeypatch.setattr(vectorize, "BOX_POLYGONISING_MAX_DENSITY", density)
+    got = vectorize._region_polygons(labels, transform)
+    assert sorted(got) == list(range(1, n + 1))
+    for index, pieces in got.items():
+        pixels = np.argwhere(labels == index)
+        area = 100.0 * len(pixels)
+        assert unary_union(pieces).area == pytest.approx(area)
+    one_box = vectorize._region_polygons(labels, transform)
+    monkeypatch.setattr(vectorize, "BOX_POLYGONISING_MAX_DENSITY", 1 - density)
+    other_way = vectorize._region_polygons(labels, transform)
+    for index in one_box:
+        assert unary_union(one_box[index]).equals(unary_union(other_way[index]))

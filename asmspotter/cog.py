@@ -6,18 +6,21 @@ so both used to be streamed into an uncompressed staging file, given overviews t
 and copied into a COG: 27.6 s of a 45 s composite at 12,000 km² on 2 cores (staging
 7.9 s, overviews 6.4 s, compressing copy 13.3 s; benchmarks/README.md, session 10),
 and 28 bytes of temporary disk per composite pixel. :class:`ChunkedCogWriter` instead
-lets the task that computed a chunk compress its own tiles, append them to the file and
-write its 2 x 2 average into the first overview, so compression runs beside the
-compute, on the same threads or Dask workers. :meth:`ChunkedCogWriter.finish` builds
-the smaller overviews from the first one, appends them, smallest first, and writes into
-the room kept at the file's start what GDAL's COG driver puts there
+lets the task that computed a chunk compress its own tiles, and those of its averages
+on the overview levels it covers whole (the first overview for 1,024 px chunks), append
+them to the file and write its share of the next level into a raw scratch file, so
+compression runs beside the compute, on the same threads or Dask workers.
+:meth:`ChunkedCogWriter.finish` builds the smaller overviews from that level, appends
+them, smallest first, and writes into the room kept at the file's start what GDAL's
+COG driver puts there
 (https://gdal.org/drivers/raster/cog.html): the BigTIFF header, GDAL's structural
 metadata and every IFD. Each tile carries its size before it and its last 4 bytes
 after it, as GDAL writes them. :class:`TileAssembler` gathers pieces that do not fall
 on tiles (the probability map's strips) into whole ones.
 
-One difference from GDAL's COG: the full-resolution tiles lie in the order their
-chunks finished, before the overviews, not row-major after them, so GDAL does not
+One difference from GDAL's COG: the tiles the chunks encode (full resolution and, for
+1,024 px chunks, the first overview) lie in the order the chunks finished, before the
+other overviews, not row-major after them, so GDAL does not
 report ``LAYOUT=COG`` (the structural metadata does not claim ``BLOCK_ORDER``).
 Readers find every tile through the IFDs as in any tiled GeoTIFF; putting them in
 order cost a copy of the whole file (8.5 s at 12,000 km²).
@@ -185,8 +188,11 @@ class ChunkedCogWriter:
         transform: Affine,
         epsg: int,
         nodata: float = math.nan,
+        chunk_px: int = BLOCK_PX,
         lock: AbstractContextManager[Any] | None = None,
     ) -> None:
+        if chunk_px < BLOCK_PX or chunk_px & (chunk_px - 1):
+            raise ValueError(f"chunk_px must be {BLOCK_PX} times a power of 2, got {chunk_px}.")
         if transform.b or transform.d or not 0 < epsg < 2**16:
             raise ValueError(
                 f"{path}: the COG writer takes north-up grids in a projected CRS with an "
@@ -204,9 +210,15 @@ class ChunkedCogWriter:
         self.level_shapes = [(height, width)] + [
             (math.ceil(height / f), math.ceil(width / f)) for f in self.factors
         ]
+        self.chunk_px = chunk_px
+        # Levels whose tiles the chunk tasks encode themselves: a chunk's share of level
+        # L is chunk_px / 2**L px, whole tiles while that is at least BLOCK_PX. The next
+        # level waits in a raw file (the "raw level") for finish() to average on.
+        self.raw_level = min(chunk_px // BLOCK_PX, 2 ** len(self.factors)).bit_length()
         self.partial = scratch_path(self.path, "cog")
         self.levels = [
-            scratch_path(self.path, f"overview{i}") for i in range(1, len(self.factors) + 1)
+            scratch_path(self.path, f"overview{i}")
+            for i in range(self.raw_level, len(self.level_shapes))
         ]
         self.ifd_offsets, data_start = self._ifd_layout()
         try:
@@ -214,7 +226,9 @@ class ChunkedCogWriter:
                 out.truncate(data_start)
             if self.levels:
                 with open(self.levels[0], "wb") as first:
-                    first.truncate(self._row_bytes(1) * self.level_shapes[1][0])
+                    first.truncate(
+                        self._row_bytes(self.raw_level) * self.level_shapes[self.raw_level][0]
+                    )
         except BaseException:
             self.discard()
             raise
@@ -253,40 +267,50 @@ class ChunkedCogWriter:
     def write_chunk(self, chunk: NDArray[np.float32], row0: int, col0: int) -> list[TileRecord]:
         """Compress the tiles of ``chunk`` (bands, h, w) at pixel (row0, col0).
 
-        Also writes its 2 x 2 average into the first overview. Returns where its tiles
-        went, for :meth:`finish`.
+        Also the tiles of its averages on the overview levels it covers whole (one level
+        for 1,024 px chunks), and its share of the next level into that level's raw
+        file. Returns where its tiles went, for :meth:`finish`.
         """
         self._check_chunk(chunk.shape, row0, col0)
-        pixels = np.ascontiguousarray(np.moveaxis(np.asarray(chunk, np.float32), 0, -1))
-        tile_rows = math.ceil(pixels.shape[0] / BLOCK_PX)
-        tile_cols = math.ceil(pixels.shape[1] / BLOCK_PX)
-        payloads = [
-            (
-                0,
-                row0 // BLOCK_PX + r,
-                col0 // BLOCK_PX + c,
-                encode_tile(_padded_tile(pixels, r, c, self.nodata)),
-            )
-            for r in range(tile_rows)
-            for c in range(tile_cols)
-        ]
+        data = np.ascontiguousarray(np.moveaxis(np.asarray(chunk, np.float32), 0, -1))
+        payloads = self._encoded_tiles(0, data, row0, col0)
+        for level in range(1, self.raw_level):
+            data = average_2x2_with_nodata(data, self.nodata)
+            payloads += self._encoded_tiles(level, data, row0 >> level, col0 >> level)
         if self.levels:
-            self._write_rows(1, row0 // 2, col0 // 2, average_2x2_with_nodata(pixels, self.nodata))
+            level = self.raw_level
+            data = average_2x2_with_nodata(data, self.nodata)
+            self._write_rows(level, row0 >> level, col0 >> level, data)
         return self._append(payloads)
 
+    def _encoded_tiles(
+        self, level: int, data: NDArray[np.float32], row0: int, col0: int
+    ) -> list[tuple[int, int, int, bytes]]:
+        """The tiles of ``data`` (h, w, bands), at (row0, col0) of ``level``, encoded."""
+        return [
+            (
+                level,
+                row0 // BLOCK_PX + r,
+                col0 // BLOCK_PX + c,
+                encode_tile(_padded_tile(data, r, c, self.nodata)),
+            )
+            for r in range(math.ceil(data.shape[0] / BLOCK_PX))
+            for c in range(math.ceil(data.shape[1] / BLOCK_PX))
+        ]
+
     def _check_chunk(self, shape: tuple[int, ...], row0: int, col0: int) -> None:
-        """A chunk must cover whole tiles: start on one, end on one or on the image's edge."""
+        """A chunk is one cell of a ``chunk_px`` grid: that size, or cut by the image's edge."""
         bands, rows, cols = shape
-        fits = bands == len(self.band_names) and row0 % BLOCK_PX == 0 and col0 % BLOCK_PX == 0
+        fits = bands == len(self.band_names)
         for origin, size, extent in ((row0, rows, self.height), (col0, cols, self.width)):
-            fits = fits and (size % BLOCK_PX == 0 or origin + size == extent)
-            fits = fits and size > 0 and origin + size <= extent
+            fits = fits and origin % self.chunk_px == 0
+            fits = fits and size == min(self.chunk_px, extent - origin)
         if not fits:
             raise ValueError(
                 f"{self.path}: a chunk of shape {shape} at ({row0}, {col0}) does not cover "
                 f"whole {BLOCK_PX} px tiles of the {len(self.band_names)}-band "
-                f"{self.height} x {self.width} image: chunks must start on multiples of "
-                f"{BLOCK_PX} px and end on one or on the image's edge."
+                f"{self.height} x {self.width} image: chunks must be {self.chunk_px} px "
+                "squares on a grid from the top left, cut only by the image's edge."
             )
 
     def _write_rows(self, level: int, row0: int, col0: int, block: NDArray[np.float32]) -> None:
@@ -297,7 +321,7 @@ class ChunkedCogWriter:
         a page take turns.
         """
         pixel_bytes = len(self.band_names) * 4
-        with self.lock, open(self.levels[level - 1], "r+b") as raw:
+        with self.lock, open(self.levels[level - self.raw_level], "r+b") as raw:
             for index, row in enumerate(block):
                 raw.seek((row0 + index) * self._row_bytes(level) + col0 * pixel_bytes)
                 raw.write(row.tobytes())
@@ -306,7 +330,7 @@ class ChunkedCogWriter:
         """Rows ``row0``.. (at most ``n_rows``) of overview ``level``, (rows, W, bands)."""
         rows = min(n_rows, self.level_shapes[level][0] - row0)
         shape = (rows, self.level_shapes[level][1], len(self.band_names))
-        with open(self.levels[level - 1], "rb") as raw:
+        with open(self.levels[level - self.raw_level], "rb") as raw:
             raw.seek(row0 * self._row_bytes(level))
             data = np.frombuffer(raw.read(rows * self._row_bytes(level)), np.float32)
         return data.reshape(shape)
@@ -314,7 +338,7 @@ class ChunkedCogWriter:
     def finish(self, records: Sequence[TileRecord]) -> Path:
         """Add the overviews and the IFDs, then rename the file to ``path``."""
         with writing_output(self.path, self.partial, *self.levels):
-            self._check_complete(records, levels=1)
+            self._check_complete(records, levels=self.raw_level)
             self._average_overviews()
             all_records = list(records) + self._write_overviews()
             self._check_complete(all_records, levels=len(self.level_shapes))
@@ -330,9 +354,9 @@ class ChunkedCogWriter:
             temporary.unlink(missing_ok=True)
 
     def _average_overviews(self) -> None:
-        """Overview levels 2.. from the level above, strip by strip (raw files)."""
-        for level in range(2, len(self.level_shapes)):
-            with open(self.levels[level - 1], "wb") as raw:
+        """Overview levels below the raw level from the level above, strip by strip."""
+        for level in range(self.raw_level + 1, len(self.level_shapes)):
+            with open(self.levels[level - self.raw_level], "wb") as raw:
                 raw.truncate(self._row_bytes(level) * self.level_shapes[level][0])
             for top in range(0, self.level_shapes[level - 1][0], BLOCK_PX):
                 half = average_2x2_with_nodata(
@@ -341,10 +365,10 @@ class ChunkedCogWriter:
                 self._write_rows(level, top // 2, 0, half)
 
     def _write_overviews(self) -> list[TileRecord]:
-        """Compress the overviews into the file, smallest first, each row-major."""
+        """Compress the overviews from the raw level on, smallest first, each row-major."""
         records: list[TileRecord] = []
         with ThreadPoolExecutor(max(1, task_core_budget())) as pool:
-            for level in reversed(range(1, len(self.level_shapes))):
+            for level in reversed(range(self.raw_level, len(self.level_shapes))):
                 for top in range(0, self.level_shapes[level][0], BLOCK_PX):
                     strip = self._read_rows(level, top, BLOCK_PX)
                     cols = range(math.ceil(strip.shape[1] / BLOCK_PX))
@@ -563,14 +587,16 @@ class TileAssembler:
                 f"{self.writer.path}: a piece of {height} x {width} px at ({row0}, {col0}) "
                 f"lies outside the {self.writer.height} x {self.writer.width} image."
             )
-        for tile_row in range(row0 // BLOCK_PX, (row0 + height - 1) // BLOCK_PX + 1):
-            for tile_col in range(col0 // BLOCK_PX, (col0 + width - 1) // BLOCK_PX + 1):
+        side = self.writer.chunk_px
+        for tile_row in range(row0 // side, (row0 + height - 1) // side + 1):
+            for tile_col in range(col0 // side, (col0 + width - 1) // side + 1):
                 self._fill(tile_row, tile_col, row0, col0, piece)
 
     def _fill(self, tile_row: int, tile_col: int, row0: int, col0: int, piece: Any) -> None:
-        top, left = tile_row * BLOCK_PX, tile_col * BLOCK_PX
-        bottom = min(top + BLOCK_PX, self.writer.height)
-        right = min(left + BLOCK_PX, self.writer.width)
+        side = self.writer.chunk_px
+        top, left = tile_row * side, tile_col * side
+        bottom = min(top + side, self.writer.height)
+        right = min(left + side, self.writer.width)
         key = (tile_row, tile_col)
         if key in self.written:
             raise ValueError(f"{self.writer.path}: tile {key} is complete; pieces overlap.")

@@ -60,7 +60,7 @@ class Settings(BaseSettings):
         gt=0,
         description=(
             "Largest AOI accepted, km² (geodesic). Temporary disk grows with the area "
-            "(~7 bytes per pixel at 10 m for the composite's first overview, beside "
+            "(~2 bytes per pixel at 10 m for the composite's second overview, beside "
             "the composite itself); split a larger region into AOIs."
         ),
     )

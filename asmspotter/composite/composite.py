@@ -367,7 +367,7 @@ def write_composite(
         stacked = xr.concat(
             [dataset[name].astype(np.float32) for name in COMPOSITE_BANDS], dim="band"
         )
-    data = _tile_aligned(stacked.data)
+    data, chunk_px = _tile_aligned(stacked.data)
     if client is None:
         lock: Any = threading.Lock()
     else:
@@ -385,6 +385,7 @@ def write_composite(
             band_names=COMPOSITE_BANDS,
             transform=stacked.rio.transform(),
             epsg=int(stacked.rio.crs.to_epsg()),
+            chunk_px=chunk_px,
             lock=lock,
         )
         try:
@@ -415,14 +416,22 @@ def write_composite(
     return [summary for _, summary in results] if summarise_chunk is not None else []
 
 
-def _tile_aligned(data: da.Array) -> da.Array:
-    """``data`` with every chunk starting on a COG tile, rechunked only if it is not."""
-    aligned = all(size % BLOCK_PX == 0 for axis in data.chunks[1:] for size in axis[:-1])
-    if aligned and len(data.chunks[0]) == 1:
-        return data
-    side = BLOCK_PX * max(1, DEFAULT_CHUNK_PX // BLOCK_PX)
+def _tile_aligned(data: da.Array) -> tuple[da.Array, int]:
+    """``data`` on a square grid of chunks the COG writer takes, and the grid's size.
+
+    The writer wants equal square chunks of 512 px times a power of 2 (cut only by the
+    image's edge): rechunked to ``DEFAULT_CHUNK_PX`` (1,024 px, so each chunk also
+    encodes its tile of the first overview) only if they are not.
+    """
+    sizes = {size for axis in data.chunks[1:] for size in axis[:-1]}
+    edges = [axis[-1] for axis in data.chunks[1:]]
+    side = max(sizes | set(edges))
+    grid = len(data.chunks[0]) == 1 and len(sizes) <= 1 and all(edge <= side for edge in edges)
+    if grid and side % BLOCK_PX == 0 and (side // BLOCK_PX).bit_count() == 1:
+        return data, side
+    side = BLOCK_PX * max(1, 2 ** ((DEFAULT_CHUNK_PX // BLOCK_PX).bit_length() - 1))
     rechunked: da.Array = data.rechunk({0: -1, 1: side, 2: side})  # type: ignore[no-untyped-call]
-    return rechunked
+    return rechunked, side
 
 
 def _write_chunk(

@@ -35,7 +35,9 @@ def _image(height: int = 1300, width: int = 1100) -> np.ndarray:
     return image
 
 
-def _writer(folder: Path, height: int = 600, width: int = 600) -> ChunkedCogWriter:
+def _writer(
+    folder: Path, height: int = 600, width: int = 600, chunk_px: int = 1024
+) -> ChunkedCogWriter:
     """A writer of a 7-band image of ``height`` x ``width`` px at ``folder/c.tif``."""
     return ChunkedCogWriter(
         folder / "c.tif",
@@ -44,13 +46,20 @@ def _writer(folder: Path, height: int = 600, width: int = 600) -> ChunkedCogWrit
         band_names=NAMES,
         transform=TRANSFORM,
         epsg=32621,
+        chunk_px=chunk_px,
     )
 
 
 def _write(path: Path, image: np.ndarray, chunk_px: int = 1024, reverse: bool = False) -> Path:
     _, height, width = image.shape
     writer = ChunkedCogWriter(
-        path, width=width, height=height, band_names=NAMES, transform=TRANSFORM, epsg=32621
+        path,
+        width=width,
+        height=height,
+        band_names=NAMES,
+        transform=TRANSFORM,
+        epsg=32621,
+        chunk_px=chunk_px,
     )
     origins = [(r, c) for r in range(0, height, chunk_px) for c in range(0, width, chunk_px)]
     records = []
@@ -114,30 +123,35 @@ def test_overviews_average_clear_pixels_as_gdal_does(tmp_path: Path) -> None:
 
 
 def test_tiles_are_laid_out_after_the_ifds_with_gdal_leaders_and_trailers(tmp_path: Path) -> None:
-    """IFDs first; full resolution as computed, then overviews smallest first, row-major."""
-    path = _write(tmp_path / "c.tif", _image(), reverse=True)
+    """IFDs first; the chunks' levels as computed, then the rest smallest first, row-major."""
+    image = _image(2100, 2300)  # overview levels 1-3: level 1 from the 1,024 px chunks
+    path = _write(tmp_path / "c.tif", image, reverse=True)
     raw = path.read_bytes()
     assert b"LAYOUT=IFDS_BEFORE_DATA" in raw[:400]
     with tifffile.TiffFile(path) as tif:
         levels = [(page.dataoffsets, page.databytecounts) for page in tif.pages]
         last_ifd = tif.pages[-1].offset
+    assert len(levels) == 4
     first_tile = min(offset for offsets, _ in levels for offset in offsets)
     assert last_ifd < first_tile  # every IFD before any tile
-    overview_starts = [offsets[0] for offsets, _ in levels[1:]]
-    assert overview_starts == sorted(overview_starts, reverse=True)  # smallest first
-    assert max(levels[0][0]) < min(overview_starts)  # full resolution before them
+    from_chunks = [offset for offsets, _ in levels[:2] for offset in offsets]
+    from_finish = [offsets[0] for offsets, _ in levels[2:]]
+    assert max(from_chunks) < min(from_finish)  # the chunks' tiles first
+    assert from_finish == sorted(from_finish, reverse=True)  # then smallest first
     for level, (offsets, counts) in enumerate(levels):
-        if level:
+        if level >= 2:
             assert list(offsets) == sorted(offsets)
         for offset, count in zip(offsets, counts, strict=True):
             assert struct.unpack("<I", raw[offset - 4 : offset])[0] == count
             end = offset + count
             assert raw[end : end + 4] == raw[end - 4 : end]
+    with rasterio.open(path) as src:
+        np.testing.assert_array_equal(src.read(), image)
 
 
 def test_a_missing_chunk_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
     image = _image(600, 600)
-    writer = _writer(tmp_path)
+    writer = _writer(tmp_path, chunk_px=512)
     records = writer.write_chunk(image[:, :512, :512], 0, 0)
     with pytest.raises(ValueError, match="tiles missing"):
         writer.finish(records)
@@ -147,7 +161,7 @@ def test_a_missing_chunk_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
 
 def test_chunks_must_start_on_a_tile(tmp_path: Path) -> None:
     writer = _writer(tmp_path)
-    with pytest.raises(ValueError, match="multiples of 512"):
+    with pytest.raises(ValueError, match="1024 px squares on a grid"):
         writer.write_chunk(_image(600, 600)[:, :100, :100], 100, 0)
     writer.discard()
 
@@ -256,7 +270,7 @@ def test_rotated_grids_are_refused(tmp_path: Path) -> None:
 
 
 def test_pieces_that_overlap_or_stick_out_are_refused(tmp_path: Path) -> None:
-    writer = _writer(tmp_path)
+    writer = _writer(tmp_path, chunk_px=512)
     tiles = TileAssembler(writer)
     tiles.add(0, 0, np.zeros((7, 512, 512), np.float32))
     with pytest.raises(ValueError, match="pieces overlap"):

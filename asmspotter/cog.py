@@ -12,16 +12,15 @@ them to the file and write its share of the next level into a raw scratch file, 
 compression runs beside the compute, on the same threads or Dask workers.
 :meth:`ChunkedCogWriter.finish` builds the smaller overviews from that level, appends
 them, smallest first, and writes into the room kept at the file's start what GDAL's
-COG driver puts there
-(https://gdal.org/drivers/raster/cog.html): the BigTIFF header, GDAL's structural
-metadata and every IFD. Each tile carries its size before it and its last 4 bytes
+COG driver puts there (https://gdal.org/drivers/raster/cog.html): the BigTIFF header,
+GDAL's structural metadata and every IFD. Each tile carries its size before it and its last 4 bytes
 after it, as GDAL writes them. :class:`TileAssembler` gathers pieces that do not fall
 on tiles (the probability map's strips) into whole ones.
 
 One difference from GDAL's COG: the tiles the chunks encode (full resolution and, for
 1,024 px chunks, the first overview) lie in the order the chunks finished, before the
-other overviews, not row-major after them, so GDAL does not
-report ``LAYOUT=COG`` (the structural metadata does not claim ``BLOCK_ORDER``).
+other overviews, not row-major after them, so GDAL does not report ``LAYOUT=COG``
+(the structural metadata does not claim ``BLOCK_ORDER``).
 Readers find every tile through the IFDs as in any tiled GeoTIFF; putting them in
 order cost a copy of the whole file (8.5 s at 12,000 km²).
 
@@ -172,10 +171,11 @@ class ChunkedCogWriter:
 
     Call :meth:`write_chunk` for every chunk (any order, from several threads or, with a
     ``distributed.Lock`` and shared storage, from Dask workers), then :meth:`finish`
-    with all the records they returned. Chunks must start on multiples of
-    :data:`~asmspotter.cog.BLOCK_PX`. The file grows under a scratch name beside
-    ``path``, the IFDs' room kept at its start; the overviews' pixels wait in temporary
-    raw files. :meth:`finish` or :meth:`discard` removes them.
+    with all the records they returned. Chunks are the cells of a ``chunk_px`` grid from
+    the top left (:data:`BLOCK_PX` times a power of 2), cut only by the image's edge.
+    The file grows under a scratch name beside ``path``, the IFDs' room kept at its
+    start; the overviews' pixels wait in temporary raw files. :meth:`finish` or
+    :meth:`discard` removes them.
     """
 
     def __init__(
@@ -284,18 +284,28 @@ class ChunkedCogWriter:
         return self._append(payloads)
 
     def _encoded_tiles(
-        self, level: int, data: NDArray[np.float32], row0: int, col0: int
+        self,
+        level: int,
+        data: NDArray[np.float32],
+        row0: int,
+        col0: int,
+        mapper: Callable[..., Iterator[bytes]] = map,
     ) -> list[tuple[int, int, int, bytes]]:
-        """The tiles of ``data`` (h, w, bands), at (row0, col0) of ``level``, encoded."""
-        return [
-            (
-                level,
-                row0 // BLOCK_PX + r,
-                col0 // BLOCK_PX + c,
-                encode_tile(_padded_tile(data, r, c, self.nodata)),
-            )
+        """The tiles of ``data`` (h, w, bands), at (row0, col0) of ``level``, encoded.
+
+        ``mapper`` runs the encoding (``ThreadPoolExecutor.map`` to use several cores).
+        """
+        tiles = [
+            (r, c)
             for r in range(math.ceil(data.shape[0] / BLOCK_PX))
             for c in range(math.ceil(data.shape[1] / BLOCK_PX))
+        ]
+        encoded = mapper(
+            lambda rc: encode_tile(_padded_tile(data, rc[0], rc[1], self.nodata)), tiles
+        )
+        return [
+            (level, row0 // BLOCK_PX + r, col0 // BLOCK_PX + c, payload)
+            for (r, c), payload in zip(tiles, encoded, strict=True)
         ]
 
     def _check_chunk(self, shape: tuple[int, ...], row0: int, col0: int) -> None:
@@ -371,13 +381,9 @@ class ChunkedCogWriter:
             for level in reversed(range(self.raw_level, len(self.level_shapes))):
                 for top in range(0, self.level_shapes[level][0], BLOCK_PX):
                     strip = self._read_rows(level, top, BLOCK_PX)
-                    cols = range(math.ceil(strip.shape[1] / BLOCK_PX))
-                    encoded = pool.map(
-                        lambda c, s=strip: encode_tile(_padded_tile(s, 0, c, self.nodata)), cols
+                    records += self._append(
+                        self._encoded_tiles(level, strip, top, 0, mapper=pool.map)
                     )
-                    row = top // BLOCK_PX
-                    payloads = [(level, row, c, p) for c, p in zip(cols, encoded, strict=True)]
-                    records += self._append(payloads)
         return records
 
     def _tile_grid(self, level: int) -> tuple[int, int]:
@@ -624,17 +630,3 @@ class TileAssembler:
             first = sorted(self.pending)[:5]
             raise ValueError(f"{self.writer.path}: pieces missing in tiles {first}.")
         return self.writer.finish(self.records)
-
-
-def chunk_origins(chunks: tuple[tuple[int, ...], ...]) -> Iterator[tuple[int, int, int, int]]:
-    """(row0, col0, i, j) of every chunk of a dask array's (y, x) chunks."""
-    rows, cols = chunks
-    row_starts = np.cumsum((0, *rows[:-1]))
-    col_starts = np.cumsum((0, *cols[:-1]))
-    for i, row0 in enumerate(row_starts):
-        for j, col0 in enumerate(col_starts):
-            yield int(row0), int(col0), i, j
-
-
-ChunkSummary = Callable[[NDArray[np.float32], int, int], Any]
-"""What :func:`asmspotter.composite.composite.write_composite` asks of each chunk."""

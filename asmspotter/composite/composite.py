@@ -10,10 +10,9 @@ Memory is bounded by the chunk size, not by the AOI size.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from shapely.ops import unary_union
 
 from asmspotter.atomic_write import writing_output
 from asmspotter.cluster import dask_client
-from asmspotter.cog import BLOCK_PX, ChunkedCogWriter, ChunkSummary, TileRecord, chunk_origins
+from asmspotter.cog import BLOCK_PX, ChunkedCogWriter, TileRecord
 from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.composite.median import median_of_planes_in_place
 from asmspotter.errors import NoScenesError, SceneReadError
@@ -53,6 +52,9 @@ COMPOSITE_BANDS = ("blue", "green", "red", "nir", "ndwi", "ndvi", "valid")
 """Band order of a composite COG; band descriptions carry these names."""
 
 DEFAULT_CHUNK_PX = 1024
+
+ChunkSummary = Callable[[NDArray[np.float32], int, int], Any]
+"""What :func:`write_composite` asks of each computed chunk: ``(chunk, row0, col0)``."""
 
 
 @dataclass(frozen=True)
@@ -368,9 +370,8 @@ def write_composite(
             [dataset[name].astype(np.float32) for name in COMPOSITE_BANDS], dim="band"
         )
     data, chunk_px = _tile_aligned(stacked.data)
-    if client is None:
-        lock: Any = threading.Lock()
-    else:
+    lock: Any = None  # the writer's own thread lock
+    if client is not None:
         from distributed import Lock
 
         with client.as_current():
@@ -432,6 +433,16 @@ def _tile_aligned(data: da.Array) -> tuple[da.Array, int]:
     side = BLOCK_PX * max(1, 2 ** ((DEFAULT_CHUNK_PX // BLOCK_PX).bit_length() - 1))
     rechunked: da.Array = data.rechunk({0: -1, 1: side, 2: side})  # type: ignore[no-untyped-call]
     return rechunked, side
+
+
+def chunk_origins(chunks: tuple[tuple[int, ...], ...]) -> Iterator[tuple[int, int, int, int]]:
+    """(row0, col0, i, j) of every chunk of a dask array's (y, x) chunks."""
+    rows, cols = chunks
+    row_starts = np.cumsum((0, *rows[:-1]))
+    col_starts = np.cumsum((0, *cols[:-1]))
+    for i, row0 in enumerate(row_starts):
+        for j, col0 in enumerate(col_starts):
+            yield int(row0), int(col0), i, j
 
 
 def _write_chunk(

@@ -52,9 +52,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from asmspotter.cluster import available_cpu_count
-from asmspotter.detect.evaluate import cpu_has_native_bf16
 from asmspotter.detect.predict import predict_probabilities, tiles_per_batch
-from asmspotter.detect.runtime import configure_torch_threads, load_model
+from asmspotter.detect.runtime import (
+    configure_torch_threads,
+    cpu_has_native_bf16,
+    load_model,
+    run_precision,
+)
 from asmspotter.detect.tiling import tile_windows
 from asmspotter.memory import reuse_freed_memory
 
@@ -346,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_px:
         named = REPO_ROOT / "models" / args.memory_model
         model_dir = named if named.is_dir() else models[0]
-        precision = args.memory_precision or load_model(model_dir, device="cpu").card.precision
+        loaded = load_model(model_dir, device="cpu")
+        precision = args.memory_precision or run_precision(loaded.card.precision, loaded.device)
         memory_run(model_dir, args.memory_px, precision)
     print(
         f"\n(peak RSS of this process: "

@@ -37,7 +37,7 @@ from asmspotter.composite.composite import clear_footprint_from_valid
 from asmspotter.detect.features import build_features
 from asmspotter.detect.model_card import check_model_fits
 from asmspotter.detect.predict import predict_probabilities
-from asmspotter.detect.runtime import load_model
+from asmspotter.detect.runtime import load_model, run_precision
 from asmspotter.detect.site_verification import ArrayPatches, verified_sites, verifier_for
 from asmspotter.detect.vectorize import vectorize_detections
 from asmspotter.events import DEFAULT_ALERT_LEVELS, ConfidenceLevel, SiteEvent
@@ -141,12 +141,13 @@ def detect_array(
     check_model_fits(card, list(bands), resolution_m, model_dir=model_dir)
     features = build_features(bands, card.bands)
     valid = np.all(np.isfinite(features), axis=0)
+    precision = run_precision(card.precision, loaded.device)
     probability = predict_probabilities(
-        np.nan_to_num(features), loaded, valid_mask=valid, precision=card.precision
+        np.nan_to_num(features), loaded, valid_mask=valid, precision=precision
     )
     grid = _grid_for(valid.shape, resolution_m, transform, epsg)
     used_threshold = card.threshold if threshold is None else threshold
-    verifier = verifier_for(model_dir, card.verifier, card.precision) if verify else None
+    verifier = verifier_for(model_dir, card.verifier, precision) if verify else None
     sites = verified_sites(
         lambda cuts: {
             cut: vectorize_detections(

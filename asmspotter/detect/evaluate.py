@@ -43,7 +43,7 @@ from asmspotter.detect.model_card import (
     save_card,
 )
 from asmspotter.detect.predict import predict_probabilities
-from asmspotter.detect.runtime import LoadedModel, load_model
+from asmspotter.detect.runtime import LoadedModel, cpu_has_native_bf16, load_model, run_precision
 
 logger = logging.getLogger(__name__)
 
@@ -312,7 +312,7 @@ def evaluate_model(
     model_dir = Path(model_dir)
     model = load_model(model_dir, device=device)
     card = model.card
-    used_precision: InferencePrecision = precision or card.precision
+    used_precision: InferencePrecision = precision or run_precision(card.precision, model.device)
     unet = _Scores([card.threshold])
     base = _Scores([0.5])
     n_items = n_pixels = 0
@@ -382,15 +382,6 @@ def cpu_model_name() -> str:
     except OSError:
         pass
     return ""
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU has AVX512-BF16 or AMX-BF16 (Linux /proc/cpuinfo)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def check_bf16(

@@ -21,6 +21,7 @@ from asmspotter.cluster import task_core_budget
 from asmspotter.detect.model_card import (
     WEIGHTS_FILENAME,
     Architecture,
+    InferencePrecision,
     ModelCard,
     check_weights_match_card,
     load_card,
@@ -71,6 +72,41 @@ def resolve_device(device: str | None = None) -> torch.device:
     if device is not None:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has AVX512-BF16 or AMX-BF16 (Linux /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def device_has_native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware.
+
+    That is a CPU's bf16 instructions or a GPU's bf16 support; without them bf16
+    autocast is emulated and slower than fp32.
+    """
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return device.type == "cpu" and cpu_has_native_bf16()
+
+
+def run_precision(card_precision: InferencePrecision, device: torch.device) -> InferencePrecision:
+    """The precision a run uses when it names none: the card's, or fp32 without native bf16.
+
+    A card's bf16 was chosen on the machine that measured it (``check_bf16``); on a CPU
+    without AVX512-BF16 or AMX the same autocast runs emulated, several times slower than
+    fp32, and fp32's scores are the card's reference anyway.
+    """
+    if card_precision == "bf16" and not device_has_native_bf16(device):
+        logger.info(
+            "The model card picks bf16, but %s has no native bf16: running in fp32.", device
+        )
+        return "fp32"
+    return card_precision
 
 
 def build_model(card: ModelCard) -> UNet:

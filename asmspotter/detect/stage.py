@@ -27,7 +27,7 @@ from asmspotter.detect.blocks import predict_by_column_blocks, predict_on_cluste
 from asmspotter.detect.features import band_indexes, composite_inputs, open_composite
 from asmspotter.detect.model_card import ModelCard, check_model_fits
 from asmspotter.detect.predict import Precision, ProgressCallback, Strip
-from asmspotter.detect.runtime import load_model
+from asmspotter.detect.runtime import load_model, run_precision
 from asmspotter.detect.site_verification import RasterPatches, verified_sites, verifier_for
 from asmspotter.detect.vectorize import vectorize_probability_file_at
 from asmspotter.errors import SceneReadError
@@ -151,7 +151,8 @@ def detect_sites(
         batch_size: Tiles per forward pass; None: half a megapixel of tiles
             (:func:`asmspotter.detect.predict.tiles_per_batch`).
         precision: ``"fp32"`` or ``"bf16"`` autocast of the U-Net and the verifier; None
-            uses the card's ``precision`` (chosen from its bf16-vs-fp32 check).
+            uses the card's ``precision`` (chosen from its bf16-vs-fp32 check), or fp32
+            where the device has no native bf16 (:func:`run_precision`).
         progress: Called as ``progress(tiles_done, tiles_total)``.
         client: A ``distributed.Client``: blocks of the composite (row strips x column
             blocks) are predicted on its workers at once
@@ -184,7 +185,7 @@ def detect_sites(
     composite_path = Path(composite_path)
     model = load_model(Path(model_dir), device=device)
     card = model.card
-    used_precision = precision or card.precision
+    used_precision = precision or run_precision(card.precision, model.device)
     with open_composite(composite_path) as dataset:
         epsg = _check_composite(dataset, card, Path(model_dir), composite_path)
         height, width = dataset.height, dataset.width

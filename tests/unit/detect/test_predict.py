@@ -24,7 +24,8 @@ from asmspotter.detect.model_card import (
     save_card,
 )
 from asmspotter.detect.predict import predict_probabilities, tiles_per_batch
-from asmspotter.detect.runtime import LoadedModel, load_model
+from asmspotter.detect import runtime
+from asmspotter.detect.runtime import LoadedModel, load_model, run_precision
 from asmspotter.detect.stage import PROBABILITY_BAND, detect_sites
 from asmspotter.detect.tiling import tile_windows
 from asmspotter.errors import ModelMismatchError, ModelNotFoundError
@@ -251,6 +252,41 @@ def test_detect_sites_end_to_end(
     assert len(detect_sites(composite, model_dir, out, threshold=0.99999, min_area_ha=0.1)) == 0
     # The default minimum area, 1 ha, drops the 0.36 ha pond.
     assert len(detect_sites(composite, model_dir, out)) == 0
+
+
+@pytest.mark.parametrize(
+    ("card_precision", "native", "expected"),
+    [("bf16", True, "bf16"), ("bf16", False, "fp32"), ("fp32", True, "fp32")],
+)
+def test_run_precision_falls_back_to_fp32_without_native_bf16(
+    card_precision: str, native: bool, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A card's bf16 was measured on a CPU with bf16 instructions; elsewhere it is emulated."""
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
+    assert run_precision(card_precision, torch.device("cpu")) == expected  # type: ignore[arg-type]
+
+
+def test_detect_sites_runs_a_bf16_card_in_fp32_on_a_cpu_without_bf16(
+    tmp_path: Path, card_factory: Callable[..., ModelCard], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The U-Net and the verifier get fp32 unless the caller names a precision."""
+    composite = tmp_path / "composite.tif"
+    _write_composite(composite)
+    card = card_factory(tile_px=16, overlap_px=4, precision="bf16")
+    monkeypatch.setattr(stage, "load_model", lambda *a, **k: _ndwi_model(card))
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    used: list[str] = []
+    predict = stage.predict_by_column_blocks
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        used.append(kwargs["precision"])
+        return predict(*args, **kwargs)
+
+    monkeypatch.setattr(stage, "predict_by_column_blocks", spy)
+    out = tmp_path / "probability.tif"
+    detect_sites(composite, tmp_path / "model", out, min_area_ha=0.1)
+    detect_sites(composite, tmp_path / "model", out, min_area_ha=0.1, precision="bf16")
+    assert used == ["fp32", "bf16"]
 
 
 def test_detect_sites_refuses_another_resolution(

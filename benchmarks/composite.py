@@ -67,7 +67,7 @@ from asmspotter.composite import composite as comp  # noqa: E402
 from asmspotter.composite.indices import ndvi, ndwi  # noqa: E402
 from asmspotter.composite.median import nanmedian_of_dates  # noqa: E402
 from asmspotter.grid import AOIGrid  # noqa: E402
-from asmspotter.memory import limit_gdal_cache  # noqa: E402
+from asmspotter.memory import limit_gdal_cache, reuse_freed_memory  # noqa: E402
 from asmspotter.scenes import (  # noqa: E402
     LocalScene,
     SceneRef,
@@ -283,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--km2 must be > 0, --dates and --rounds >= 1")
 
     limit_gdal_cache(GDAL_CACHE_MB)
+    # As the composite stage does: the read+decode limit runs under the same malloc.
+    reuse_freed_memory()
     out = args.out or Path(tempfile.mkdtemp(prefix="asmspotter-bench-composite-"))
     recipe = {"km2": args.km2, "dates": args.dates, "block_px": args.block_px, "seed": args.seed}
     scenes_ready = (out / "scenes.json").is_file() and json.loads(

@@ -42,6 +42,7 @@ from asmspotter.composite.indices import ndvi, ndwi
 from asmspotter.composite.median import median_of_planes_in_place
 from asmspotter.errors import NoScenesError, SceneReadError
 from asmspotter.grid import AOIGrid
+from asmspotter.memory import reuse_freed_memory
 from asmspotter.progress import ProgressUpdate, progress_bar
 from asmspotter.scenes import BINARY_MASK_NODATA, LocalScene, clear_from_binary_mask
 
@@ -216,6 +217,7 @@ def composite_block(
         (7, y, x) float32: the reflectance medians, NDWI, NDVI (NaN where never
         clear) and the clear-observation count.
     """
+    reuse_freed_memory()  # once per process: a chunk's planes fault in otherwise
     per_band: list[list[NDArray[np.float32]]] = [[] for _ in REFLECTANCE_BANDS]
     n_clear: NDArray[np.uint8] | None = None
     remaining = iter(blocks)

@@ -9,6 +9,7 @@ Dask worker) may use. Training builds its untrained net with :func:`build_networ
 
 from __future__ import annotations
 
+import functools
 import logging
 import pickle
 from dataclasses import dataclass
@@ -74,8 +75,9 @@ def resolve_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+@functools.cache
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU has AVX512-BF16 or AMX-BF16 (Linux /proc/cpuinfo)."""
+    """Whether this CPU has AVX512-BF16 or AMX-BF16 (Linux /proc/cpuinfo; read once)."""
     try:
         flags = Path("/proc/cpuinfo").read_text(encoding="utf-8")
     except OSError:
@@ -98,15 +100,19 @@ def run_precision(card_precision: InferencePrecision, device: torch.device) -> I
     """The precision a run uses when it names none: the card's, or fp32 without native bf16.
 
     A card's bf16 was chosen on the machine that measured it (``check_bf16``); on a CPU
-    without AVX512-BF16 or AMX the same autocast runs emulated, several times slower than
-    fp32, and fp32's scores are the card's reference anyway.
+    without AVX512-BF16 or AMX the same autocast runs emulated, an order of magnitude
+    slower than fp32, and fp32's scores are the card's reference anyway.
     """
     if card_precision == "bf16" and not device_has_native_bf16(device):
-        logger.info(
-            "The model card picks bf16, but %s has no native bf16: running in fp32.", device
-        )
+        _say_bf16_falls_back(str(device))
         return "fp32"
     return card_precision
+
+
+@functools.cache
+def _say_bf16_falls_back(device: str) -> None:
+    """Log the fallback once per device and process, not once per patch of an evaluation."""
+    logger.info("The model card picks bf16, but %s has no native bf16: running in fp32.", device)
 
 
 def build_model(card: ModelCard) -> UNet:

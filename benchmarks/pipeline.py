@@ -339,6 +339,20 @@ def gib(n_bytes: float) -> float:
     return n_bytes / 2**30
 
 
+def detect_precision() -> str:
+    """The precision detect ran in here: s2-unet-v1's card's, unless the CPU lacks bf16."""
+    import torch
+
+    from asmspotter.detect.model_card import load_card
+    from asmspotter.detect.runtime import run_precision
+
+    card = load_card(REPO_ROOT / "models" / "s2-unet-v1")
+    used = run_precision(card.precision, torch.device("cpu"))
+    if used == card.precision:
+        return used
+    return f"{used} (the card's {card.precision} is not native here)"
+
+
 def format_report(
     args: argparse.Namespace,
     grid: AOIGrid,
@@ -356,7 +370,8 @@ def format_report(
         f"cores {context['cores']} (physical {context['physical_cores']}), "
         f"compute: {context['compute']}, torch threads in this process "
         f"{context['torch_threads']} (with --workers inference runs as blocks on the "
-        "Dask workers, one torch thread per worker thread)",
+        f"Dask workers, one torch thread per worker thread); detect precision "
+        f"{context['precision']}",
         f"load average before/after: {context['load_before']} / {context['load_after']}; "
         f"scene generation {context['generate_s']:.1f} s (not timed below"
         f"{'; scenes reused' if context['reused'] else ''})",
@@ -468,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
                 else f"local threaded scheduler ({os.cpu_count()} threads)"
             ),
             "torch_threads": torch.get_num_threads(),
+            "precision": detect_precision(),
             "load_before": load_before,
             "load_after": "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg()),
             "generate_s": generate_s,

@@ -8,6 +8,7 @@ track) plus the total, and one summary row for the run; a 4 km² square at 10 m 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -44,6 +45,8 @@ def test_pipeline_benchmark_prints_every_stage(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert any("198 x 198 px (0.04 Mpx), 2 dates" in line for line in lines), result.stdout
+    # The precision detect ran in is printed: figures differ 10x between fp32 and bf16.
+    assert re.search(r"detect precision (fp32|bf16)", result.stdout), result.stdout
     for stage in STAGES:
         rows = [line for line in lines if line.startswith(f"| {stage} |")]
         assert len(rows) == 1, f"no row for stage {stage}:\n{result.stdout}"

@@ -26,7 +26,7 @@ from asmspotter.detect.predict import (
     predict_block,
     predict_strips,
 )
-from asmspotter.detect.runtime import LoadedModel, load_model
+from asmspotter.detect.runtime import LoadedModel, load_model, run_precision
 from asmspotter.detect.tiling import split_axis, tile_windows, tiles_covering
 
 logger = logging.getLogger(__name__)
@@ -61,13 +61,15 @@ def predict_composite_block(
     *,
     device: str | None = None,
     batch_size: int | None = None,
-    precision: Precision = "fp32",
+    precision: Precision | None = None,
 ) -> Strip:
     """Predict one block (rows x columns) of a composite COG: one task of a distributed run.
 
     Runs every tile that covers the block (see ``row_range``/``col_range`` of the
     tiled predictor), so blocks predicted apart join exactly. The model is loaded once
-    per process.
+    per process. ``precision`` None is decided here, on the worker
+    (:func:`asmspotter.detect.runtime.run_precision`): a cluster's machines may differ
+    from the one that started the run in whether they have native bf16.
 
     Returns:
         ``(row_off, col_off, probability, nodata)`` of the block, as
@@ -84,7 +86,7 @@ def predict_composite_block(
             valid_mask=valid_mask,
             batch_size=batch_size,
             progress=None,
-            precision=precision,
+            precision=precision or run_precision(model.card.precision, model.device),
             row_range=rows,
             col_range=cols,
         )
@@ -149,10 +151,12 @@ def predict_on_cluster(
     card: ModelCard,
     device: str | None,
     batch_size: int | None,
-    precision: Precision,
+    precision: Precision | None,
     progress: ProgressCallback | None,
 ) -> Iterator[Strip]:
     """Predict blocks of rows x columns on a Dask cluster's workers; yield them as they finish.
+
+    ``precision`` None lets each worker decide for its own CPU (:func:`predict_composite_block`).
 
     Each block edge costs one extra row (column) of tiles
     (:func:`asmspotter.detect.tiling.split_axis`).

@@ -210,7 +210,7 @@ def detect_sites(
                 card=card,
                 device=device,
                 batch_size=batch_size,
-                precision=used_precision,
+                precision=precision,  # None: each worker decides for its own CPU
                 progress=progress,
             )
         write_probability_cog_by_strips(

@@ -210,3 +210,48 @@ def test_detect_sites_in_column_blocks_equals_one_pass(
     n_tiles = len(tile_windows(70, 300, 32, 8))
     assert progress[-1][0] == progress[-1][1] == n_tiles + 4 * 3
     assert [done for done, _ in progress] == sorted(done for done, _ in progress)
+
+
+@pytest.mark.parametrize(
+    ("named", "native", "expected"),
+    [(None, False, "fp32"), (None, True, "bf16"), ("bf16", False, "bf16")],
+)
+def test_a_worker_decides_the_precision_for_its_own_cpu(
+    tmp_path: Path,
+    card_factory: Callable[..., ModelCard],
+    monkeypatch: pytest.MonkeyPatch,
+    named: str | None,
+    native: bool,
+    expected: str,
+) -> None:
+    """A bf16 card runs in fp32 on a worker without native bf16, unless the run named one."""
+    from asmspotter.detect import blocks, runtime
+
+    card = card_factory(
+        tile_px=32,
+        overlap_px=8,
+        precision="bf16",
+        architecture=Architecture(base_channels=4, depth=2),
+    )
+    model_dir = save_random_unet(tmp_path / "model", card)
+    composite = tmp_path / "composite.tif"
+    _write_composite(composite, height=40, width=60)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
+    used: list[str] = []
+    predict_block = blocks.predict_block
+
+    def spy(*args: object, **kwargs: object) -> object:
+        used.append(str(kwargs["precision"]))
+        return predict_block(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(blocks, "predict_block", spy)
+    row, col, probability, _ = blocks.predict_composite_block(
+        composite,
+        model_dir,
+        (0, 40),
+        (0, 60),
+        device="cpu",
+        precision=named,  # type: ignore[arg-type]
+    )
+    assert used == [expected]
+    assert (row, col, probability.shape) == (0, 0, (40, 60))

@@ -83,7 +83,7 @@ def reuse_freed_memory() -> bool:
     heap, and up to 256 MB of freed heap kept rather than trimmed, batches and chunks
     reuse the same memory (``benchmarks/inference.py``, end to end: 64 -> 72 % of the
     bf16 GEMM rate; ``benchmarks/composite.py`` at 12,000 km² on an AVX2 EPYC:
-    compute 21.1 / 18.7 -> 15.2 / 15.5 s, the composite 41.0 / 38.4 -> 35.7 / 35.6 s).
+    compute 21.1 / 18.7 -> 13.3 s, the composite 41.0 / 38.4 -> 33.5 s).
     The price is that a process may hold up to 256 MB of freed memory.
 
     Process-wide and applied once (``mallopt``,

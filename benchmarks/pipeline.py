@@ -340,14 +340,12 @@ def gib(n_bytes: float) -> float:
 
 
 def detect_precision() -> str:
-    """The precision detect ran in here: s2-unet-v1's card's, unless the CPU lacks bf16."""
-    import torch
-
+    """The precision detect ran in here: s2-unet-v1's card's, unless the device lacks bf16."""
     from asmspotter.detect.model_card import load_card
-    from asmspotter.detect.runtime import run_precision
+    from asmspotter.detect.runtime import resolve_device, run_precision
 
     card = load_card(REPO_ROOT / "models" / "s2-unet-v1")
-    used = run_precision(card.precision, torch.device("cpu"))
+    used = run_precision(card.precision, resolve_device(None))
     if used == card.precision:
         return used
     return f"{used} (the card's {card.precision} is not native here)"

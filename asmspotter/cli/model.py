@@ -117,7 +117,8 @@ def model_evaluate(
         ),
     ],
     precision: Annotated[
-        str | None, typer.Option(help="fp32 or bf16 (default: the card's).")
+        str | None,
+        typer.Option(help="fp32 or bf16 (default: the card's; fp32 without native bf16)."),
     ] = None,
     out_dir: Annotated[
         Path | None, typer.Option(help="Where the PR curve goes (default: the model folder).")

@@ -38,7 +38,12 @@ from asmspotter.detect.features import build_features
 from asmspotter.detect.model_card import check_model_fits
 from asmspotter.detect.predict import predict_probabilities
 from asmspotter.detect.runtime import load_model, run_precision
-from asmspotter.detect.site_verification import ArrayPatches, verified_sites, verifier_for
+from asmspotter.detect.site_verification import (
+    ArrayPatches,
+    verified_sites,
+    verifier_for,
+    verifier_precision,
+)
 from asmspotter.detect.vectorize import vectorize_detections
 from asmspotter.events import DEFAULT_ALERT_LEVELS, ConfidenceLevel, SiteEvent
 from asmspotter.grid import AOIGrid
@@ -147,7 +152,11 @@ def detect_array(
     )
     grid = _grid_for(valid.shape, resolution_m, transform, epsg)
     used_threshold = card.threshold if threshold is None else threshold
-    verifier = verifier_for(model_dir, card.verifier, precision) if verify else None
+    verifier = (
+        verifier_for(model_dir, card.verifier, verifier_precision(None, card.precision))
+        if verify
+        else None
+    )
     sites = verified_sites(
         lambda cuts: {
             cut: vectorize_detections(

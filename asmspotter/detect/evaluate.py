@@ -296,7 +296,8 @@ def evaluate_model(
     Args:
         model_dir: The model directory.
         data: ``generated[:<m>]`` or a folder of scenes + ``labels.geojson``/``.ndjson``.
-        precision: Inference precision; None uses the card's.
+        precision: Inference precision; None uses the card's, or fp32 where the device
+            has no native bf16 (:func:`asmspotter.detect.runtime.run_precision`).
         out_dir: Where the PR curve PNG goes (default: the model directory).
         update_card: Replace the card's evaluation of the same DATA with this one.
         device: Torch device; None picks CUDA when available.

@@ -92,7 +92,9 @@ def device_has_native_bf16(device: torch.device) -> bool:
     autocast is emulated and slower than fp32.
     """
     if device.type == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        # Ampere (compute capability 8) and later; is_bf16_supported() also says yes
+        # where bf16 is only emulated.
+        return torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 8
     return device.type == "cpu" and cpu_has_native_bf16()
 
 

@@ -34,6 +34,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
+import torch
 from affine import Affine
 from numpy.typing import NDArray
 from rasterio.windows import Window
@@ -42,6 +43,7 @@ from shapely.geometry.base import BaseGeometry
 
 from asmspotter.cog import BLOCK_PX
 from asmspotter.detect.model_card import InferencePrecision
+from asmspotter.detect.runtime import run_precision
 from asmspotter.detect.verifier import VERIFIER_CARD_FILENAME, Verifier, cached_verifier
 from asmspotter.events import ConfidenceLevel
 
@@ -330,12 +332,24 @@ def candidate_threshold_for(
     return candidate_threshold
 
 
+def verifier_precision(
+    named: InferencePrecision | None, card_precision: InferencePrecision
+) -> InferencePrecision:
+    """The verifier's precision: the run's if named, else the U-Net card's as the CPU runs it.
+
+    That is :func:`asmspotter.detect.runtime.run_precision` for the CPU: the verifier
+    always runs there, so a U-Net on a GPU with bf16 does not make it emulate bf16 on a
+    CPU without it.
+    """
+    return named or run_precision(card_precision, torch.device("cpu"))
+
+
 def verifier_for(
     model_dir: Path, name: str | None, precision: InferencePrecision = "fp32"
 ) -> Verifier | None:
     """The verifier a model card names (a directory beside the model), or None.
 
-    ``precision`` is the run's, the one its U-Net runs in: one precision per run.
+    ``precision``: what it runs in (:func:`verifier_precision`).
     """
     if name is None:
         return None

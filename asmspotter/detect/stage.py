@@ -28,7 +28,12 @@ from asmspotter.detect.features import band_indexes, composite_inputs, open_comp
 from asmspotter.detect.model_card import ModelCard, check_model_fits
 from asmspotter.detect.predict import Precision, ProgressCallback, Strip
 from asmspotter.detect.runtime import load_model, run_precision
-from asmspotter.detect.site_verification import RasterPatches, verified_sites, verifier_for
+from asmspotter.detect.site_verification import (
+    RasterPatches,
+    verified_sites,
+    verifier_for,
+    verifier_precision,
+)
 from asmspotter.detect.vectorize import vectorize_probability_file_at
 from asmspotter.errors import SceneReadError
 
@@ -152,13 +157,15 @@ def detect_sites(
             (:func:`asmspotter.detect.predict.tiles_per_batch`).
         precision: ``"fp32"`` or ``"bf16"`` autocast of the U-Net and the verifier; None
             uses the card's ``precision`` (chosen from its bf16-vs-fp32 check), or fp32
-            where the device has no native bf16 (:func:`run_precision`).
+            where the device has no native bf16 (:func:`run_precision`), decided per
+            device: on each Dask worker for its blocks, for the CPU for the verifier.
         progress: Called as ``progress(tiles_done, tiles_total)``.
         client: A ``distributed.Client``: blocks of the composite (row strips x column
             blocks) are predicted on its workers at once
             (:func:`predict_composite_block`; the composite and the model must be on
             storage the workers share) and written here as they finish; the result
-            equals a local run's. None: column block by column block in this process.
+            equals a local run's on workers of the same precision. None: column block by
+            column block in this process.
         verify: Score every polygon with the verifier the card names
             (:mod:`asmspotter.detect.site_verification`); False: all ``nominal``.
 
@@ -222,7 +229,11 @@ def detect_sites(
             crs=crs,
         )
     used_threshold = card.threshold if threshold is None else threshold
-    verifier = verifier_for(Path(model_dir), card.verifier, used_precision) if verify else None
+    verifier = (
+        verifier_for(Path(model_dir), card.verifier, verifier_precision(precision, card.precision))
+        if verify
+        else None
+    )
     with open_composite(composite_path) as dataset:
         detections = verified_sites(
             lambda cuts: vectorize_probability_file_at(

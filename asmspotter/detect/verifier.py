@@ -277,8 +277,8 @@ class VerifierCard(_Strict):
         default=None, description="bf16 against fp32 on real chips."
     )
     """What bf16 autocast changes (``train_verifier.py --check-precision``). A run scores
-    in the U-Net's precision (the model card's ``precision`` unless the run names one):
-    one precision for both networks."""
+    in the precision it names, else in the U-Net card's ``precision`` where the CPU has
+    native bf16 and in fp32 where not (``site_verification.verifier_precision``)."""
 
 
 def load_verifier_card(verifier_dir: Path) -> VerifierCard:
@@ -317,7 +317,7 @@ class Verifier:
     members: tuple[PatchNet, ...]
     directory: Path
     precision: InferencePrecision = "fp32"
-    """Inference precision: a run sets the U-Net's (:func:`dataclasses.replace`)."""
+    """Inference precision: a run sets it (:func:`dataclasses.replace`, ``verifier_for``)."""
 
     def score_inputs(
         self, inputs: NDArray[np.float32], batch_size: int = SCORING_BATCH_IMAGES

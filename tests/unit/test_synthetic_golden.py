@@ -67,9 +67,6 @@ def _numpy_simd_path() -> str | None:
 
 
 def test_scene_series_of_a_seed_is_unchanged(tmp_path: Path) -> None:
-    simd = _numpy_simd_path()
-    if simd is None:
-        pytest.skip("no golden series hash recorded for this CPU's numpy code path")
     grid = AOIGrid(32621, 10.0, 500000.0, 600000.0, 256, 256)
     days = [dt.date(2024, 1, 5), dt.date(2024, 2, 5), dt.date(2024, 3, 5)]
     series = generate_scene_series(tmp_path, grid, days, seed=3, n_static=1, n_growing=1, n_new=1)
@@ -78,6 +75,9 @@ def test_scene_series_of_a_seed_is_unchanged(tmp_path: Path) -> None:
         for path in (scene.reflectance_path, scene.cloud_mask_path, scene.truth_path):
             with rasterio.open(path) as src:
                 arrays.append(src.read())
-    assert _sha256(*arrays) == SERIES_SEED_3_BY_SIMD[simd]
     truth = hashlib.sha256(series.truth_json_path.read_bytes()).hexdigest()
-    assert truth == SITES_JSON_SEED_3
+    assert truth == SITES_JSON_SEED_3  # the same on every CPU
+    simd = _numpy_simd_path()
+    if simd is None:
+        pytest.skip("no golden hash of the series' pixels for this CPU's numpy code path")
+    assert _sha256(*arrays) == SERIES_SEED_3_BY_SIMD[simd]

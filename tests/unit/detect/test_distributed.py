@@ -255,3 +255,40 @@ def test_a_worker_decides_the_precision_for_its_own_cpu(
     )
     assert used == [expected]
     assert (row, col, probability.shape) == (0, 0, (40, 60))
+
+
+def test_a_cluster_run_lets_workers_decide_and_the_verifier_decide_for_the_cpu(
+    tmp_path: Path, card_factory: Callable[..., ModelCard], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """detect_sites sends no precision to the workers; the verifier's is decided for the CPU."""
+    from asmspotter.detect import blocks, runtime, stage
+
+    card = card_factory(
+        tile_px=32,
+        overlap_px=8,
+        precision="bf16",
+        architecture=Architecture(base_channels=4, depth=2),
+    )
+    model_dir = save_random_unet(tmp_path / "model", card)
+    composite = tmp_path / "composite.tif"
+    _write_composite(composite, height=40, width=60)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    sent: list[object] = []
+
+    def one_worker(client: object, path: Path, model: Path, **kwargs: object) -> object:
+        sent.append(kwargs["precision"])  # what the workers are told
+        yield blocks.predict_composite_block(
+            path,
+            model,
+            (0, 40),
+            (0, 60),
+            precision=kwargs["precision"],  # type: ignore[arg-type]
+        )
+
+    monkeypatch.setattr(stage, "predict_on_cluster", one_worker)
+    verifier_precisions: list[str] = []
+    monkeypatch.setattr(stage, "verifier_for", lambda _dir, _name, p: verifier_precisions.append(p))
+    detect_sites(composite, model_dir, tmp_path / "p.tif", min_area_ha=0.0, client=object())
+    assert sent == [None]
+    assert verifier_precisions == ["fp32"]
+    assert (tmp_path / "p.tif").is_file()

@@ -15,7 +15,7 @@ from scene_builders import save_random_unet, write_composite_bands
 from torch import nn
 
 from asmspotter.composite.indices import ndvi, ndwi
-from asmspotter.detect import stage
+from asmspotter.detect import runtime, stage
 from asmspotter.detect.features import build_features
 from asmspotter.detect.model_card import (
     Architecture,
@@ -24,7 +24,6 @@ from asmspotter.detect.model_card import (
     save_card,
 )
 from asmspotter.detect.predict import predict_probabilities, tiles_per_batch
-from asmspotter.detect import runtime
 from asmspotter.detect.runtime import LoadedModel, load_model, run_precision
 from asmspotter.detect.stage import PROBABILITY_BAND, detect_sites
 from asmspotter.detect.tiling import tile_windows
@@ -283,10 +282,13 @@ def test_detect_sites_runs_a_bf16_card_in_fp32_on_a_cpu_without_bf16(
         return predict(*args, **kwargs)
 
     monkeypatch.setattr(stage, "predict_by_column_blocks", spy)
+    verifier_precisions: list[str] = []
+    monkeypatch.setattr(stage, "verifier_for", lambda _dir, _name, p: verifier_precisions.append(p))
     out = tmp_path / "probability.tif"
     detect_sites(composite, tmp_path / "model", out, min_area_ha=0.1)
     detect_sites(composite, tmp_path / "model", out, min_area_ha=0.1, precision="bf16")
     assert used == ["fp32", "bf16"]
+    assert verifier_precisions == ["fp32", "bf16"]
 
 
 def test_detect_sites_refuses_another_resolution(

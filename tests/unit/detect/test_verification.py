@@ -238,6 +238,35 @@ def test_detect_array_on_a_48_px_patch() -> None:
     assert empty.sites.empty and not empty.mask.any()
 
 
+def test_detect_array_runs_the_shipped_bf16_card_in_fp32_without_native_bf16(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shipped card picks bf16; on a CPU without it both networks run in fp32."""
+    from asmspotter.detect import api, runtime
+
+    assert load_card(MODELS_DIR / "s2-unet-v1").precision == "bf16"
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    unet: list[str] = []
+    predict = api.predict_probabilities
+
+    def spy(*args: object, **kwargs: object) -> object:
+        unet.append(str(kwargs["precision"]))
+        return predict(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(api, "predict_probabilities", spy)
+    verifier: list[str] = []
+    verifier_for = api.verifier_for
+
+    def verifier_spy(model_dir: Path, name: str | None, precision: str) -> object:
+        verifier.append(precision)
+        return verifier_for(model_dir, name, precision)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(api, "verifier_for", verifier_spy)
+    detection = detect_array(mine_bands(0), resolution_m=10.0)
+    assert unet == ["fp32"] and verifier == ["fp32"]
+    assert detection.mask.any()
+
+
 def test_detect_change_raises_a_new_mine_and_not_an_unchanged_forest() -> None:
     change = detect_change(forest_bands(), mine_bands(1), resolution_m=10.0)
     assert [e.kind for e in change.raised] == ["new"]

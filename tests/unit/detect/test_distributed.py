@@ -212,6 +212,22 @@ def test_detect_sites_in_column_blocks_equals_one_pass(
     assert [done for done, _ in progress] == sorted(done for done, _ in progress)
 
 
+def _bf16_model_and_composite(
+    tmp_path: Path, card_factory: Callable[..., ModelCard]
+) -> tuple[Path, Path]:
+    """A small random U-Net whose card picks bf16, and a 40 x 60 px composite."""
+    card = card_factory(
+        tile_px=32,
+        overlap_px=8,
+        precision="bf16",
+        architecture=Architecture(base_channels=4, depth=2),
+    )
+    model_dir = save_random_unet(tmp_path / "model", card)
+    composite = tmp_path / "composite.tif"
+    _write_composite(composite, height=40, width=60)
+    return model_dir, composite
+
+
 @pytest.mark.parametrize(
     ("named", "native", "expected"),
     [(None, False, "fp32"), (None, True, "bf16"), ("bf16", False, "bf16")],
@@ -227,15 +243,7 @@ def test_a_worker_decides_the_precision_for_its_own_cpu(
     """A bf16 card runs in fp32 on a worker without native bf16, unless the run named one."""
     from asmspotter.detect import blocks, runtime
 
-    card = card_factory(
-        tile_px=32,
-        overlap_px=8,
-        precision="bf16",
-        architecture=Architecture(base_channels=4, depth=2),
-    )
-    model_dir = save_random_unet(tmp_path / "model", card)
-    composite = tmp_path / "composite.tif"
-    _write_composite(composite, height=40, width=60)
+    model_dir, composite = _bf16_model_and_composite(tmp_path, card_factory)
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
     used: list[str] = []
     predict_block = blocks.predict_block
@@ -263,15 +271,7 @@ def test_a_cluster_run_lets_workers_decide_and_the_verifier_decide_for_the_cpu(
     """detect_sites sends no precision to the workers; the verifier's is decided for the CPU."""
     from asmspotter.detect import blocks, runtime, stage
 
-    card = card_factory(
-        tile_px=32,
-        overlap_px=8,
-        precision="bf16",
-        architecture=Architecture(base_channels=4, depth=2),
-    )
-    model_dir = save_random_unet(tmp_path / "model", card)
-    composite = tmp_path / "composite.tif"
-    _write_composite(composite, height=40, width=60)
+    model_dir, composite = _bf16_model_and_composite(tmp_path, card_factory)
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     sent: list[object] = []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -61,3 +62,29 @@ def build_card(**overrides: Any) -> ModelCard:
 @pytest.fixture
 def card_factory() -> Callable[..., ModelCard]:
     return build_card
+
+
+PrecisionSpy = Callable[[object, str], list[str]]
+"""``spy(module, function_name)``: the precisions that function is called with, in order."""
+
+
+@pytest.fixture
+def precision_spy(monkeypatch: pytest.MonkeyPatch) -> PrecisionSpy:
+    """Wrap a module's function so that each call records its ``precision`` argument.
+
+    The wrapped function still runs; positional and keyword calls are both seen.
+    """
+
+    def spy(module: object, name: str) -> list[str]:
+        original = getattr(module, name)
+        signature = inspect.signature(original)
+        seen: list[str] = []
+
+        def recording(*args: Any, **kwargs: Any) -> Any:
+            seen.append(str(signature.bind(*args, **kwargs).arguments["precision"]))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, recording)
+        return seen
+
+    return spy

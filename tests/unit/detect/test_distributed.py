@@ -236,6 +236,7 @@ def test_a_worker_decides_the_precision_for_its_own_cpu(
     tmp_path: Path,
     card_factory: Callable[..., ModelCard],
     monkeypatch: pytest.MonkeyPatch,
+    precision_spy: Callable[[object, str], list[str]],
     named: str | None,
     native: bool,
     expected: str,
@@ -245,14 +246,7 @@ def test_a_worker_decides_the_precision_for_its_own_cpu(
 
     model_dir, composite = _bf16_model_and_composite(tmp_path, card_factory)
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
-    used: list[str] = []
-    predict_block = blocks.predict_block
-
-    def spy(*args: object, **kwargs: object) -> object:
-        used.append(str(kwargs["precision"]))
-        return predict_block(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(blocks, "predict_block", spy)
+    used = precision_spy(blocks, "predict_block")
     row, col, probability, _ = blocks.predict_composite_block(
         composite,
         model_dir,
@@ -266,7 +260,10 @@ def test_a_worker_decides_the_precision_for_its_own_cpu(
 
 
 def test_a_cluster_run_lets_workers_decide_and_the_verifier_decide_for_the_cpu(
-    tmp_path: Path, card_factory: Callable[..., ModelCard], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    card_factory: Callable[..., ModelCard],
+    monkeypatch: pytest.MonkeyPatch,
+    precision_spy: Callable[[object, str], list[str]],
 ) -> None:
     """detect_sites sends no precision to the workers; the verifier's is decided for the CPU."""
     from asmspotter.detect import blocks, runtime, stage
@@ -286,8 +283,7 @@ def test_a_cluster_run_lets_workers_decide_and_the_verifier_decide_for_the_cpu(
         )
 
     monkeypatch.setattr(stage, "predict_on_cluster", one_worker)
-    verifier_precisions: list[str] = []
-    monkeypatch.setattr(stage, "verifier_for", lambda _dir, _name, p: verifier_precisions.append(p))
+    verifier_precisions = precision_spy(stage, "verifier_for")
     detect_sites(composite, model_dir, tmp_path / "p.tif", min_area_ha=0.0, client=object())
     assert sent == [None]
     assert verifier_precisions == ["fp32"]

@@ -266,7 +266,10 @@ def test_run_precision_falls_back_to_fp32_without_native_bf16(
 
 
 def test_detect_sites_runs_a_bf16_card_in_fp32_on_a_cpu_without_bf16(
-    tmp_path: Path, card_factory: Callable[..., ModelCard], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    card_factory: Callable[..., ModelCard],
+    monkeypatch: pytest.MonkeyPatch,
+    precision_spy: Callable[[object, str], list[str]],
 ) -> None:
     """The U-Net and the verifier get fp32 unless the caller names a precision."""
     composite = tmp_path / "composite.tif"
@@ -274,16 +277,8 @@ def test_detect_sites_runs_a_bf16_card_in_fp32_on_a_cpu_without_bf16(
     card = card_factory(tile_px=16, overlap_px=4, precision="bf16")
     monkeypatch.setattr(stage, "load_model", lambda *a, **k: _ndwi_model(card))
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
-    used: list[str] = []
-    predict = stage.predict_by_column_blocks
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        used.append(kwargs["precision"])
-        return predict(*args, **kwargs)
-
-    monkeypatch.setattr(stage, "predict_by_column_blocks", spy)
-    verifier_precisions: list[str] = []
-    monkeypatch.setattr(stage, "verifier_for", lambda _dir, _name, p: verifier_precisions.append(p))
+    used = precision_spy(stage, "predict_by_column_blocks")
+    verifier_precisions = precision_spy(stage, "verifier_for")
     out = tmp_path / "probability.tif"
     detect_sites(composite, tmp_path / "model", out, min_area_ha=0.1)
     detect_sites(composite, tmp_path / "model", out, min_area_ha=0.1, precision="bf16")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -239,29 +240,15 @@ def test_detect_array_on_a_48_px_patch() -> None:
 
 
 def test_detect_array_runs_the_shipped_bf16_card_in_fp32_without_native_bf16(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, precision_spy: Callable[[object, str], list[str]]
 ) -> None:
     """The shipped card picks bf16; on a CPU without it both networks run in fp32."""
     from asmspotter.detect import api, runtime
 
     assert load_card(MODELS_DIR / "s2-unet-v1").precision == "bf16"
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
-    unet: list[str] = []
-    predict = api.predict_probabilities
-
-    def spy(*args: object, **kwargs: object) -> object:
-        unet.append(str(kwargs["precision"]))
-        return predict(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(api, "predict_probabilities", spy)
-    verifier: list[str] = []
-    verifier_for = api.verifier_for
-
-    def verifier_spy(model_dir: Path, name: str | None, precision: str) -> object:
-        verifier.append(precision)
-        return verifier_for(model_dir, name, precision)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(api, "verifier_for", verifier_spy)
+    unet = precision_spy(api, "predict_probabilities")
+    verifier = precision_spy(api, "verifier_for")
     detection = detect_array(mine_bands(0), resolution_m=10.0)
     assert unet == ["fp32"] and verifier == ["fp32"]
     assert detection.mask.any()
